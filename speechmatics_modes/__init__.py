@@ -1,0 +1,1 @@
+"""speechmatics-modes: one way to transcribe speech with Speechmatics, batch or real-time."""

@@ -1,0 +1,140 @@
+"""Every error this library raises, under one base class.
+
+The tree::
+
+    SpeechmaticsModesError
+    ├── ConfigurationError (also ValueError)   options that cannot work, found before any I/O
+    ├── AudioSourceError (also ValueError)     the audio or the source handed to us is unusable
+    ├── AuthenticationError                    the key was refused (HTTP 401/403, not_authorised)
+    ├── TransportError (also OSError)          the connection failed or dropped; retryable
+    ├── ServerError                            the service answered with an error
+    │   ├── JobFailedError                     a batch job was rejected or deleted
+    │   └── SessionLimitError                  a real-time session hit a service limit
+    └── TranscriptionTimeout (also TimeoutError)
+
+Callers who only care whether to try again read ``retryable``: it is a property of each error,
+decided where the error is created, not guessed by the caller. Both SDKs' own exception classes
+are translated at the backend seam (``_batch.py`` and ``_realtime.py`` each hold one table,
+``BATCH_ERRORS`` and ``REALTIME_ERRORS``, applied by :func:`translate_sdk_error`), so an SDK
+exception never escapes to our callers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+__all__ = [
+    "AudioSourceError",
+    "AuthenticationError",
+    "ConfigurationError",
+    "JobFailedError",
+    "ServerError",
+    "SessionLimitError",
+    "SpeechmaticsModesError",
+    "TranscriptionTimeout",
+    "TransportError",
+    "translate_sdk_error",
+]
+
+
+class SpeechmaticsModesError(Exception):
+    """Base class of every error raised by speechmatics-modes."""
+
+    retryable: bool = False
+    """Whether the same call may succeed if simply tried again later."""
+
+
+class ConfigurationError(SpeechmaticsModesError, ValueError):
+    """Options that cannot work together, or an option the chosen mode does not support.
+
+    Raised before any network call, so nothing was sent and nothing was billed.
+    """
+
+
+class AudioSourceError(SpeechmaticsModesError, ValueError):
+    """The audio or the source object cannot be transcribed as given.
+
+    The message names the source and says what kinds are accepted.
+    """
+
+
+class AuthenticationError(SpeechmaticsModesError):
+    """The service refused the API key (or no key was given where one is required)."""
+
+
+class TransportError(SpeechmaticsModesError, OSError):
+    """The connection could not be made, or dropped part way: worth retrying."""
+
+    retryable = True
+
+
+class ServerError(SpeechmaticsModesError):
+    """The service answered with an error.
+
+    Attributes carry what the service said, so callers can branch on it without parsing text.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        error_type: str | None = None,
+        status: int | None = None,
+        retryable: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+        """The service's error ``type`` (real-time, e.g. ``"quota_exceeded"``) or error string."""
+        self.status = status
+        """The HTTP status (batch) or WebSocket close code (real-time), when known."""
+        self.retryable = retryable
+
+
+class JobFailedError(ServerError):
+    """A batch job ended without a transcript: rejected (with the service's reasons) or deleted."""
+
+    def __init__(
+        self, message: str, *, job_id: str | None = None, reasons: tuple[str, ...] = ()
+    ) -> None:
+        super().__init__(message, error_type="job_failed")
+        self.job_id = job_id
+        """The job's id, to look it up with the service."""
+        self.reasons = reasons
+        """The service's own error messages for the job, oldest first."""
+
+
+class SessionLimitError(ServerError):
+    """A real-time session hit a limit of the service (duration, idle time, concurrency, quota)."""
+
+
+class TranscriptionTimeout(SpeechmaticsModesError, TimeoutError):
+    """The whole operation did not finish within the timeout the caller gave."""
+
+
+ErrorFactory = Callable[[BaseException], SpeechmaticsModesError]
+"""Builds our error from an SDK error; used as the values of the backends' tables."""
+
+
+def translate_sdk_error(
+    exc: BaseException, table: Mapping[type[BaseException], ErrorFactory]
+) -> SpeechmaticsModesError | None:
+    """Return our error for an SDK exception, choosing the most specific class in ``table``.
+
+    Walks the exception's MRO so a subclass the table does not list (an SDK adding
+    ``FooJobError(JobError)``) still maps through its nearest listed ancestor. Returns ``None``
+    for exceptions that are not the SDK's, so callers re-raise those untouched.
+    """
+    for cls in type(exc).__mro__:
+        factory = table.get(cls)
+        if factory is not None:
+            error = factory(exc)
+            error.__cause__ = exc
+            return error
+    return None
+
+
+def describe(exc: BaseException) -> str:
+    """Return ``str(exc)`` or, for an exception with no message, its class name."""
+    text = str(exc)
+    return text if text else type(exc).__name__
+

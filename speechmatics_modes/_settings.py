@@ -1,0 +1,73 @@
+"""Where the library connects and with which key, read from the environment like the SDKs do."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import AnyUrl, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["DEFAULT_BATCH_URL", "DEFAULT_RT_URL", "Backend", "Settings"]
+
+DEFAULT_BATCH_URL = "https://asr.api.speechmatics.com/v2"
+"""The batch SDK's own default (``speechmatics.batch.AsyncClient``)."""
+DEFAULT_RT_URL = "wss://eu2.rt.speechmatics.com/v2"
+"""The real-time SDK's own default (``speechmatics.rt.AsyncClient``)."""
+
+Backend = Literal["cloud", "local"]
+"""``cloud``: the Speechmatics service. ``local``: an embedded server started on demand."""
+
+
+class Settings(BaseSettings):
+    """Connection settings, from arguments or the same environment variables the SDKs read.
+
+    ``SPEECHMATICS_API_KEY``, ``SPEECHMATICS_BATCH_URL`` and ``SPEECHMATICS_RT_URL`` mean here
+    exactly what they mean to the official SDKs, so an environment that works with them works
+    with us. The key is a :class:`~pydantic.SecretStr`: it never appears in a repr, a log line
+    or an exception message.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="SPEECHMATICS_",
+        extra="forbid",
+        frozen=True,
+        populate_by_name=True,
+    )
+
+    api_key: SecretStr | None = Field(
+        default=None,
+        description="Speechmatics API key (env SPEECHMATICS_API_KEY).",
+    )
+    batch_url: str = Field(
+        default=DEFAULT_BATCH_URL,
+        description="Base URL of the batch REST API, ending in /v2 (env SPEECHMATICS_BATCH_URL).",
+    )
+    rt_url: str = Field(
+        default=DEFAULT_RT_URL,
+        description="URL of the real-time WebSocket API (env SPEECHMATICS_RT_URL).",
+    )
+    backend: Backend = Field(
+        default="cloud",
+        validation_alias="SPEECHMATICS_MODES_BACKEND",
+        description=(
+            "'cloud' uses the Speechmatics service; 'local' starts the embedded offline server "
+            "on demand (env SPEECHMATICS_MODES_BACKEND)."
+        ),
+    )
+
+    @field_validator("batch_url")
+    @classmethod
+    def _check_batch_url(cls, value: str) -> str:
+        return _checked_url(value, ("http", "https"), "batch_url")
+
+    @field_validator("rt_url")
+    @classmethod
+    def _check_rt_url(cls, value: str) -> str:
+        return _checked_url(value, ("ws", "wss"), "rt_url")
+
+
+def _checked_url(value: str, schemes: tuple[str, ...], name: str) -> str:
+    url = AnyUrl(value)
+    if url.scheme not in schemes:
+        raise ValueError(f"{name} must use {' or '.join(schemes)}, got {url.scheme!r}")
+    return value.rstrip("/")

@@ -1,0 +1,1 @@
+"""An embedded server that speaks Speechmatics' batch and real-time protocols on loopback."""
