@@ -137,4 +137,3 @@ def describe(exc: BaseException) -> str:
     """Return ``str(exc)`` or, for an exception with no message, its class name."""
     text = str(exc)
     return text if text else type(exc).__name__
-

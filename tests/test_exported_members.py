@@ -1,0 +1,29 @@
+"""The public surface is exactly ``speechmatics_modes.__all__``: sorted and complete."""
+
+from __future__ import annotations
+
+import inspect
+
+import speechmatics_modes
+
+
+def test_all_is_sorted() -> None:
+    assert speechmatics_modes.__all__ == sorted(speechmatics_modes.__all__)
+
+
+def test_all_is_complete() -> None:
+    public = {
+        name
+        for name, value in vars(speechmatics_modes).items()
+        if not name.startswith("_") and not inspect.ismodule(value) and name != "annotations"
+    }
+    assert public == set(speechmatics_modes.__all__)
+
+
+def test_public_names_say_they_are_ours() -> None:
+    for name in speechmatics_modes.__all__:
+        value = getattr(speechmatics_modes, name)
+        module = getattr(value, "__module__", "speechmatics_modes")
+        assert module.startswith("speechmatics_modes"), f"{name} leaks {module}"
+        if inspect.isclass(value) or inspect.isfunction(value):
+            assert value.__doc__, f"{name} has no docstring"
