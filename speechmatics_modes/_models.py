@@ -1,0 +1,546 @@
+"""The transcript model both modes return, and the events a real-time stream yields.
+
+Everything here is built from the raw JSON of the wire protocol (a batch json-v2 document, or
+real-time ``AddTranscript`` messages), never from SDK objects, so the same words give the same
+:class:`Transcript` whichever mode produced them.
+
+Entities: with ``enable_entities`` the service replaces the words of a formatted entity
+("$1 million") by one ``entity`` result whose ``written_form`` lists the same text split into
+timed words. We keep entities, expanded into those written-form words tagged with
+``entity_class``: the text is then identical to what the service returns without
+``enable_entities``, each :class:`Word` stays one token with its own timing (subtitles can break
+between them), and the entity class is not lost. An entity without a ``written_form`` becomes
+one word holding its whole content.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from enum import Enum
+from itertools import groupby
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from typing_extensions import Self
+
+from speechmatics_modes._exceptions import ServerError
+from speechmatics_modes._subtitles import (
+    DEFAULT_MAX_DURATION,
+    DEFAULT_MAX_LINE_LENGTH,
+    DEFAULT_MAX_LINES,
+    DEFAULT_MIN_DURATION,
+    CueLayout,
+    Unit,
+    build_cues,
+    render_srt,
+    render_vtt,
+)
+
+__all__ = [
+    "UNKNOWN_SPEAKER",
+    "EndOfUtterance",
+    "Final",
+    "Mode",
+    "Partial",
+    "Segment",
+    "ServerWarning",
+    "SessionInfo",
+    "StreamEvent",
+    "Transcript",
+    "Word",
+]
+
+UNKNOWN_SPEAKER = "UU"
+"""The label the service gives a word whose speaker it could not tell (or did not try to)."""
+
+_FROZEN = ConfigDict(frozen=True, extra="forbid")
+
+
+class Mode(str, Enum):
+    """How audio reaches Speechmatics."""
+
+    AUTO = "auto"
+    """Let the library choose: batch for finished audio, real-time for live audio."""
+    BATCH = "batch"
+    """Upload a finished recording as a batch job over REST; best accuracy, result at the end."""
+    REALTIME = "realtime"
+    """Stream audio over the real-time WebSocket; words arrive while the audio plays."""
+
+
+class Word(BaseModel):
+    """One recognised word or punctuation mark, with its timing and who said it."""
+
+    model_config = _FROZEN
+
+    content: str = Field(description="The text as the service wrote it (a word or a mark).")
+    start: float = Field(ge=0, description="Start in seconds from the beginning of the audio.")
+    end: float = Field(ge=0, description="End in seconds from the beginning of the audio.")
+    confidence: float = Field(
+        ge=0, le=1, description="The service's confidence in this word, from 0 to 1."
+    )
+    speaker: str | None = Field(
+        default=None,
+        description="Speaker label (S1, S2, an enrolled name, or 'UU' for unknown); "
+        "None when the service sent none.",
+    )
+    channel: str | None = Field(
+        default=None, description="The audio channel label, with channel diarization."
+    )
+    language: str | None = Field(default=None, description="Language code of this word.")
+    is_punctuation: bool = Field(
+        default=False, description="True for punctuation marks, which attach to words."
+    )
+    attaches_to: Literal["previous", "next", "both", "none"] | None = Field(
+        default=None,
+        description="Which neighbour a punctuation mark is written against; None on words "
+        "(and on marks from services that omit it, which attach to the previous word).",
+    )
+    is_eos: bool = Field(default=False, description="True for a mark that ends a sentence.")
+    tags: tuple[str, ...] = Field(
+        default=(), description="The service's tags, such as 'disfluency' or 'profanity'."
+    )
+    entity_class: str | None = Field(
+        default=None,
+        description="The entity this word belongs to (e.g. 'money'), with enable_entities.",
+    )
+
+    @model_validator(mode="after")
+    def _end_not_before_start(self) -> Self:
+        if self.end < self.start:
+            raise ValueError(f"word {self.content!r} ends ({self.end}) before it starts")
+        return self
+
+    @property
+    def joins_previous(self) -> bool:
+        """Whether this is a mark written against the word before it (``,`` ``.`` ``-``)."""
+        return self.is_punctuation and self.attaches_to in ("previous", "both", None)
+
+    @property
+    def joins_next(self) -> bool:
+        """Whether this is a mark written against the word after it (``(`` ``¿`` ``-``)."""
+        return self.is_punctuation and self.attaches_to in ("next", "both")
+
+
+class Segment(BaseModel):
+    """Consecutive words of one speaker on one channel: a turn in a conversation."""
+
+    model_config = _FROZEN
+
+    words: tuple[Word, ...] = Field(min_length=1, description="The words, in time order.")
+    speaker: str | None = Field(description="The speaker of the words ('UU' for unknown).")
+    channel: str | None = Field(description="The channel of the words, if any.")
+    word_delimiter: str = Field(default=" ", description="What separates two words in text.")
+
+    @property
+    def start(self) -> float:
+        """When the first word starts, in seconds."""
+        return self.words[0].start
+
+    @property
+    def end(self) -> float:
+        """When the last word ends, in seconds."""
+        return self.words[-1].end
+
+    @property
+    def text(self) -> str:
+        """The words as text, punctuation attached."""
+        return _join(self.words, self.word_delimiter)
+
+    @property
+    def label(self) -> str:
+        """``SPEAKER S1`` / ``CHANNEL left`` prefix for labelled text; empty when unknown."""
+        parts = []
+        if self.channel is not None:
+            parts.append(f"CHANNEL {self.channel}")
+        if _known(self.speaker):
+            parts.append(f"SPEAKER {self.speaker}")
+        return " ".join(parts)
+
+
+class Transcript(BaseModel):
+    """A finished transcript: the same model whether it came from batch or real-time."""
+
+    model_config = _FROZEN
+
+    words: tuple[Word, ...] = Field(default=(), description="Every word and mark, in order.")
+    mode: Literal[Mode.BATCH, Mode.REALTIME] = Field(
+        description="Which API produced the transcript."
+    )
+    language: str | None = Field(default=None, description="The transcript's language code.")
+    duration: float | None = Field(
+        default=None,
+        ge=0,
+        description="Seconds of audio: the batch job's duration, or (real-time) the end of "
+        "the last final.",
+    )
+    job_id: str | None = Field(default=None, description="The batch job's id.")
+    session_ids: tuple[str, ...] = Field(
+        default=(), description="The real-time session ids, one per connection, in order."
+    )
+    word_delimiter: str = Field(
+        default=" ",
+        description="What separates words in text: ' ' for most languages, '' for some "
+        "(e.g. Japanese); from the service's language_pack_info.",
+    )
+    metadata: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Everything else the service said, untouched: for batch the json-v2 "
+        "document without its results; for real-time the RecognitionStarted messages.",
+    )
+
+    @classmethod
+    def from_batch_json(
+        cls, data: Mapping[str, Any], *, word_delimiter: str | None = None
+    ) -> Transcript:
+        """Build a transcript from a batch json-v2 document.
+
+        Args:
+            data: The parsed json-v2 transcript (``GET /jobs/{id}/transcript``).
+            word_delimiter: Overrides the delimiter read from
+                ``metadata.language_pack_info.word_delimiter`` (default ``" "``).
+
+        Raises:
+            ServerError: The document is not a json-v2 transcript.
+        """
+        try:
+            words = tuple(_words_of_results(data["results"], channel=None))
+            recognition = data.get("metadata") or {}
+            job = data.get("job") or {}
+            language = (recognition.get("transcription_config") or {}).get("language")
+            return cls(
+                words=words,
+                mode=Mode.BATCH,
+                language=language or _first_language(words),
+                duration=job.get("duration"),
+                job_id=job.get("id"),
+                word_delimiter=_delimiter(word_delimiter, recognition),
+                metadata={key: value for key, value in data.items() if key != "results"},
+            )
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
+            raise _malformed("batch json-v2 transcript", exc) from exc
+
+    @classmethod
+    def from_realtime_messages(
+        cls,
+        messages: Iterable[Mapping[str, Any]],
+        *,
+        language: str | None = None,
+        word_delimiter: str | None = None,
+        session_ids: Sequence[str] | None = None,
+        duration: float | None = None,
+    ) -> Transcript:
+        """Build a transcript from the messages of a real-time session.
+
+        Only ``AddTranscript`` (finals) contribute words: partials are provisional and are
+        superseded by finals. ``RecognitionStarted`` messages, when included, provide the
+        session ids and word delimiter. Everything else is ignored, so the whole message log
+        can be passed as is. Times are taken as given: a caller joining several sessions
+        shifts them first.
+
+        Args:
+            messages: Server messages as parsed JSON, in the order received.
+            language: The session's language; by default the first word's.
+            word_delimiter: Overrides ``language_pack_info.word_delimiter`` (default ``" "``).
+            session_ids: Overrides the ids read from ``RecognitionStarted``.
+            duration: Seconds of audio sent; by default the end time of the last final.
+
+        Raises:
+            ServerError: A message is not shaped like the protocol says.
+        """
+        words: list[Word] = []
+        starts: list[Mapping[str, Any]] = []
+        final_ends: list[float] = []
+        try:
+            for message in messages:
+                kind = message.get("message")
+                if kind == "RecognitionStarted":
+                    starts.append(message)
+                elif kind == "AddTranscript":
+                    words.extend(_words_of_results(message["results"], message.get("channel")))
+                    final_ends.append(float(message["metadata"]["end_time"]))
+            pack = starts[-1].get("language_pack_info") if starts else None
+            return cls(
+                words=tuple(words),
+                mode=Mode.REALTIME,
+                language=language or _first_language(words),
+                duration=max(final_ends, default=None) if duration is None else duration,
+                session_ids=tuple(
+                    session_ids
+                    if session_ids is not None
+                    else (start["id"] for start in starts if "id" in start)
+                ),
+                word_delimiter=_delimiter(word_delimiter, {"language_pack_info": pack}),
+                metadata={"recognition_started": [dict(start) for start in starts]}
+                if starts
+                else {},
+            )
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
+            raise _malformed("real-time AddTranscript message", exc) from exc
+
+    @property
+    def text(self) -> str:
+        """All words as one line of text, punctuation attached, no speaker labels."""
+        return _join(self.words, self.word_delimiter)
+
+    def segments(self) -> tuple[Segment, ...]:
+        """Split the words into turns: a new segment at each change of speaker or channel.
+
+        A punctuation mark stays with the word it attaches to, even when the service labelled
+        it with another speaker.
+        """
+        return tuple(
+            Segment(
+                words=tuple(word for unit in units for word in unit),
+                speaker=voice[0],
+                channel=voice[1],
+                word_delimiter=self.word_delimiter,
+            )
+            for voice, units in groupby(_units(self.words), key=_voice)
+        )
+
+    def to_text(self, speakers: bool = True) -> str:
+        """Render as text, one line per turn, labelled like the batch SDK's ``transcript_text``.
+
+        Lines read ``SPEAKER S1: Hello.``; turns of an unknown speaker (``UU``) are left
+        unlabelled, and with channel diarization lines start ``CHANNEL left:``.
+
+        Args:
+            speakers: Label turns and put each on its own line; ``False`` gives :attr:`text`.
+        """
+        if not speakers:
+            return self.text
+        lines = (
+            f"{segment.label}: {segment.text}" if segment.label else segment.text
+            for segment in self.segments()
+        )
+        return "\n".join(lines)
+
+    def to_srt(
+        self,
+        *,
+        max_line_length: int = DEFAULT_MAX_LINE_LENGTH,
+        max_lines: int = DEFAULT_MAX_LINES,
+        max_duration: float = DEFAULT_MAX_DURATION,
+        min_duration: float = DEFAULT_MIN_DURATION,
+    ) -> str:
+        """Render as SubRip subtitles; see :mod:`speechmatics_modes._subtitles` for the rules.
+
+        Args:
+            max_line_length: Characters per line (a longer single word keeps its own line).
+            max_lines: Lines per cue.
+            max_duration: Seconds a cue may last.
+            min_duration: Seconds a cue is held at least, when the next cue leaves room.
+
+        Raises:
+            ConfigurationError: The limits are impossible (zero lines, negative durations).
+        """
+        layout = CueLayout(max_line_length, max_lines, max_duration, min_duration)
+        return render_srt(build_cues(self._subtitle_units(), self.word_delimiter, layout))
+
+    def to_vtt(
+        self,
+        *,
+        max_line_length: int = DEFAULT_MAX_LINE_LENGTH,
+        max_lines: int = DEFAULT_MAX_LINES,
+        max_duration: float = DEFAULT_MAX_DURATION,
+        min_duration: float = DEFAULT_MIN_DURATION,
+    ) -> str:
+        """Render as WebVTT, cues as in :meth:`to_srt`, known speakers as ``<v S1>`` voices.
+
+        Raises:
+            ConfigurationError: The limits are impossible (zero lines, negative durations).
+        """
+        layout = CueLayout(max_line_length, max_lines, max_duration, min_duration)
+        return render_vtt(build_cues(self._subtitle_units(), self.word_delimiter, layout))
+
+    def to_json(self) -> str:
+        """Serialise losslessly: ``Transcript.model_validate_json(t.to_json()) == t``."""
+        return self.model_dump_json()
+
+    def _subtitle_units(self) -> list[Unit]:
+        return [_subtitle_unit(unit) for unit in _units(self.words)]
+
+
+class _TranscriptEvent(BaseModel):
+    """What partials and finals share: the words of one ``Add(Partial)Transcript`` message."""
+
+    model_config = _FROZEN
+
+    words: tuple[Word, ...] = Field(description="The words of this message, in order.")
+    text: str = Field(description="The service's own text for these words (metadata.transcript).")
+    start: float = Field(description="Start of the audio this message covers, in seconds.")
+    end: float = Field(description="End of the audio this message covers, in seconds.")
+    channel: str | None = Field(default=None, description="The channel, in multichannel sessions.")
+
+    @classmethod
+    def from_message(cls, message: Mapping[str, Any]) -> Self:
+        """Build the event from an ``AddTranscript`` or ``AddPartialTranscript`` message.
+
+        Raises:
+            ServerError: The message is not shaped like the protocol says.
+        """
+        try:
+            channel = message.get("channel")
+            return cls(
+                words=tuple(_words_of_results(message["results"], channel)),
+                text=message["metadata"]["transcript"],
+                start=message["metadata"]["start_time"],
+                end=message["metadata"]["end_time"],
+                channel=channel,
+            )
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
+            raise _malformed(f"{message.get('message', 'transcript')} message", exc) from exc
+
+
+class Partial(_TranscriptEvent):
+    """Provisional words that a later :class:`Final` will replace; for live display only."""
+
+    kind: Literal["partial"] = "partial"
+
+
+class Final(_TranscriptEvent):
+    """Words the service will not change: these make up the transcript."""
+
+    kind: Literal["final"] = "final"
+    forced: bool = Field(
+        default=False, description="True when produced by a ForceEndOfUtterance request."
+    )
+
+
+class EndOfUtterance(BaseModel):
+    """The speaker paused long enough to end a turn (``end_of_utterance_silence_trigger``)."""
+
+    model_config = _FROZEN
+
+    kind: Literal["end_of_utterance"] = "end_of_utterance"
+    time: float = Field(description="Where in the audio the utterance ended, in seconds.")
+    channel: str | None = Field(default=None, description="The channel, in multichannel sessions.")
+
+
+class ServerWarning(BaseModel):
+    """A ``Warning`` from the service; the session goes on (e.g. ``session_timeout`` ahead)."""
+
+    model_config = _FROZEN
+
+    kind: Literal["warning"] = "warning"
+    type: str = Field(description="The service's warning type, e.g. 'idle_timeout'.")
+    reason: str = Field(description="The service's human-readable explanation.")
+
+
+class SessionInfo(BaseModel):
+    """A real-time session started (``RecognitionStarted``); one per connection."""
+
+    model_config = _FROZEN
+
+    kind: Literal["session"] = "session"
+    session_id: str | None = Field(description="The service's id of the session, if it gave one.")
+    word_delimiter: str = Field(default=" ", description="What separates words in text.")
+
+
+StreamEvent = Annotated[
+    Partial | Final | EndOfUtterance | ServerWarning | SessionInfo, Field(discriminator="kind")
+]
+"""Anything a real-time stream yields; switch on ``event.kind``."""
+
+
+def _words_of_results(results: Iterable[Mapping[str, Any]], channel: str | None) -> Iterator[Word]:
+    """Turn wire ``results[]`` into words; unknown result types are skipped (forward compatible).
+
+    ``channel`` is the message-level channel of a real-time multichannel message; a result's
+    own ``channel`` (batch channel diarization) takes precedence.
+    """
+    for result in results:
+        kind = result["type"]
+        if kind == "entity" and result.get("written_form"):
+            entity_class = result.get("entity_class")
+            inherited = _first_alternative(result)
+            for part in result["written_form"]:
+                yield _word(part, result.get("channel", channel), entity_class, inherited)
+        elif kind in ("word", "punctuation", "entity") and result.get("alternatives"):
+            yield _word(result, result.get("channel", channel), result.get("entity_class"), {})
+
+
+def _word(
+    result: Mapping[str, Any],
+    channel: str | None,
+    entity_class: str | None,
+    inherited: Mapping[str, Any],
+) -> Word:
+    """One word from one result; ``inherited`` fills speaker/language an entity part lacks."""
+    alternative = _first_alternative(result)
+    is_punctuation = result["type"] == "punctuation"
+    return Word(
+        content=alternative["content"],
+        start=result["start_time"],
+        end=result["end_time"],
+        confidence=alternative.get("confidence", inherited.get("confidence", 1.0)),
+        speaker=alternative.get("speaker", inherited.get("speaker")),
+        channel=channel,
+        language=alternative.get("language", inherited.get("language")),
+        is_punctuation=is_punctuation,
+        attaches_to=result.get("attaches_to") if is_punctuation else None,
+        is_eos=bool(result.get("is_eos", False)),
+        tags=tuple(alternative.get("tags") or ()),
+        entity_class=entity_class,
+    )
+
+
+def _first_alternative(result: Mapping[str, Any]) -> Mapping[str, Any]:
+    alternatives = result.get("alternatives") or [{}]
+    first: Mapping[str, Any] = alternatives[0]
+    return first
+
+
+def _units(words: Iterable[Word]) -> list[tuple[Word, ...]]:
+    """Group words with the punctuation attached to them; a unit is never split apart."""
+    units: list[list[Word]] = []
+    for word in words:
+        if not word.content:
+            continue
+        if units and (units[-1][-1].joins_next or word.joins_previous):
+            units[-1].append(word)
+        else:
+            units.append([word])
+    return [tuple(unit) for unit in units]
+
+
+def _voice(unit: Sequence[Word]) -> tuple[str | None, str | None]:
+    """(speaker, channel) of a unit: its first real word's, not its punctuation's."""
+    speaking = next((word for word in unit if not word.is_punctuation), unit[0])
+    return speaking.speaker, speaking.channel
+
+
+def _subtitle_unit(unit: Sequence[Word]) -> Unit:
+    voice = _voice(unit)
+    return Unit(
+        text="".join(word.content for word in unit),
+        start=unit[0].start,
+        end=unit[-1].end,
+        voice=voice,
+        label=voice[0] if _known(voice[0]) else None,
+        ends_sentence=any(word.is_eos for word in unit),
+    )
+
+
+def _join(words: Iterable[Word], word_delimiter: str) -> str:
+    return word_delimiter.join("".join(word.content for word in unit) for unit in _units(words))
+
+
+def _known(speaker: str | None) -> bool:
+    return speaker is not None and speaker != UNKNOWN_SPEAKER
+
+
+def _first_language(words: Iterable[Word]) -> str | None:
+    return next((word.language for word in words if word.language), None)
+
+
+def _delimiter(override: str | None, recognition: Mapping[str, Any]) -> str:
+    if override is not None:
+        return override
+    pack = recognition.get("language_pack_info") or {}
+    delimiter: str = pack.get("word_delimiter", " ")
+    return delimiter
+
+
+def _malformed(what: str, exc: BaseException) -> ServerError:
+    return ServerError(f"not a valid {what}: {exc!r}", error_type="malformed_transcript")
