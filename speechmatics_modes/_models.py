@@ -53,8 +53,6 @@ __all__ = [
 UNKNOWN_SPEAKER = "UU"
 """The label the service gives a word whose speaker it could not tell (or did not try to)."""
 
-_FROZEN = ConfigDict(frozen=True, extra="forbid")
-
 
 class Mode(str, Enum):
     """How audio reaches Speechmatics."""
@@ -70,7 +68,7 @@ class Mode(str, Enum):
 class Word(BaseModel):
     """One recognised word or punctuation mark, with its timing and who said it."""
 
-    model_config = _FROZEN
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     content: str = Field(description="The text as the service wrote it (a word or a mark).")
     start: float = Field(ge=0, description="Start in seconds from the beginning of the audio.")
@@ -124,7 +122,7 @@ class Word(BaseModel):
 class Segment(BaseModel):
     """Consecutive words of one speaker on one channel: a turn in a conversation."""
 
-    model_config = _FROZEN
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     words: tuple[Word, ...] = Field(min_length=1, description="The words, in time order.")
     speaker: str | None = Field(description="The speaker of the words ('UU' for unknown).")
@@ -160,7 +158,7 @@ class Segment(BaseModel):
 class Transcript(BaseModel):
     """A finished transcript: the same model whether it came from batch or real-time."""
 
-    model_config = _FROZEN
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     words: tuple[Word, ...] = Field(default=(), description="Every word and mark, in order.")
     mode: Literal[Mode.BATCH, Mode.REALTIME] = Field(
@@ -364,7 +362,7 @@ class Transcript(BaseModel):
 class _TranscriptEvent(BaseModel):
     """What partials and finals share: the words of one ``Add(Partial)Transcript`` message."""
 
-    model_config = _FROZEN
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     words: tuple[Word, ...] = Field(description="The words of this message, in order.")
     text: str = Field(description="The service's own text for these words (metadata.transcript).")
@@ -410,7 +408,7 @@ class Final(_TranscriptEvent):
 class EndOfUtterance(BaseModel):
     """The speaker paused long enough to end a turn (``end_of_utterance_silence_trigger``)."""
 
-    model_config = _FROZEN
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     kind: Literal["end_of_utterance"] = "end_of_utterance"
     time: float = Field(description="Where in the audio the utterance ended, in seconds.")
@@ -420,7 +418,7 @@ class EndOfUtterance(BaseModel):
 class ServerWarning(BaseModel):
     """A ``Warning`` from the service; the session goes on (e.g. ``session_timeout`` ahead)."""
 
-    model_config = _FROZEN
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     kind: Literal["warning"] = "warning"
     type: str = Field(description="The service's warning type, e.g. 'idle_timeout'.")
@@ -430,7 +428,7 @@ class ServerWarning(BaseModel):
 class SessionInfo(BaseModel):
     """A real-time session started (``RecognitionStarted``); one per connection."""
 
-    model_config = _FROZEN
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     kind: Literal["session"] = "session"
     session_id: str | None = Field(description="The service's id of the session, if it gave one.")
