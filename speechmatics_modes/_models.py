@@ -15,7 +15,7 @@ one word holding its whole content.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from enum import Enum
 from itertools import groupby
 from typing import Annotated, Any, Literal
@@ -48,6 +48,7 @@ __all__ = [
     "StreamEvent",
     "Transcript",
     "Word",
+    "stream_event",
 ]
 
 UNKNOWN_SPEAKER = "UU"
@@ -370,25 +371,6 @@ class _TranscriptEvent(BaseModel):
     end: float = Field(description="End of the audio this message covers, in seconds.")
     channel: str | None = Field(default=None, description="The channel, in multichannel sessions.")
 
-    @classmethod
-    def from_message(cls, message: Mapping[str, Any]) -> Self:
-        """Build the event from an ``AddTranscript`` or ``AddPartialTranscript`` message.
-
-        Raises:
-            ServerError: The message is not shaped like the protocol says.
-        """
-        try:
-            channel = message.get("channel")
-            return cls(
-                words=tuple(_words_of_results(message["results"], channel)),
-                text=message["metadata"]["transcript"],
-                start=message["metadata"]["start_time"],
-                end=message["metadata"]["end_time"],
-                channel=channel,
-            )
-        except (KeyError, TypeError, AttributeError, ValueError) as exc:
-            raise _malformed(f"{message.get('message', 'transcript')} message", exc) from exc
-
 
 class Partial(_TranscriptEvent):
     """Provisional words that a later :class:`Final` will replace; for live display only."""
@@ -413,6 +395,9 @@ class EndOfUtterance(BaseModel):
     kind: Literal["end_of_utterance"] = "end_of_utterance"
     time: float = Field(description="Where in the audio the utterance ended, in seconds.")
     channel: str | None = Field(default=None, description="The channel, in multichannel sessions.")
+    forced: bool = Field(
+        default=False, description="True when produced by a ForceEndOfUtterance request."
+    )
 
 
 class ServerWarning(BaseModel):
@@ -439,6 +424,51 @@ StreamEvent = Annotated[
     Partial | Final | EndOfUtterance | ServerWarning | SessionInfo, Field(discriminator="kind")
 ]
 """Anything a real-time stream yields; switch on ``event.kind``."""
+
+
+def stream_event(message: Mapping[str, Any]) -> StreamEvent | None:
+    """Return the typed event for one real-time server message.
+
+    Bookkeeping messages (``AudioAdded``, ``Info``, ``EndOfTranscript``, ...) and ``Error``
+    give ``None``: acknowledgements and errors are the session's business, not the caller's.
+
+    Raises:
+        ServerError: The message is not shaped like the protocol says.
+    """
+    kind = message.get("message")
+    build = _EVENT_BUILDERS.get(kind) if isinstance(kind, str) else None
+    if build is None:
+        return None
+    try:
+        return build(message)
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        raise _malformed(f"{kind} message", exc) from exc
+
+
+def _transcript_fields(message: Mapping[str, Any]) -> dict[str, Any]:
+    channel = message.get("channel")
+    metadata = message["metadata"]
+    return {
+        "words": tuple(_words_of_results(message["results"], channel)),
+        "text": metadata["transcript"],
+        "start": metadata["start_time"],
+        "end": metadata["end_time"],
+        "channel": channel,
+    }
+
+
+_EVENT_BUILDERS: dict[str, Callable[[Mapping[str, Any]], StreamEvent]] = {
+    "AddPartialTranscript": lambda m: Partial(**_transcript_fields(m)),
+    "AddTranscript": lambda m: Final(**_transcript_fields(m), forced=bool(m.get("forced"))),
+    "EndOfUtterance": lambda m: EndOfUtterance(
+        time=m["metadata"]["end_time"], channel=m.get("channel"), forced=bool(m.get("forced"))
+    ),
+    "Warning": lambda m: ServerWarning(type=m["type"], reason=m["reason"]),
+    "RecognitionStarted": lambda m: SessionInfo(
+        session_id=m.get("id"), word_delimiter=_delimiter(None, m)
+    ),
+}
+"""How each message the caller cares about becomes an event, by its ``message`` name."""
 
 
 def _words_of_results(results: Iterable[Mapping[str, Any]], channel: str | None) -> Iterator[Word]:

@@ -23,6 +23,7 @@ from speechmatics_modes._models import (
     StreamEvent,
     Transcript,
     Word,
+    stream_event,
 )
 
 Result = dict[str, Any]
@@ -577,27 +578,66 @@ def test_transcript_is_frozen() -> None:
 # --- stream events -------------------------------------------------------------------------------
 
 
-def test_final_and_partial_from_messages() -> None:
+def test_finals_and_partials_from_messages() -> None:
     message = {**add_transcript(DIALOGUE[:4], channel="left"), "forced": True}
     message["metadata"]["transcript"] = "Hello, world."
-    final = Final.from_message(message)
-    assert (final.kind, final.text, final.start, final.end, final.channel) == (
-        "final",
+    final = stream_event(message)
+    assert isinstance(final, Final)
+    assert (final.text, final.start, final.end, final.channel, final.forced) == (
         "Hello, world.",
         0.5,
         1.4,
         "left",
+        True,
     )
     assert {w.channel for w in final.words} == {"left"}
     assert [w.content for w in final.words] == ["Hello", ",", "world", "."]
-    partial = Partial.from_message({**message, "message": "AddPartialTranscript"})
-    assert partial.kind == "partial"
+    partial = stream_event({**message, "message": "AddPartialTranscript"})
+    assert isinstance(partial, Partial)
     assert partial.words == final.words
 
 
-def test_malformed_transcript_message_is_a_server_error() -> None:
-    with pytest.raises(ServerError, match="AddTranscript"):
-        Final.from_message({"message": "AddTranscript", "results": []})
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        (
+            {"message": "EndOfUtterance", "metadata": {"start_time": 3.0, "end_time": 3.0}},
+            EndOfUtterance(time=3.0),
+        ),
+        (
+            {"message": "Warning", "type": "idle_timeout", "reason": "soon", "code": 1},
+            ServerWarning(type="idle_timeout", reason="soon"),
+        ),
+        (
+            {
+                "message": "RecognitionStarted",
+                "id": "s1",
+                "language_pack_info": {"word_delimiter": ""},
+            },
+            SessionInfo(session_id="s1", word_delimiter=""),
+        ),
+        ({"message": "RecognitionStarted"}, SessionInfo(session_id=None)),
+        ({"message": "AudioAdded", "seq_no": 3}, None),
+        ({"message": "Error", "type": "job_error", "reason": "x"}, None),
+        ({"message": "EndOfTranscript"}, None),
+        ({"no": "message"}, None),
+    ],
+)
+def test_other_messages_become_events_or_nothing(message: Result, expected: Any) -> None:
+    assert stream_event(message) == expected
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        {"message": "AddTranscript", "results": []},
+        {"message": "Warning", "reason": "no type"},
+        {"message": "EndOfUtterance"},
+    ],
+)
+def test_malformed_messages_are_server_errors(message: Result) -> None:
+    with pytest.raises(ServerError, match=str(message["message"])):
+        stream_event(message)
 
 
 @pytest.mark.parametrize(
