@@ -1,0 +1,1 @@
+"""Measurements too slow or noisy for tests: ``python -m benchmarks.<name>``."""

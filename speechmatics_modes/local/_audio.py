@@ -1,0 +1,518 @@
+"""Everything between audio bytes on the wire and the engine's 16 kHz mono s16le.
+
+The local server accepts what a client would send the real service, but its engine takes one
+form only (:data:`~speechmatics_modes.local._engine.ENGINE_SAMPLE_RATE`, mono, 16-bit). This
+module decodes WAV (integer PCM 8/16/24/32-bit, IEEE float 32/64-bit, mu-law, and
+``WAVE_FORMAT_EXTENSIBLE`` wrapping any of those; any channel count; any rate) and raw
+real-time streams, mixes down to mono and resamples.
+
+Decisions a reader would otherwise have to rediscover:
+
+* **Everything streams.** Files are converted in blocks and real-time audio chunk by chunk, with
+  the same :class:`PcmConverter`, so a 1 GB upload costs a few MB of memory and a chunk that
+  splits a sample or a frame is simply carried over to the next one.
+* **Resampling is windowed-sinc (Kaiser) evaluated at exact rational positions.** Output sample
+  ``k`` sits at input position ``k * rate / 16000`` computed in integers, so there is no drift
+  over hours, and the filter keeps its history across chunks, so chunk boundaries leave no
+  clicks. Linear interpolation would alias badly when downsampling (48 kHz -> 16 kHz) and
+  muffle upsampling; ASR accuracy drops with both.
+* **Truncated files are used as far as they go.** A ``data`` size larger than the file (a
+  recorder that crashed, or one that wrote 0 or ``0xFFFFFFFF`` because it streamed) means "read
+  to the end of the file"; a partial last frame is dropped. :attr:`AudioInfo.truncated` tells the
+  caller, who may log it; refusing such files would only hide speech that is there.
+* **Formats we cannot decode are named**, from their magic bytes, so the error tells the user
+  what they sent (MP3, FLAC, Ogg, MP4, WebM, AIFF, AMR, or not audio at all) and what to send.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from speechmatics_modes._exceptions import AudioSourceError
+from speechmatics_modes.local._engine import ENGINE_SAMPLE_RATE
+
+__all__ = [
+    "AudioDecodeError",
+    "AudioInfo",
+    "PcmConverter",
+    "RawEncoding",
+    "SampleFormat",
+    "StreamConverter",
+    "WavHeader",
+    "WavStreamConverter",
+    "convert_file_to_engine_pcm",
+    "identify_non_wav",
+    "parse_wav_header",
+]
+
+RawEncoding = Literal["pcm_s16le", "pcm_f32le", "mulaw"]
+"""The encodings the real-time API accepts for ``audio_format: {"type": "raw"}``."""
+
+SampleEncoding = Literal["int", "float", "mulaw"]
+
+Samples = npt.NDArray[np.float64]
+
+SUPPORTED_DESCRIPTION = (
+    "only WAV (integer PCM, IEEE float or mu-law) is supported by the local engine"
+)
+
+_FORMAT_PCM = 0x0001
+_FORMAT_FLOAT = 0x0003
+_FORMAT_MULAW = 0x0007
+_FORMAT_EXTENSIBLE = 0xFFFE
+_UNKNOWN_SIZES = (0, 0xFFFFFFFF)
+_MAX_HEADER_BYTES = 16 * 1024 * 1024
+_FILE_BLOCK_BYTES = 1024 * 1024
+
+
+class AudioDecodeError(AudioSourceError):
+    """The audio is not in a form the local engine can decode (or is not audio at all)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SampleFormat:
+    """How samples are laid out in a byte stream."""
+
+    encoding: SampleEncoding
+    """Signed integer PCM (unsigned for 8-bit, as WAV defines it), IEEE float, or G.711 mu-law."""
+    sample_width: int
+    """Bytes per sample of one channel."""
+    channels: int
+    """Interleaved channels; mixed down to mono by averaging."""
+    sample_rate: int
+    """Frames per second."""
+
+    @property
+    def frame_bytes(self) -> int:
+        """Bytes per frame (one sample of every channel)."""
+        return self.sample_width * self.channels
+
+    def describe(self) -> str:
+        """Return a short human description, e.g. ``"16-bit int, 2 ch, 44100 Hz"``."""
+        bits = self.sample_width * 8
+        return f"{bits}-bit {self.encoding}, {self.channels} ch, {self.sample_rate} Hz"
+
+
+_RAW_FORMATS: dict[str, tuple[SampleEncoding, int]] = {
+    "pcm_s16le": ("int", 2),
+    "pcm_f32le": ("float", 4),
+    "mulaw": ("mulaw", 1),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class WavHeader:
+    """What the header of a WAV file says about its samples."""
+
+    sample_format: SampleFormat
+    data_offset: int
+    """Byte offset of the first sample."""
+    data_size: int | None
+    """Bytes of sample data, or ``None`` when the writer did not know (read to the end)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AudioInfo:
+    """What a conversion read and wrote."""
+
+    source_format: SampleFormat
+    input_frames: int
+    """Whole frames decoded from the source."""
+    output_samples: int
+    """16 kHz mono samples written."""
+    truncated: bool
+    """The source promised more data than it held; what was there was used."""
+
+    @property
+    def duration(self) -> float:
+        """Seconds of audio in the source."""
+        return self.input_frames / self.source_format.sample_rate
+
+
+def _mulaw_table() -> Samples:
+    """Decode every G.711 mu-law byte once; decoding is then a table lookup."""
+    codes = ~np.arange(256, dtype=np.int64) & 0xFF
+    exponent = (codes >> 4) & 0x07
+    mantissa = codes & 0x0F
+    magnitude = (((mantissa << 3) + 0x84) << exponent) - 0x84
+    linear = np.where(codes & 0x80, -magnitude, magnitude)
+    return linear.astype(np.float64) / 32768.0
+
+
+_MULAW = _mulaw_table()
+
+_MAGICS: tuple[tuple[int, bytes, str], ...] = (
+    (0, b"ID3", "MP3 (ID3 tag)"),
+    (0, b"fLaC", "FLAC"),
+    (0, b"OggS", "Ogg (Vorbis, Opus or FLAC)"),
+    (4, b"ftyp", "MP4/M4A"),
+    (0, b"\x1a\x45\xdf\xa3", "WebM/Matroska"),
+    (0, b"#!AMR", "AMR"),
+    (0, b".snd", "Sun/NeXT AU"),
+    (0, b"\x30\x26\xb2\x75", "ASF/WMA"),
+)
+
+
+def identify_non_wav(head: bytes) -> str | None:
+    """Name the format of ``head`` when it is recognisably not WAV; ``None`` if it may be WAV.
+
+    Args:
+        head: The first bytes of the audio (16 are enough).
+    """
+    if head[:4] in (b"RIFF", b"RF64"):
+        return None if head[8:12] in (b"WAVE", b"") else f"RIFF {head[8:12]!r} (not WAVE)"
+    if len(head) < 4 and b"RIFF".startswith(head[:4]):
+        return None
+    for offset, magic, name in _MAGICS:
+        if head[offset : offset + len(magic)] == magic:
+            return name
+    if head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
+        return "AIFF"
+    if len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0:
+        return "MPEG audio frames (MP3 or AAC)"
+    return "data that is not audio in any format we recognise"
+
+
+def _unsupported(source: str, what: str) -> AudioDecodeError:
+    return AudioDecodeError(f"{source}: found {what}; {SUPPORTED_DESCRIPTION}")
+
+
+def parse_wav_header(head: bytes, *, source: str = "audio") -> WavHeader | None:
+    """Read the header of a WAV file from its first bytes.
+
+    Chunks other than ``fmt`` and ``data`` (``LIST``, ``fact``, ``bext``...) are skipped,
+    including the pad byte after odd-sized chunks.
+
+    Args:
+        head: A prefix of the file.
+        source: Names the audio in error messages.
+
+    Returns:
+        The header, or ``None`` when ``head`` ends before the ``data`` chunk starts.
+
+    Raises:
+        AudioDecodeError: Not WAV, or a WAV encoding we cannot decode.
+    """
+    other = identify_non_wav(head[:16])
+    if other is not None:
+        raise _unsupported(source, other)
+    if len(head) < 12:
+        return None
+    position = 12
+    sample_format: SampleFormat | None = None
+    while position + 8 <= len(head):
+        chunk_id = head[position : position + 4]
+        (chunk_size,) = struct.unpack_from("<I", head, position + 4)
+        body = position + 8
+        if chunk_id == b"data":
+            if sample_format is None:
+                raise AudioDecodeError(f"{source}: WAV data chunk comes before its fmt chunk")
+            size = None if chunk_size in _UNKNOWN_SIZES else chunk_size
+            return WavHeader(sample_format, body, size)
+        if chunk_id == b"fmt ":
+            if body + chunk_size > len(head):
+                return None
+            sample_format = _parse_fmt(head[body : body + chunk_size], source)
+        position = body + chunk_size + (chunk_size & 1)
+    return None
+
+
+def _parse_fmt(fmt: bytes, source: str) -> SampleFormat:
+    if len(fmt) < 16:
+        raise AudioDecodeError(f"{source}: WAV fmt chunk too short ({len(fmt)} bytes)")
+    tag, channels, rate, _, block_align, bits = struct.unpack_from("<HHIIHH", fmt)
+    if tag == _FORMAT_EXTENSIBLE:
+        if len(fmt) < 26:
+            raise AudioDecodeError(f"{source}: WAVE_FORMAT_EXTENSIBLE fmt chunk too short")
+        (tag,) = struct.unpack_from("<H", fmt, 24)
+    if channels == 0 or rate == 0 or block_align == 0 or block_align % channels:
+        raise AudioDecodeError(
+            f"{source}: WAV header is inconsistent ({channels} channels, {rate} Hz, "
+            f"block align {block_align})"
+        )
+    width = block_align // channels
+    encoding = _sample_encoding(tag, width, bits)
+    if encoding is None:
+        raise _unsupported(source, f"WAV with format tag 0x{tag:04X}, {bits}-bit samples")
+    return SampleFormat(encoding, width, channels, rate)
+
+
+def _sample_encoding(tag: int, width: int, bits: int) -> SampleEncoding | None:
+    if tag == _FORMAT_PCM and width in (1, 2, 3, 4) and 0 < bits <= width * 8:
+        return "int"
+    if tag == _FORMAT_FLOAT and width in (4, 8):
+        return "float"
+    if tag == _FORMAT_MULAW and width == 1:
+        return "mulaw"
+    return None
+
+
+def _decode_samples(data: bytes, sample_format: SampleFormat) -> Samples:
+    """Turn whole frames into mono floats in [-1, 1)."""
+    width = sample_format.sample_width
+    if sample_format.encoding == "mulaw":
+        samples = _MULAW[np.frombuffer(data, dtype=np.uint8)]
+    elif sample_format.encoding == "float":
+        samples = np.frombuffer(data, dtype="<f4" if width == 4 else "<f8").astype(np.float64)
+    elif width == 1:
+        samples = (np.frombuffer(data, dtype=np.uint8).astype(np.float64) - 128.0) / 128.0
+    elif width == 3:
+        triplets = np.frombuffer(data, dtype=np.uint8).reshape(-1, 3).astype(np.int32)
+        packed = triplets[:, 0] << 8 | triplets[:, 1] << 16 | triplets[:, 2] << 24
+        samples = packed.astype(np.float64) / 2.0**31
+    else:
+        dtype = "<i2" if width == 2 else "<i4"
+        samples = np.frombuffer(data, dtype=dtype).astype(np.float64) / 2.0 ** (8 * width - 1)
+    if sample_format.channels > 1:
+        samples = samples.reshape(-1, sample_format.channels).mean(axis=1)
+    return samples
+
+
+def _to_s16le(samples: Samples) -> bytes:
+    scaled = np.clip(np.rint(samples * 32768.0), -32768, 32767)
+    return scaled.astype("<i2").tobytes()
+
+
+class _Resampler:
+    """Streaming rational-ratio resampler: windowed sinc at exact integer positions.
+
+    Output sample ``k`` lies at input position ``k * down / up`` (``up/down`` is the rate ratio
+    in lowest terms), so its fractional offset is one of ``up`` phases; the filter weights of
+    every phase are computed once. Input before the first sample is taken as silence, and
+    :meth:`finish` pads the end the same way.
+    """
+
+    ZERO_CROSSINGS = 16
+    """Filter half-length in zero-crossings: enough for a flat passband to ~0.9 Nyquist."""
+    KAISER_BETA = 8.6
+    """~80 dB stop-band attenuation, below the quantisation noise of 16-bit speech."""
+    CUTOFF = 0.92
+    """Cut-off as a fraction of the lower Nyquist, leaving room for the transition band."""
+    MAX_BATCH = 4096
+    """Outputs computed per numpy pass, bounding temporary arrays whatever the chunk size."""
+
+    def __init__(self, input_rate: int, output_rate: int) -> None:
+        common = math.gcd(input_rate, output_rate)
+        self._up = output_rate // common
+        self._down = input_rate // common
+        cutoff = self.CUTOFF * min(1.0, self._up / self._down)
+        self._half_width = math.ceil(self.ZERO_CROSSINGS / cutoff)
+        self._taps = np.arange(-self._half_width + 1, self._half_width + 1, dtype=np.int64)
+        self._weights = self._phase_weights(cutoff)
+        self._history: Samples = np.zeros(self._half_width, dtype=np.float64)
+        self._history_start = -self._half_width
+        self._input_total = 0
+        self._output_total = 0
+
+    def process(self, samples: Samples) -> Samples:
+        """Take more input and return every output sample it makes computable."""
+        self._history = np.concatenate((self._history, samples))
+        self._input_total += len(samples)
+        # Output k needs input up to floor(k*down/up) + half_width, which must exist.
+        usable = self._input_total - self._half_width
+        return self._emit_until(max(0, -(-usable * self._up // self._down)))
+
+    def finish(self) -> Samples:
+        """Return the remaining output: N inputs give ``round(N * up / down)`` outputs in all."""
+        wanted = (2 * self._input_total * self._up + self._down) // (2 * self._down)
+        self._history = np.concatenate((self._history, np.zeros(self._half_width + 1)))
+        return self._emit_until(wanted)
+
+    def _phase_weights(self, cutoff: float) -> Samples:
+        phases = np.arange(self._up, dtype=np.float64) / self._up
+        offsets = self._taps[np.newaxis, :] - phases[:, np.newaxis]
+        relative = offsets / (self._half_width + 1)
+        window = np.i0(self.KAISER_BETA * np.sqrt(1.0 - relative**2)) / np.i0(self.KAISER_BETA)
+        weights: Samples = cutoff * np.sinc(cutoff * offsets) * window
+        return weights
+
+    def _emit_until(self, stop: int) -> Samples:
+        pieces = [np.zeros(0, dtype=np.float64)]
+        while self._output_total < stop:
+            count = min(stop - self._output_total, self.MAX_BATCH)
+            positions = np.arange(self._output_total, self._output_total + count, dtype=np.int64)
+            numerators = positions * self._down
+            centres = numerators // self._up - self._history_start
+            indices = centres[:, np.newaxis] + self._taps[np.newaxis, :]
+            weights = self._weights[numerators % self._up]
+            pieces.append(np.einsum("ij,ij->i", self._history[indices], weights))
+            self._output_total += count
+        self._drop_consumed_history()
+        return np.concatenate(pieces)
+
+    def _drop_consumed_history(self) -> None:
+        next_centre = self._output_total * self._down // self._up
+        drop = next_centre - self._half_width + 1 - self._history_start
+        if drop > 0:
+            self._history = self._history[drop:]
+            self._history_start += drop
+
+
+class PcmConverter:
+    """Converts a stream of samples in any :class:`SampleFormat` to 16 kHz mono s16le.
+
+    Feed it chunks of any size with :meth:`convert` and call :meth:`finish` once at the end:
+    the resampler's last few milliseconds only come out then.
+    """
+
+    def __init__(self, sample_format: SampleFormat) -> None:
+        self.sample_format = sample_format
+        self.input_frames = 0
+        """Whole frames decoded so far."""
+        self._remainder = b""
+        self._passthrough = sample_format == SampleFormat("int", 2, 1, ENGINE_SAMPLE_RATE)
+        self._resampler = (
+            None
+            if sample_format.sample_rate == ENGINE_SAMPLE_RATE
+            else _Resampler(sample_format.sample_rate, ENGINE_SAMPLE_RATE)
+        )
+
+    def convert(self, chunk: bytes) -> bytes:
+        """Return the engine PCM that ``chunk`` (plus any carried-over partial frame) makes."""
+        data = self._remainder + chunk
+        whole = len(data) - len(data) % self.sample_format.frame_bytes
+        self._remainder = data[whole:]
+        self.input_frames += whole // self.sample_format.frame_bytes
+        if self._passthrough:
+            return data[:whole]
+        samples = _decode_samples(data[:whole], self.sample_format)
+        if self._resampler is not None:
+            samples = self._resampler.process(samples)
+        return _to_s16le(samples)
+
+    def finish(self) -> bytes:
+        """Return the last output; a trailing partial frame is dropped."""
+        self._remainder = b""
+        if self._resampler is None:
+            return b""
+        return _to_s16le(self._resampler.finish())
+
+
+class StreamConverter(PcmConverter):
+    """Converts a real-time ``raw`` audio stream (mono, as the API defines it)."""
+
+    def __init__(self, encoding: RawEncoding, sample_rate: int) -> None:
+        """Set up for one session's ``audio_format``.
+
+        Raises:
+            AudioDecodeError: An encoding the real-time API does not define, or a rate <= 0.
+        """
+        if encoding not in _RAW_FORMATS or sample_rate <= 0:
+            raise AudioDecodeError(
+                f"unsupported raw audio format {encoding!r} at {sample_rate} Hz; "
+                f"expected one of {sorted(_RAW_FORMATS)} at a positive rate"
+            )
+        sample_encoding, width = _RAW_FORMATS[encoding]
+        super().__init__(SampleFormat(sample_encoding, width, 1, sample_rate))
+
+
+class WavStreamConverter:
+    """Converts a real-time ``file`` audio stream: WAV bytes arriving in arbitrary chunks."""
+
+    def __init__(self, *, source: str = "audio stream") -> None:
+        self._source = source
+        self._head = b""
+        self._converter: PcmConverter | None = None
+        self._data_left: int | None = None
+
+    @property
+    def sample_format(self) -> SampleFormat | None:
+        """The stream's format once its header has arrived."""
+        return None if self._converter is None else self._converter.sample_format
+
+    def convert(self, chunk: bytes) -> bytes:
+        """Return the engine PCM for ``chunk``; nothing until the whole header has arrived.
+
+        Raises:
+            AudioDecodeError: The stream is not WAV or not a WAV we can decode.
+        """
+        if self._converter is None:
+            return self._start(chunk)
+        return self._convert_data(chunk)
+
+    def finish(self) -> bytes:
+        """Return the last output.
+
+        Raises:
+            AudioDecodeError: The stream ended before its WAV header was complete.
+        """
+        if self._converter is None:
+            raise AudioDecodeError(f"{self._source}: ended inside its WAV header")
+        return self._converter.finish()
+
+    def _start(self, chunk: bytes) -> bytes:
+        self._head += chunk
+        header = parse_wav_header(self._head, source=self._source)
+        if header is None:
+            if len(self._head) > _MAX_HEADER_BYTES:
+                raise AudioDecodeError(f"{self._source}: no WAV data chunk in the first 16 MiB")
+            return b""
+        self._converter = PcmConverter(header.sample_format)
+        self._data_left = header.data_size
+        rest = self._head[header.data_offset :]
+        self._head = b""
+        return self._convert_data(rest)
+
+    def _convert_data(self, chunk: bytes) -> bytes:
+        assert self._converter is not None
+        if self._data_left is not None:
+            chunk = chunk[: self._data_left]
+            self._data_left -= len(chunk)
+        return self._converter.convert(chunk)
+
+
+def convert_file_to_engine_pcm(src: Path, dst: Path) -> AudioInfo:
+    """Convert a WAV file to raw 16 kHz mono s16le, in blocks (memory does not grow with size).
+
+    Args:
+        src: The uploaded file.
+        dst: Where to write the raw PCM (overwritten).
+
+    Returns:
+        What was read and written; ``truncated`` if the file held less than its header said.
+
+    Raises:
+        AudioDecodeError: Not a WAV we can decode (the message names what it is instead).
+    """
+    with src.open("rb") as reader, dst.open("wb") as writer:
+        header = _read_file_header(reader, src.name)
+        reader.seek(header.data_offset)
+        converter = PcmConverter(header.sample_format)
+        left = header.data_size
+        block_bytes = _FILE_BLOCK_BYTES - _FILE_BLOCK_BYTES % header.sample_format.frame_bytes
+        output_bytes = 0
+        while left is None or left > 0:
+            block = reader.read(block_bytes if left is None else min(block_bytes, left))
+            if not block:
+                break
+            if left is not None:
+                left -= len(block)
+            output_bytes += writer.write(converter.convert(block))
+        output_bytes += writer.write(converter.finish())
+    return AudioInfo(
+        source_format=header.sample_format,
+        input_frames=converter.input_frames,
+        output_samples=output_bytes // 2,
+        truncated=bool(left),
+    )
+
+
+def _read_file_header(reader: BinaryIO, source: str) -> WavHeader:
+    head = reader.read(64 * 1024)
+    if not head:
+        raise AudioDecodeError(f"{source}: the file is empty; {SUPPORTED_DESCRIPTION}")
+    while True:
+        header = parse_wav_header(head, source=source)
+        if header is not None:
+            return header
+        more = reader.read(len(head))
+        if not more or len(head) > _MAX_HEADER_BYTES:
+            raise AudioDecodeError(f"{source}: WAV file has no data chunk")
+        head += more
