@@ -247,34 +247,30 @@ class Transcript(BaseModel):
             ServerError: A message is not shaped like the protocol says.
         """
         words: list[Word] = []
-        starts: list[Mapping[str, Any]] = []
         final_ends: list[float] = []
-        try:
-            for message in messages:
-                kind = message.get("message")
-                if kind == "RecognitionStarted":
-                    starts.append(message)
-                elif kind == "AddTranscript":
-                    words.extend(_words_of_results(message["results"], message.get("channel")))
-                    final_ends.append(float(message["metadata"]["end_time"]))
-            pack = starts[-1].get("language_pack_info") if starts else None
-            return cls(
-                words=tuple(words),
-                mode=Mode.REALTIME,
-                language=language or _first_language(words),
-                duration=max(final_ends, default=None) if duration is None else duration,
-                session_ids=tuple(
-                    session_ids
-                    if session_ids is not None
-                    else (start["id"] for start in starts if "id" in start)
-                ),
-                word_delimiter=_delimiter(word_delimiter, {"language_pack_info": pack}),
-                metadata={"recognition_started": [dict(start) for start in starts]}
-                if starts
-                else {},
-            )
-        except (KeyError, TypeError, AttributeError, ValueError) as exc:
-            raise _malformed("real-time AddTranscript message", exc) from exc
+        sessions: list[SessionInfo] = []
+        started: list[dict[str, Any]] = []
+        for message in messages:
+            event = stream_event(message)
+            if isinstance(event, Final):
+                words.extend(event.words)
+                final_ends.append(event.end)
+            elif isinstance(event, SessionInfo):
+                sessions.append(event)
+                started.append(dict(message))
+        if word_delimiter is None:
+            word_delimiter = sessions[-1].word_delimiter if sessions else " "
+        if session_ids is None:
+            session_ids = [s.session_id for s in sessions if s.session_id is not None]
+        return cls(
+            words=tuple(words),
+            mode=Mode.REALTIME,
+            language=language or _first_language(words),
+            duration=max(final_ends, default=None) if duration is None else duration,
+            session_ids=tuple(session_ids),
+            word_delimiter=word_delimiter,
+            metadata={"recognition_started": started} if started else {},
+        )
 
     @property
     def text(self) -> str:
