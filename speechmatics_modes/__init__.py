@@ -7,6 +7,7 @@ private.
 
 from __future__ import annotations
 
+from ._api import AudioSource, stream, transcribe, transcribe_sync
 from ._config import (
     AudioFiltering,
     AudioFormat,
@@ -39,6 +40,18 @@ from ._exceptions import (
     TranscriptionTimeout,
     TransportError,
 )
+from ._models import (
+    EndOfUtterance,
+    Final,
+    Mode,
+    Partial,
+    Segment,
+    ServerWarning,
+    SessionInfo,
+    StreamEvent,
+    Transcript,
+    Word,
+)
 from ._settings import Settings
 
 __version__ = "0.1.0"
@@ -46,31 +59,45 @@ __version__ = "0.1.0"
 __all__ = [
     "AudioFiltering",
     "AudioFormat",
+    "AudioSource",
     "AudioSourceError",
     "AuthenticationError",
     "BatchOptions",
     "ConfigurationError",
     "Conversation",
+    "EndOfUtterance",
     "FetchData",
+    "Final",
     "JobFailedError",
     "LanguageIdentification",
+    "Mode",
     "Notification",
     "OutputOptions",
+    "Partial",
     "PunctuationOverrides",
+    "Segment",
     "ServerError",
+    "ServerWarning",
+    "SessionInfo",
     "SessionLimitError",
     "Settings",
     "SpeakerDiarization",
     "SpeakerIdentifier",
     "SpeechmaticsModesError",
+    "StreamEvent",
     "Summarization",
     "TopicDetection",
     "Tracking",
+    "Transcript",
     "TranscriptFiltering",
     "TranscriptionOptions",
     "TranscriptionTimeout",
     "Translation",
     "TransportError",
     "VocabEntry",
+    "Word",
     "WordReplacement",
+    "stream",
+    "transcribe",
+    "transcribe_sync",
 ]

@@ -200,8 +200,8 @@ class TranscriptionOptions(_Value):
     )
     diarization: Diarization | None = Field(
         default=None,
-        description='Label who speaks: "none", "speaker", "channel" or "channel_and_speaker" '
-        "(real-time only).",
+        description='Label who speaks: "none", "speaker", "channel", or (real-time only) '
+        '"channel_and_speaker".',
     )
     speaker_diarization_config: SpeakerDiarization | None = Field(
         default=None, description='Tuning of speaker diarization; needs diarization="speaker".'

@@ -1,0 +1,54 @@
+"""Every way of building, checking and running this project goes through here.
+
+    nox -s demo                          the main job: transcribe a sample in both modes, no key
+    nox -s lint typecheck tests          what CI runs (the README's test command)
+    nox -s bench                         benchmarks; numbers land in bench-results/
+"""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.default_venv_backend = "venv"
+nox.options.reuse_venv = "yes"
+nox.options.error_on_missing_interpreters = True
+nox.options.sessions = ["lint", "typecheck", "tests"]
+
+RUNTIME_EXTRAS = ".[local,cli]"
+TEST_DEPS = ["pytest>=8", "pytest-timeout>=2.3", "hypothesis>=6.100"]
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Run the test suite against the embedded local server (no network, no API key)."""
+    session.install("-e", RUNTIME_EXTRAS, *TEST_DEPS)
+    session.run("pytest", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """Ruff lint and format check."""
+    session.install("ruff>=0.6")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict (with the pydantic plugin) over the package."""
+    session.install("-e", RUNTIME_EXTRAS, "mypy>=1.10")
+    session.run("mypy", "speechmatics_modes")
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """The main job: transcribe the bundled sample through batch and real-time, locally."""
+    session.install("-e", RUNTIME_EXTRAS)
+    session.run("speechmatics-modes", "demo", *session.posargs)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmarks against the local server; JSON results go to bench-results/."""
+    session.install("-e", RUNTIME_EXTRAS)
+    session.run("python", "-m", "benchmarks", *session.posargs)
