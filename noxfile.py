@@ -1,8 +1,8 @@
 """Every way of building, checking and running this project goes through here.
 
-    nox -s demo                          the main job: transcribe a sample in both modes, no key
-    nox -s lint typecheck tests          what CI runs (the README's test command)
-    nox -s bench                         benchmarks; numbers land in bench-results/
+nox -s demo                          the main job: transcribe a sample in both modes, no key
+nox -s lint typecheck tests          what CI runs (the README's test command)
+nox -s bench                         benchmarks; numbers land in bench-results/
 """
 
 from __future__ import annotations
