@@ -1,1 +1,30 @@
-"""An embedded server that speaks Speechmatics' batch and real-time protocols on loopback."""
+"""An embedded server that speaks Speechmatics' batch and real-time protocols on loopback.
+
+``async with LocalServer() as server:`` gives a batch URL and a real-time URL that the
+official SDKs (and this library, through ``server.settings()``) use as if they were the
+service, with an offline engine behind them. :class:`ScriptedEngine` makes it deterministic;
+:class:`Faults` makes it misbehave on purpose.
+"""
+
+from speechmatics_modes.local._engine import Engine, EngineWord, StreamingRecognizer, StreamUpdate
+from speechmatics_modes.local._faults import Faults, HttpFailure, SocketFault
+from speechmatics_modes.local._rt_protocol import SessionLimits
+from speechmatics_modes.local._scripted import ScriptedEngine
+from speechmatics_modes.local._server import PLACEHOLDER_API_KEY, LocalServer, run_server
+from speechmatics_modes.local._stats import ServerStats
+
+__all__ = [
+    "PLACEHOLDER_API_KEY",
+    "Engine",
+    "EngineWord",
+    "Faults",
+    "HttpFailure",
+    "LocalServer",
+    "ScriptedEngine",
+    "ServerStats",
+    "SessionLimits",
+    "SocketFault",
+    "StreamUpdate",
+    "StreamingRecognizer",
+    "run_server",
+]

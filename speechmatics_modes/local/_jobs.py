@@ -1,0 +1,273 @@
+"""Batch jobs of the local server: what the store remembers and how one job is processed.
+
+A job's audio lives on disk (``<store>/<id>/``), never in memory: uploads are written there in
+chunks, converted there to engine PCM, and deleted once the transcript exists. Only the
+transcript (a few kB per minute of speech) stays in memory, until the retention period ends.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import shutil
+import string
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+import aiohttp
+import anyio
+import anyio.to_thread
+
+from speechmatics_modes.local._audio import AudioDecodeError, convert_file_to_engine_pcm
+from speechmatics_modes.local._engine import Engine
+from speechmatics_modes.local._results import (
+    JSON_FORMAT_VERSION,
+    batch_results,
+    labels_for,
+    language_pack_info,
+)
+
+__all__ = ["Job", "JobStatus", "JobStore", "process_job", "timestamp"]
+
+JobStatus = Literal["running", "done", "rejected", "deleted"]
+"""The statuses the batch SDK understands (``expired`` jobs are answered with 410 instead)."""
+
+logger = logging.getLogger(__name__)
+
+_ID_ALPHABET = string.ascii_lowercase + string.digits
+_FETCH_CHUNK = 256 * 1024
+
+
+def timestamp(moment: datetime) -> str:
+    """The service's timestamp format: ISO 8601 UTC with milliseconds and ``Z``."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+@dataclass
+class Job:
+    """One batch job, as ``GET /v2/jobs/{id}`` describes it."""
+
+    id: str
+    created_at: datetime
+    config: dict[str, Any]
+    """The config exactly as submitted (echoed back untouched)."""
+    data_name: str
+    directory: Path
+    status: JobStatus = "running"
+    duration: float | None = None
+    errors: list[dict[str, str]] = field(default_factory=list)
+    transcript: dict[str, Any] | None = None
+    """The json-v2 document, once done."""
+    finished: anyio.Event = field(default_factory=anyio.Event)
+    cancel_scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
+
+    @property
+    def upload_path(self) -> Path:
+        """Where the submitted (or fetched) audio is written."""
+        return self.directory / "upload"
+
+    @property
+    def running(self) -> bool:
+        """Whether the job is still being worked on."""
+        return self.status == "running"
+
+    def details(self) -> dict[str, Any]:
+        """The ``job`` object of the job endpoints."""
+        details: dict[str, Any] = {
+            "id": self.id,
+            "created_at": timestamp(self.created_at),
+            "data_name": self.data_name,
+            "status": self.status,
+            "config": self.config,
+        }
+        if self.duration is not None:
+            details["duration"] = round(self.duration)
+        if self.errors:
+            details["errors"] = self.errors
+        return details
+
+    def reject(self, message: str) -> None:
+        """End the job as ``rejected`` with the reason the client will read in ``errors``."""
+        self.errors.append({"timestamp": timestamp(_now()), "message": message})
+        self._finish("rejected")
+
+    def delete(self) -> None:
+        """End the job as ``deleted``, stopping its processing if it is still running."""
+        self.cancel_scope.cancel()
+        self._finish("deleted")
+
+    def complete(self, transcript: dict[str, Any]) -> None:
+        """End the job as ``done`` with its json-v2 transcript."""
+        self.transcript = transcript
+        self._finish("done")
+
+    def _finish(self, status: JobStatus) -> None:
+        self.status = status
+        shutil.rmtree(self.directory, ignore_errors=True)
+        self.finished.set()
+
+
+class JobStore:
+    """Every job of one server, and the directory holding their audio."""
+
+    def __init__(self, root: Path, retention: timedelta) -> None:
+        self._root = root
+        self._retention = retention
+        self._jobs: dict[str, Job] = {}
+
+    def reserve(self) -> tuple[str, Path]:
+        """A fresh job id and its empty directory, for an upload not yet accepted."""
+        job_id = "".join(secrets.choice(_ID_ALPHABET) for _ in range(10))
+        directory = self._root / job_id
+        directory.mkdir()
+        return job_id, directory
+
+    def add(self, job: Job) -> None:
+        """Register an accepted job."""
+        self._jobs[job.id] = job
+
+    def get(self, job_id: str) -> Job | None:
+        """The job with this id, or ``None`` if there never was one."""
+        return self._jobs.get(job_id)
+
+    def expired(self, job: Job) -> bool:
+        """Whether the job is past retention (the service then answers 410)."""
+        return _now() - job.created_at > self._retention
+
+    def listing(
+        self, *, limit: int, created_before: datetime | None, include_deleted: bool
+    ) -> Iterator[Job]:
+        """Jobs newest first, as ``GET /v2/jobs`` returns them."""
+        jobs = sorted(self._jobs.values(), key=lambda job: job.created_at, reverse=True)
+        shown = (
+            job
+            for job in jobs
+            if not self.expired(job)
+            and (include_deleted or job.status != "deleted")
+            and (created_before is None or job.created_at < created_before)
+        )
+        for count, job in enumerate(shown):
+            if count >= limit:
+                return
+            yield job
+
+
+async def process_job(
+    job: Job,
+    engine: Engine,
+    *,
+    http: aiohttp.ClientSession,
+    extra_seconds: float,
+    realtime_factor: float,
+) -> None:
+    """Fetch (if asked), convert, recognise; leaves the job ``done`` or ``rejected``.
+
+    Args:
+        job: A running job whose upload is on disk, or whose config has ``fetch_data``.
+        engine: Recognises the converted audio.
+        http: Client session used to fetch ``fetch_data`` URLs.
+        extra_seconds: Seconds the job stays running in addition (fault injection).
+        realtime_factor: The job stays running at least ``duration * realtime_factor`` seconds,
+            so clients see a realistic ``running`` phase.
+    """
+    with job.cancel_scope:
+        try:
+            await _process(job, engine, http, extra_seconds, realtime_factor)
+        except Exception as exc:  # the server must outlive a failing engine or disk
+            logger.exception("local batch job %s failed", job.id)
+            if job.running:
+                job.reject(f"Job error: {type(exc).__name__}")
+
+
+async def _process(
+    job: Job,
+    engine: Engine,
+    http: aiohttp.ClientSession,
+    extra_seconds: float,
+    realtime_factor: float,
+) -> None:
+    clock = anyio.current_time()
+    fetch = job.config.get("fetch_data")
+    if fetch is not None:
+        error = await _fetch(fetch, job.upload_path, http)
+        if error is not None:
+            job.reject(error)
+            return
+    pcm_path = job.directory / "engine.pcm"
+    try:
+        info = await anyio.to_thread.run_sync(convert_file_to_engine_pcm, job.upload_path, pcm_path)
+    except AudioDecodeError as exc:
+        job.reject(f"Job rejected due to invalid audio: {exc}")
+        return
+    job.duration = info.duration
+    words = await engine.recognize_file(pcm_path)
+    labels = labels_for(job.config.get("transcription_config") or {"language": "en"})
+    transcript = _json_v2(job, batch_results(words, labels))
+    ready_at = clock + info.duration * realtime_factor + extra_seconds
+    await anyio.sleep(max(0.0, ready_at - anyio.current_time()))
+    job.complete(transcript)
+
+
+def _json_v2(job: Job, results: list[dict[str, Any]]) -> dict[str, Any]:
+    transcription_config = job.config.get("transcription_config") or {"language": "en"}
+    job_section: dict[str, Any] = {
+        "id": job.id,
+        "created_at": timestamp(job.created_at),
+        "data_name": job.data_name,
+        "duration": round(job.duration or 0.0),
+    }
+    if "tracking" in job.config:
+        job_section["tracking"] = job.config["tracking"]
+    return {
+        "format": JSON_FORMAT_VERSION,
+        "job": job_section,
+        "metadata": {
+            "created_at": timestamp(_now()),
+            "type": job.config.get("type", "transcription"),
+            "transcription_config": transcription_config,
+            "orchestrator_version": "speechmatics-modes-local",
+            "language_pack_info": language_pack_info(str(transcription_config["language"])),
+        },
+        "results": results,
+    }
+
+
+async def _fetch(
+    fetch: Mapping[str, Any], destination: Path, http: aiohttp.ClientSession
+) -> str | None:
+    """Download ``fetch_data.url`` to ``destination`` in chunks; return an error or ``None``."""
+    url = str(fetch["url"])
+    if url.startswith("file://"):
+        return await _copy_local(Path(url.removeprefix("file://")), destination)
+    headers = dict(_header(line) for line in fetch.get("auth_headers") or [])
+    headers["User-Agent"] = "Speechmatics-API/2.0"
+    try:
+        async with http.get(url, headers=headers) as response:
+            if response.status != 200:
+                return f"Audio fetch error, http status {response.status}"
+            async with await anyio.open_file(destination, "wb") as out:
+                async for chunk in response.content.iter_chunked(_FETCH_CHUNK):
+                    await out.write(chunk)
+    except (aiohttp.ClientError, OSError) as exc:
+        return f"Audio fetch error: {type(exc).__name__}: {exc}"
+    return None
+
+
+async def _copy_local(source: Path, destination: Path) -> str | None:
+    try:
+        await anyio.to_thread.run_sync(shutil.copyfile, source, destination)
+    except OSError as exc:
+        return f"Audio fetch error: cannot read {source}: {exc.strerror}"
+    return None
+
+
+def _header(line: str) -> tuple[str, str]:
+    name, _, value = line.partition(":")
+    return name.strip(), value.strip()
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)

@@ -1,0 +1,290 @@
+"""The real-time WebSocket API (``/v2``) of the local server: pumps sockets through the protocol.
+
+Every rule lives in :class:`~speechmatics_modes.local._rt_protocol.RealtimeSession`; this module
+only moves bytes between the socket, the session and the engine, runs the session's clock and
+injects socket faults. Each connection is one aiohttp handler task, and engines decode off the
+event loop, so a slow session delays only itself: while its engine works, its socket is not
+read, acknowledgements fall behind and TCP pushes back on that one client, as with the service.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import uuid
+from collections import deque
+from collections.abc import Awaitable, Iterable
+from typing import Any
+
+import anyio
+from aiohttp import WSMsgType, web
+
+from speechmatics_modes.local._engine import Engine, StreamingRecognizer
+from speechmatics_modes.local._faults import FaultState, SocketFault
+from speechmatics_modes.local._rt_protocol import (
+    MAX_MESSAGE_BYTES,
+    Action,
+    Close,
+    Feed,
+    Flush,
+    OpenStream,
+    RealtimeSession,
+    Send,
+    SessionLimits,
+)
+from speechmatics_modes.local._stats import ServerStats
+
+__all__ = ["RealtimeApi"]
+
+logger = logging.getLogger(__name__)
+
+_QUOTA_REASON = "Concurrent Quota Exceeded"
+_ENDED_TYPES = frozenset({WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR})
+
+
+class RealtimeApi:
+    """Handlers for the real-time endpoint, and the bookkeeping shared by its sessions."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        stats: ServerStats,
+        faults: FaultState,
+        *,
+        limits: SessionLimits,
+        max_sessions: int | None,
+    ) -> None:
+        self._engine = engine
+        self._stats = stats
+        self._faults = faults
+        self._limits = limits
+        self._max_sessions = max_sessions
+        self._admitted = 0
+        self._sockets: set[web.WebSocketResponse] = set()
+
+    def add_routes(self, app: web.Application) -> None:
+        """``/v2``, ``/v2/`` and ``/v2/<language>``; query parameters are ignored."""
+        for path in ("/v2", "/v2/", "/v2/{language}"):
+            app.router.add_get(path, self.handle)
+
+    async def close_all(self) -> None:
+        """Close every open session (1001, going away): the server is shutting down."""
+        for socket in list(self._sockets):
+            await socket.close(code=1001, message=b"server shutting down")
+
+    def admit(self) -> bool:
+        """Take a concurrent-session slot, if the quota allows."""
+        if self._max_sessions is not None and self._admitted >= self._max_sessions:
+            return False
+        self._admitted += 1
+        return True
+
+    def release(self) -> None:
+        """Give back a slot taken by :meth:`admit`."""
+        self._admitted -= 1
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        """Run one session from upgrade to close."""
+        socket = web.WebSocketResponse(max_msg_size=8 * MAX_MESSAGE_BYTES, autoping=True)
+        await socket.prepare(request)
+        self._sockets.add(socket)
+        self._stats.sessions_opened += 1
+        self._stats.sessions_active += 1
+        session = RealtimeSession(str(uuid.uuid4()), self._limits, anyio.current_time())
+        connection = _Connection(self, request, socket, session, self._faults.take_socket_fault())
+        try:
+            await connection.run()
+        finally:
+            self._sockets.discard(socket)
+            self._stats.sessions_active -= 1
+            if not socket.closed:
+                await socket.close()
+        return socket
+
+    @property
+    def engine(self) -> Engine:
+        """The engine sessions open their streams on."""
+        return self._engine
+
+    @property
+    def stats(self) -> ServerStats:
+        """The server's counters."""
+        return self._stats
+
+    @property
+    def faults(self) -> FaultState:
+        """The server's faults in force."""
+        return self._faults
+
+
+class _SessionOver(Exception):
+    """The socket is gone (closed, dropped, or a fault ended it): stop pumping."""
+
+
+class _Connection:
+    """One WebSocket connection: the read loop, the clock, and action execution."""
+
+    def __init__(
+        self,
+        api: RealtimeApi,
+        request: web.Request,
+        socket: web.WebSocketResponse,
+        session: RealtimeSession,
+        fault: SocketFault | None,
+    ) -> None:
+        self._api = api
+        self._request = request
+        self._socket = socket
+        self._session = session
+        self._fault = fault
+        self._fault_at = (
+            anyio.current_time() + fault.after_seconds
+            if fault is not None and fault.after_seconds is not None
+            else None
+        )
+        self._lock = anyio.Lock()
+        self._stream: StreamingRecognizer | None = None
+        self._admitted = False
+        self._sent = 0
+        self._over = False
+
+    async def run(self) -> None:
+        """Pump until the session or the socket ends; release the stream and the slot."""
+        try:
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(self._clock)
+                try:
+                    await self._read()
+                finally:
+                    tasks.cancel_scope.cancel()
+        finally:
+            if self._stream is not None:
+                await self._stream.aclose()
+            if self._admitted:
+                self._api.release()
+
+    async def _read(self) -> None:
+        stats = self._api.stats
+        while not self._over and not self._session.closed:
+            message = await self._socket.receive()
+            if message.type in _ENDED_TYPES:
+                return
+            now = anyio.current_time()
+            if message.type is WSMsgType.BINARY:
+                stats.audio_frames += 1
+                stats.audio_bytes += len(message.data)
+                actions = self._session.receive_bytes(message.data, now)
+            elif message.type is WSMsgType.TEXT:
+                stats.messages_received += 1
+                actions = self._session.receive_text(message.data, now)
+            else:
+                continue
+            async with self._lock:
+                await self._run_actions(actions)
+
+    async def _clock(self) -> None:
+        while not self._over:
+            deadlines = [self._session.next_deadline(), self._fault_at]
+            due = min((deadline for deadline in deadlines if deadline is not None), default=None)
+            if due is None:
+                return
+            await anyio.sleep(max(0.0, due - anyio.current_time()))
+            async with self._lock:
+                now = anyio.current_time()
+                if self._fault_at is not None and now >= self._fault_at:
+                    with contextlib.suppress(_SessionOver):
+                        await self._inject_fault()
+                    return
+                await self._run_actions(self._session.tick(now))
+
+    async def _run_actions(self, actions: Iterable[Action]) -> None:
+        queue: deque[Action] = deque(actions)
+        try:
+            while queue and not self._over:
+                follow_up = await self._run(queue.popleft())
+                queue.extendleft(reversed(follow_up))
+        except _SessionOver:
+            self._over = True
+
+    async def _run(self, action: Action) -> list[Action]:
+        if isinstance(action, Send):
+            await self._send(action.message)
+        elif isinstance(action, Close):
+            await self._close(action.code, action.reason)
+        elif isinstance(action, OpenStream):
+            return await self._open_stream(action.max_delay)
+        elif isinstance(action, Feed):
+            return await self._engine_call(self._feed(action.pcm))
+        elif isinstance(action, Flush):
+            return await self._engine_call(self._flush(action.end_of_stream))
+        return []
+
+    async def _open_stream(self, max_delay: float) -> list[Action]:
+        if not self._api.admit():
+            self._api.stats.sessions_refused += 1
+            return self._session.refuse("quota_exceeded", _QUOTA_REASON)
+        self._admitted = True
+        try:
+            self._stream = await self._api.engine.open_stream(max_delay=max_delay)
+        except Exception:  # an engine failure ends this session, never the server
+            logger.exception("local engine could not open a stream")
+            self._api.stats.sessions_refused += 1
+            return self._session.refuse("job_error", "the engine could not start")
+        self._api.stats.sessions_started += 1
+        return self._session.started()
+
+    async def _feed(self, pcm: bytes) -> list[Action]:
+        assert self._stream is not None
+        return self._session.recognized(await self._stream.feed(pcm))
+
+    async def _flush(self, end_of_stream: bool) -> list[Action]:
+        assert self._stream is not None
+        update = await self._stream.flush()
+        if end_of_stream:
+            return self._session.finished(update)
+        return self._session.recognized(update, forced=True)
+
+    async def _engine_call(self, call: Awaitable[list[Action]]) -> list[Action]:
+        try:
+            result = await call
+        except Exception:  # an engine failure ends this session, never the server
+            logger.exception("local engine failed during session %s", self._session.session_id)
+            return self._session.refuse("job_error", "the engine failed on this audio")
+        return result
+
+    async def _send(self, message: dict[str, Any]) -> None:
+        latency = self._api.faults.faults.message_latency
+        if latency:
+            await anyio.sleep(latency)
+        try:
+            await self._socket.send_str(json.dumps(message))
+        except (ConnectionError, RuntimeError) as exc:
+            raise _SessionOver from exc
+        self._api.stats.messages_sent += 1
+        self._sent += 1
+        fault = self._fault
+        if (
+            fault is not None
+            and fault.after_messages is not None
+            and self._sent >= fault.after_messages
+        ):
+            await self._inject_fault()
+
+    async def _close(self, code: int, reason: str) -> None:
+        self._over = True
+        await self._socket.close(code=code, message=reason.encode())
+        raise _SessionOver
+
+    async def _inject_fault(self) -> None:
+        fault = self._fault
+        assert fault is not None
+        self._api.stats.sessions_faulted += 1
+        self._over = True
+        if fault.close_code is not None:
+            await self._socket.close(code=fault.close_code, message=fault.close_reason.encode())
+        else:
+            transport = self._request.transport
+            if transport is not None:
+                transport.abort()
+        raise _SessionOver

@@ -1,0 +1,179 @@
+"""Engine words shaped into the service's result JSON (batch json-v2 and real-time transcripts).
+
+Offline engines give bare lowercase words. The service gives sentences: a capital at each
+sentence start and a full stop (``attaches_to: previous``, ``is_eos: true``) at each utterance
+end. Clients, our own :class:`~speechmatics_modes.Transcript` included, are written against
+that shape, so the local server produces it too, with one rule: an utterance (a pause the
+engine noticed) is a sentence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from speechmatics_modes.local._engine import EngineWord
+
+__all__ = [
+    "JSON_FORMAT_VERSION",
+    "LANGUAGE_NAMES",
+    "SENTENCE_PAUSE",
+    "Labels",
+    "Sentencer",
+    "batch_results",
+    "labels_for",
+    "language_pack_info",
+    "transcript_message",
+    "transcript_text",
+]
+
+JSON_FORMAT_VERSION = "2.9"
+"""The ``format`` of the service's json-v2 documents and real-time transcripts today."""
+
+SENTENCE_PAUSE = 0.6
+"""Seconds of silence between two words of a file that end a sentence (batch has no endpointer)."""
+
+LANGUAGE_NAMES = {"en": "English"}
+"""Languages the local engines understand, with the description the service gives them."""
+
+
+def language_pack_info(language: str) -> dict[str, Any]:
+    """The ``language_pack_info`` object of ``RecognitionStarted`` and json-v2 metadata."""
+    return {
+        "adapted": False,
+        "itn": False,
+        "language_description": LANGUAGE_NAMES.get(language, language),
+        "word_delimiter": " ",
+        "writing_direction": "left-to-right",
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Labels:
+    """What every alternative carries besides its content."""
+
+    language: str
+    speaker: str
+
+
+@dataclass
+class Sentencer:
+    """Turns a stream of engine words into results, remembering where sentences start.
+
+    One per real-time session (or per batch file): the state is whether the next word opens
+    a sentence and so takes a capital.
+    """
+
+    labels: Labels
+    at_sentence_start: bool = True
+
+    def words(self, words: Iterable[EngineWord]) -> list[dict[str, Any]]:
+        """Results for final words, continuing the current sentence."""
+        return [self._word(word, self._take_start()) for word in words]
+
+    def preview(self, words: Iterable[EngineWord]) -> list[dict[str, Any]]:
+        """Results for partial words: shaped the same, but the sentence state is untouched."""
+        start = self.at_sentence_start
+        results = []
+        for word in words:
+            results.append(self._word(word, start))
+            start = False
+        return results
+
+    def full_stop(self, at: float) -> dict[str, Any]:
+        """The full stop ending the current sentence at ``at`` seconds; the next word opens one."""
+        self.at_sentence_start = True
+        return _result("punctuation", at, at, ".", 1.0, self.labels) | {
+            "attaches_to": "previous",
+            "is_eos": True,
+        }
+
+    def _take_start(self) -> bool:
+        start = self.at_sentence_start
+        self.at_sentence_start = False
+        return start
+
+    def _word(self, word: EngineWord, sentence_start: bool) -> dict[str, Any]:
+        content = _capitalised(word.text) if sentence_start else _cased(word.text)
+        return _result("word", word.start, word.end, content, word.confidence, self.labels)
+
+
+def labels_for(transcription_config: Mapping[str, Any]) -> Labels:
+    """The language and speaker label every result of a session or job carries.
+
+    There is no diarizer: with diarization on, everything is said by ``S1``; otherwise words
+    carry ``UU`` as the service's do when diarization is off.
+    """
+    diarized = transcription_config.get("diarization") in {"speaker", "channel_and_speaker"}
+    return Labels(str(transcription_config["language"]), "S1" if diarized else "UU")
+
+
+def batch_results(words: Sequence[EngineWord], labels: Labels) -> list[dict[str, Any]]:
+    """All results of a file: a sentence ends wherever the speaker paused for long enough."""
+    sentencer = Sentencer(labels)
+    results: list[dict[str, Any]] = []
+    for index, word in enumerate(words):
+        results.extend(sentencer.words([word]))
+        following = words[index + 1] if index + 1 < len(words) else None
+        if following is None or following.start - word.end >= SENTENCE_PAUSE:
+            results.append(sentencer.full_stop(word.end))
+    return results
+
+
+def transcript_message(
+    kind: str, results: list[dict[str, Any]], *, start: float, end: float, forced: bool = False
+) -> dict[str, Any]:
+    """An ``AddTranscript`` or ``AddPartialTranscript`` message around ``results``."""
+    message: dict[str, Any] = {
+        "message": kind,
+        "format": JSON_FORMAT_VERSION,
+        "metadata": {
+            "start_time": _seconds(start),
+            "end_time": _seconds(end),
+            "transcript": transcript_text(results),
+        },
+        "results": results,
+    }
+    if forced:
+        message["forced"] = True
+    return message
+
+
+def transcript_text(results: Iterable[Mapping[str, Any]]) -> str:
+    """The text of some results, punctuation attached to the word before it."""
+    text = ""
+    for result in results:
+        content = result["alternatives"][0]["content"]
+        joined = result.get("attaches_to") in {"previous", "both"} or not text
+        text += content if joined else f" {content}"
+    return text
+
+
+def _result(
+    kind: str, start: float, end: float, content: str, confidence: float, labels: Labels
+) -> dict[str, Any]:
+    alternative = {
+        "content": content,
+        "confidence": round(confidence, 3),
+        "language": labels.language,
+        "speaker": labels.speaker,
+    }
+    return {
+        "type": kind,
+        "start_time": _seconds(start),
+        "end_time": _seconds(end),
+        "alternatives": [alternative],
+    }
+
+
+def _capitalised(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def _cased(text: str) -> str:
+    return "I" if text == "i" else text
+
+
+def _seconds(value: float) -> float:
+    return round(value, 3)

@@ -1,0 +1,547 @@
+"""The real-time session of the local server as a state machine without I/O.
+
+:class:`RealtimeSession` is fed what arrives (text, binary frames, the engine's results, the
+clock) and answers with :data:`Action` values for the caller to carry out: messages to send,
+audio to feed the engine, a close. It never awaits anything, so every protocol rule (message
+order, errors and their close codes, limits and their warnings, sentence shaping) is tested
+without a socket, and ``_realtime_api.py`` is left with pumping.
+
+Times: the caller passes a monotonic ``now`` (seconds) to every method that cares; the session
+compares it with deadlines it computes itself and reports the next one with
+:meth:`RealtimeSession.next_deadline`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from speechmatics_modes.local._audio import (
+    AudioDecodeError,
+    StreamConverter,
+    WavStreamConverter,
+)
+from speechmatics_modes.local._engine import ENGINE_SAMPLE_RATE, EngineWord, StreamUpdate
+from speechmatics_modes.local._results import (
+    LANGUAGE_NAMES,
+    Sentencer,
+    labels_for,
+    language_pack_info,
+    transcript_message,
+)
+from speechmatics_modes.local._schema import (
+    ConfigProblem,
+    RealtimeTranscriptionConfig,
+    StartRecognition,
+    check,
+    describe_validation_error,
+)
+
+__all__ = [
+    "CLOSE_REASONS",
+    "ERROR_CLOSE_CODES",
+    "MAX_MESSAGE_BYTES",
+    "Action",
+    "Close",
+    "Feed",
+    "Flush",
+    "OpenStream",
+    "RealtimeSession",
+    "Send",
+    "SessionLimits",
+    "warning_offsets",
+]
+
+MAX_MESSAGE_BYTES = 1024 * 1024
+"""The service's limit on one message (text or binary) in either direction."""
+
+ERROR_CLOSE_CODES = {
+    "invalid_message": 1003,
+    "protocol_error": 1003,
+    "invalid_config": 1003,
+    "invalid_audio_type": 1003,
+    "invalid_language": 1003,
+    "not_authorised": 4001,
+    "quota_exceeded": 4005,
+    "idle_timeout": 1008,
+    "session_timeout": 1008,
+    "job_error": 4013,
+    "internal_error": 1011,
+}
+"""The close code after each ``Error`` type (documented ones per §1.6; bad input -> 1003)."""
+
+CLOSE_REASONS = {
+    1000: "",
+    1003: "protocol_error",
+    1008: "policy_violation",
+    1011: "internal_error",
+    4001: "not_authorised",
+    4005: "quota_exceeded",
+    4013: "job_error",
+}
+"""The close frame's reason text for each code, as the service sends it."""
+
+_SESSION_WARNINGS = (45 * 60.0, 30 * 60.0, 15 * 60.0)
+_IDLE_WARNINGS = (15 * 60.0, 10 * 60.0, 5 * 60.0)
+_WARNING_SCALE = 3600.0
+_END_GRACE_SECONDS = 10.0
+_BYTES_PER_SECOND = ENGINE_SAMPLE_RATE * 2
+_SETTABLE = frozenset(
+    {
+        "language",
+        "max_delay",
+        "max_delay_mode",
+        "audio_filtering_config",
+        "enable_partials",
+        "conversation_config",
+    }
+)
+
+
+class SessionLimits(BaseModel):
+    """The limits of one real-time session, configurable so tests can compress time."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_session_seconds: float = Field(
+        default=48 * 3600.0,
+        gt=0,
+        description="A session ends with session_timeout after this long (service: 48 h).",
+    )
+    idle_timeout_seconds: float = Field(
+        default=3600.0,
+        gt=0,
+        description="A session ends with idle_timeout after this long without audio "
+        "(service: 1 h).",
+    )
+
+
+def warning_offsets(limit: float, service_offsets: Sequence[float]) -> tuple[float, ...]:
+    """Seconds before ``limit`` at which to warn.
+
+    The service warns 45/30/15 minutes before its 48-hour limit and 15/10/5 minutes before its
+    1-hour idle limit. A limit under an hour (tests) keeps the same proportions of an hour:
+    a 6-second session limit warns 4.5, 3 and 1.5 seconds before the end.
+    """
+    scale = min(1.0, limit / _WARNING_SCALE)
+    return tuple(offset * scale for offset in service_offsets if offset * scale < limit)
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """Send this message as a JSON text frame."""
+
+    message: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Close:
+    """Close the WebSocket with this code and reason; nothing is read afterwards."""
+
+    code: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class OpenStream:
+    """Admit the session (quota), open an engine stream, then call ``started``."""
+
+    max_delay: float
+
+
+@dataclass(frozen=True, slots=True)
+class Feed:
+    """Feed engine PCM to the stream, then give the update to ``recognized``."""
+
+    pcm: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Flush:
+    """Flush the stream, then give the update to ``recognized`` (forced) or ``finished`` (end)."""
+
+    end_of_stream: bool
+
+
+Action = Send | Close | OpenStream | Feed | Flush
+"""What the caller must do, in order."""
+
+
+class _State(Enum):
+    AWAITING_START = "awaiting_start"
+    STARTING = "starting"
+    RUNNING = "running"
+    ENDED = "ended"
+    CLOSED = "closed"
+
+
+@dataclass
+class _Timer:
+    """A limit that ends the session, with warnings before it."""
+
+    kind: Literal["session_timeout", "idle_timeout"]
+    limit: float
+    offsets: tuple[float, ...]
+    since: float
+    warned: int = 0
+
+    def due(self) -> float:
+        """When this timer next needs attention."""
+        if self.warned < len(self.offsets):
+            return self.since + self.limit - self.offsets[self.warned]
+        return self.since + self.limit
+
+    def restart(self, now: float) -> None:
+        """Count from ``now`` again (audio arrived: the idle clock restarts)."""
+        self.since = now
+        self.warned = 0
+
+
+@dataclass
+class _Config:
+    """The parts of the session's config that can change mid-session."""
+
+    enable_partials: bool
+    end_of_utterance_trigger: float
+    final_speakers: bool
+
+
+@dataclass
+class RealtimeSession:
+    """One real-time session: every rule of the protocol, no I/O.
+
+    Args:
+        session_id: The ``id`` of ``RecognitionStarted``.
+        limits: Duration and idle limits.
+        now: The monotonic time the connection was accepted.
+    """
+
+    session_id: str
+    limits: SessionLimits
+    now: float
+    language: str = "en"
+    frames: int = 0
+    """Binary frames read (the last ``AudioAdded.seq_no``)."""
+    _state: _State = _State.AWAITING_START
+    _config: _Config = field(default_factory=lambda: _Config(False, 0.0, False))
+    _converter: StreamConverter | WavStreamConverter | None = None
+    _sentencer: Sentencer | None = None
+    _engine_bytes: int = 0
+    _last_partial: tuple[EngineWord, ...] = ()
+    _speech_since_eou: bool = False
+    _last_final_end: float = 0.0
+    _transcription_config: dict[str, Any] = field(default_factory=dict)
+    _timers: list[_Timer] = field(default_factory=list)
+    _ended_at: float | None = None
+
+    def __post_init__(self) -> None:
+        session = self.limits.max_session_seconds
+        idle = self.limits.idle_timeout_seconds
+        self._timers = [
+            _Timer(
+                "session_timeout", session, warning_offsets(session, _SESSION_WARNINGS), self.now
+            ),
+            _Timer("idle_timeout", idle, warning_offsets(idle, _IDLE_WARNINGS), self.now),
+        ]
+
+    @property
+    def closed(self) -> bool:
+        """Whether the session has asked for the socket to close."""
+        return self._state is _State.CLOSED
+
+    @property
+    def audio_seconds(self) -> float:
+        """Seconds of audio fed to the engine so far."""
+        return self._engine_bytes / _BYTES_PER_SECOND
+
+    def receive_text(self, text: str, now: float) -> list[Action]:
+        """A text frame arrived."""
+        if self.closed:
+            return []
+        if len(text.encode()) > MAX_MESSAGE_BYTES:
+            return self._error("protocol_error", f"message exceeds {MAX_MESSAGE_BYTES} bytes")
+        try:
+            message = json.loads(text)
+        except json.JSONDecodeError as exc:
+            return self._error("invalid_message", f"message is not valid JSON: {exc.msg}")
+        if not isinstance(message, dict) or not isinstance(message.get("message"), str):
+            return self._error("invalid_message", "expected a JSON object with a 'message' field")
+        return self._dispatch(message, now)
+
+    def receive_bytes(self, data: bytes, now: float) -> list[Action]:
+        """A binary (audio) frame arrived."""
+        if self.closed:
+            return []
+        if len(data) > MAX_MESSAGE_BYTES:
+            return self._error("protocol_error", f"audio frame exceeds {MAX_MESSAGE_BYTES} bytes")
+        if self._state in (_State.AWAITING_START, _State.STARTING):
+            return self._error("protocol_error", "audio received before RecognitionStarted")
+        self.frames += 1
+        acknowledged = Send({"message": "AudioAdded", "seq_no": self.frames})
+        if self._state is _State.ENDED:
+            return [
+                acknowledged,
+                _warning("add_audio_after_eos", "audio after EndOfStream ignored"),
+            ]
+        self._timers[1].restart(now)
+        assert self._converter is not None
+        try:
+            pcm = self._converter.convert(data)
+        except AudioDecodeError as exc:
+            return [acknowledged, *self._error("invalid_audio_type", str(exc))]
+        self._engine_bytes += len(pcm)
+        return [acknowledged, Feed(pcm)] if pcm else [acknowledged]
+
+    def started(self) -> list[Action]:
+        """The caller admitted the session and opened the engine stream."""
+        self._state = _State.RUNNING
+        return [
+            Send(
+                {
+                    "message": "RecognitionStarted",
+                    "id": self.session_id,
+                    "orchestrator_version": "speechmatics-modes-local",
+                    "language_pack_info": language_pack_info(self.language),
+                }
+            )
+        ]
+
+    def refuse(self, error_type: str, reason: str) -> list[Action]:
+        """End the session with an ``Error`` the caller decided on (quota, engine failure)."""
+        return self._error(error_type, reason)
+
+    def recognized(self, update: StreamUpdate, *, forced: bool = False) -> list[Action]:
+        """The engine's answer to :class:`Feed` (or to a forced :class:`Flush`)."""
+        if self.closed:
+            return []
+        actions = self._finals(update, forced=forced)
+        if self._config.enable_partials and (
+            update.partial != self._last_partial or (actions and update.partial)
+        ):
+            actions.append(self._partial(update.partial))
+        self._last_partial = update.partial
+        if forced or (update.utterance_ended and self._speech_since_eou):
+            actions.extend(self._end_of_utterance(forced))
+        return actions
+
+    def finished(self, update: StreamUpdate) -> list[Action]:
+        """The engine's answer to the end-of-stream :class:`Flush`: last finals, then the end."""
+        if self.closed:
+            return []
+        actions = self.recognized(StreamUpdate(update.finals, (), True))
+        if self._config.final_speakers:
+            actions.append(self._speakers())
+        actions.append(Send({"message": "EndOfTranscript"}))
+        return actions
+
+    def next_deadline(self) -> float | None:
+        """The monotonic time at which :meth:`tick` must next be called, if any."""
+        if self.closed:
+            return None
+        if self._state is _State.ENDED:
+            assert self._ended_at is not None
+            return self._ended_at + _END_GRACE_SECONDS
+        return min(timer.due() for timer in self._timers)
+
+    def tick(self, now: float) -> list[Action]:
+        """Time passed: warnings and limits that fell due."""
+        self.now = now
+        if self.closed:
+            return []
+        if self._state is _State.ENDED:
+            assert self._ended_at is not None
+            if now >= self._ended_at + _END_GRACE_SECONDS:
+                self._state = _State.CLOSED
+                return [Close(1000, "")]
+            return []
+        actions: list[Action] = []
+        for timer in self._timers:
+            actions.extend(self._tick_timer(timer, now))
+            if any(isinstance(action, Close) for action in actions):
+                break
+        return actions
+
+    def _tick_timer(self, timer: _Timer, now: float) -> list[Action]:
+        actions: list[Action] = []
+        while timer.warned < len(timer.offsets) and now >= timer.due():
+            left = timer.offsets[timer.warned]
+            elapsed = timer.limit - left
+            timer.warned += 1
+            actions.append(_warning(timer.kind, _limit_reason(timer.kind, left, elapsed)))
+        if now >= timer.since + timer.limit:
+            return [*actions, *self._error(timer.kind, _limit_reason(timer.kind, 0, timer.limit))]
+        return actions
+
+    def _dispatch(self, message: dict[str, Any], now: float) -> list[Action]:
+        kind = message["message"]
+        if kind == "StartRecognition":
+            return self._start(message)
+        if self._state in (_State.AWAITING_START, _State.STARTING):
+            return self._error("protocol_error", f"{kind} received before StartRecognition")
+        if self._state is _State.ENDED:
+            return []
+        if kind == "EndOfStream":
+            return self._end_of_stream(message, now)
+        if kind == "ForceEndOfUtterance":
+            return [Flush(end_of_stream=False)]
+        if kind == "SetRecognitionConfig":
+            return self._set_config(message)
+        if kind == "GetSpeakers":
+            return [] if message.get("final") else [self._speakers()]
+        return self._error("invalid_message", f"unknown or unsupported message {kind!r}")
+
+    def _start(self, message: dict[str, Any]) -> list[Action]:
+        if self._state is not _State.AWAITING_START:
+            return self._error("protocol_error", "StartRecognition may be sent only once")
+        try:
+            start = StartRecognition.model_validate(message)
+        except ValidationError as exc:
+            audio_problem = any(error["loc"][:1] == ("audio_format",) for error in exc.errors())
+            kind = "invalid_audio_type" if audio_problem else "invalid_config"
+            return self._error(kind, describe_validation_error(exc))
+        config = start.transcription_config
+        if config.language not in LANGUAGE_NAMES:
+            return self._error(
+                "invalid_language", f"language {config.language!r} is not available locally"
+            )
+        audio = start.audio_format
+        self._converter = (
+            WavStreamConverter(source="StartRecognition audio")
+            if audio.type == "file"
+            else StreamConverter(audio.encoding, audio.sample_rate)
+        )
+        self.language = config.language
+        self._transcription_config = message["transcription_config"]
+        self._sentencer = Sentencer(labels_for(self._transcription_config))
+        self._apply(config)
+        speakers = config.speaker_diarization_config
+        self._config.final_speakers = bool(speakers and speakers.get_speakers)
+        self._state = _State.STARTING
+        return [OpenStream(max_delay=config.max_delay or 4.0)]
+
+    def _apply(self, config: RealtimeTranscriptionConfig) -> None:
+        if config.enable_partials is not None:
+            self._config.enable_partials = config.enable_partials
+        conversation = config.conversation_config
+        if conversation is not None and conversation.end_of_utterance_silence_trigger is not None:
+            self._config.end_of_utterance_trigger = conversation.end_of_utterance_silence_trigger
+
+    def _set_config(self, message: dict[str, Any]) -> list[Action]:
+        changes = message.get("transcription_config")
+        if not isinstance(changes, dict):
+            return self._error("invalid_config", "SetRecognitionConfig needs transcription_config")
+        not_settable = sorted(set(changes) - _SETTABLE)
+        if not_settable:
+            return self._error("invalid_config", f"cannot change {', '.join(not_settable)}")
+        if changes.get("language", self.language) != self.language:
+            return self._error("invalid_config", "the language cannot change mid-session")
+        try:
+            config = check(RealtimeTranscriptionConfig, {"language": self.language, **changes})
+        except ConfigProblem as exc:
+            return self._error("invalid_config", str(exc))
+        self._apply(config)
+        return []
+
+    def _end_of_stream(self, message: dict[str, Any], now: float) -> list[Action]:
+        if not isinstance(message.get("last_seq_no", 0), int):
+            return self._error("invalid_message", "last_seq_no must be an integer")
+        self._state = _State.ENDED
+        self._ended_at = now
+        actions: list[Action] = []
+        assert self._converter is not None
+        try:
+            tail = self._converter.finish()
+        except AudioDecodeError as exc:
+            return self._error("invalid_audio_type", str(exc))
+        if tail:
+            self._engine_bytes += len(tail)
+            actions.append(Feed(tail))
+        return [*actions, Flush(end_of_stream=True)]
+
+    def _finals(self, update: StreamUpdate, *, forced: bool) -> list[Action]:
+        assert self._sentencer is not None
+        results = self._sentencer.words(update.finals)
+        if update.finals:
+            self._speech_since_eou = True
+            self._last_final_end = update.finals[-1].end
+        closes_sentence = (
+            update.utterance_ended or forced
+        ) and not self._sentencer.at_sentence_start
+        if closes_sentence:
+            results.append(self._sentencer.full_stop(self._last_final_end))
+        if not results and not forced:
+            return []
+        start = results[0]["start_time"] if results else self._last_final_end
+        end = results[-1]["end_time"] if results else self.audio_seconds
+        return [
+            Send(transcript_message("AddTranscript", results, start=start, end=end, forced=forced))
+        ]
+
+    def _partial(self, words: tuple[EngineWord, ...]) -> Send:
+        assert self._sentencer is not None
+        results = self._sentencer.preview(words)
+        start = words[0].start if words else self._last_final_end
+        end = words[-1].end if words else self._last_final_end
+        return Send(transcript_message("AddPartialTranscript", results, start=start, end=end))
+
+    def _end_of_utterance(self, forced: bool) -> list[Action]:
+        if not forced and self._config.end_of_utterance_trigger <= 0:
+            return []
+        self._speech_since_eou = False
+        moment = round(self._last_final_end, 3)
+        message: dict[str, Any] = {
+            "message": "EndOfUtterance",
+            "metadata": {"start_time": moment, "end_time": moment},
+        }
+        if forced:
+            message["forced"] = True
+        return [Send(message)]
+
+    def _speakers(self) -> Send:
+        assert self._sentencer is not None
+        speaker = self._sentencer.labels.speaker
+        heard = speaker != "UU" and self._last_final_end > 0
+        speakers = [
+            {"label": speaker, "speaker_identifiers": [f"local-{self.session_id}-{speaker}"]}
+        ]
+        return Send({"message": "SpeakersResult", "speakers": speakers if heard else []})
+
+    def _error(self, error_type: str, reason: str) -> list[Action]:
+        self._state = _State.CLOSED
+        code = ERROR_CLOSE_CODES[error_type]
+        return [
+            Send({"message": "Error", "type": error_type, "reason": reason}),
+            Close(code, CLOSE_REASONS.get(code, error_type)),
+        ]
+
+
+def _warning(warning_type: str, reason: str) -> Send:
+    return Send({"message": "Warning", "type": warning_type, "reason": reason})
+
+
+def _limit_reason(kind: str, left: float, elapsed: float) -> str:
+    if kind == "session_timeout":
+        if left <= 0:
+            return f"Session reached its maximum duration of {_span(elapsed)}"
+        return (
+            f"Session will timeout in {_span(left)} due to max duration, "
+            f"session has been active for {_span(elapsed)}"
+        )
+    if left <= 0:
+        return f"Session timed out after {_span(elapsed)} without audio"
+    return (
+        f"Session will timeout in {_span(left)} due to inactivity, "
+        f"no audio sent within the last {_span(elapsed)}"
+    )
+
+
+def _span(seconds: float) -> str:
+    """``45m`` like the service for whole minutes; seconds for the short limits of tests."""
+    if seconds >= 60 and seconds % 60 == 0:
+        return f"{int(seconds // 60)}m"
+    return f"{seconds:.3g}s"

@@ -1,0 +1,337 @@
+"""``LocalServer``: Speechmatics' batch REST and real-time WebSocket APIs on one loopback port.
+
+The official SDKs and this library can be pointed at it (``server.settings()``) and run end to
+end with no cloud access: an offline engine (pocketsphinx by default, or a
+:class:`~speechmatics_modes.local.ScriptedEngine`) does the recognition.
+
+Everything the server starts (the aiohttp site, session handlers, batch jobs, the engine's
+workers, the temporary directory holding uploads) belongs to the ``async with`` block and is
+stopped and removed when it exits.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import secrets
+import tempfile
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
+from datetime import timedelta
+from pathlib import Path
+from types import TracebackType
+
+import aiohttp
+import anyio
+from aiohttp import web
+from anyio.abc import TaskGroup
+from pydantic import SecretStr
+
+from speechmatics_modes._exceptions import ConfigurationError
+from speechmatics_modes._settings import Settings
+from speechmatics_modes.local._batch_api import BatchApi, ErrorAnswer, error_response
+from speechmatics_modes.local._engine import Engine
+from speechmatics_modes.local._faults import Faults, FaultState
+from speechmatics_modes.local._jobs import Job, JobStore, process_job
+from speechmatics_modes.local._realtime_api import RealtimeApi
+from speechmatics_modes.local._rt_protocol import SessionLimits
+from speechmatics_modes.local._stats import ServerStats
+
+__all__ = ["PLACEHOLDER_API_KEY", "LocalServer", "run_server"]
+
+PLACEHOLDER_API_KEY = "local-server-accepts-any-key"
+"""The key :meth:`LocalServer.settings` hands out when the server has none (the batch SDK
+refuses an empty key; a server without a key accepts any)."""
+
+_SHUTDOWN_SECONDS = 2.0
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class LocalServer:
+    """Speechmatics' batch and real-time APIs on one port, backed by an offline engine.
+
+    Example::
+
+        async with LocalServer() as server:
+            client = speechmatics.batch.AsyncClient(api_key="any", url=server.batch_url)
+            ...
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        api_key: str | None = None,
+        engine: Engine | None = None,
+        max_session_seconds: float = 48 * 3600.0,
+        idle_timeout_seconds: float = 3600.0,
+        max_sessions: int | None = None,
+        max_upload_bytes: int | None = None,
+        realtime_factor: float = 0.0,
+        job_retention_seconds: float = 7 * 24 * 3600.0,
+        faults: Faults | None = None,
+    ) -> None:
+        """Configure the server; nothing starts until ``async with``.
+
+        Args:
+            host: Interface to bind. Anything but loopback needs ``api_key``.
+            port: TCP port; 0 picks a free one (read it back from :attr:`port`).
+            api_key: The key clients must present (``Authorization: Bearer`` or ``?jwt=``);
+                ``None`` accepts any key, as a local test server should.
+            engine: The speech engine; ``None`` starts a
+                :class:`~speechmatics_modes.local._pocketsphinx.PocketsphinxEngine`. The server
+                enters and exits it.
+            max_session_seconds: Real-time session length limit (service: 48 h); warnings come
+                45/30/15 min before it, proportionally earlier for limits under an hour.
+            idle_timeout_seconds: Real-time limit without audio (service: 1 h), with warnings
+                15/10/5 min before, proportionally for limits under an hour.
+            max_sessions: Concurrent real-time sessions allowed (``quota_exceeded`` beyond);
+                ``None`` for no limit.
+            max_upload_bytes: Largest ``data_file`` accepted (413 beyond); ``None`` for none.
+            realtime_factor: A batch job stays ``running`` at least ``duration * factor``
+                seconds, so clients see polling happen (the service runs at roughly 0.1-0.5).
+            job_retention_seconds: After this, job endpoints answer 410 (service: 7 days).
+            faults: Faults to inject from the start; change them later with :attr:`faults`.
+
+        Raises:
+            ConfigurationError: A non-loopback ``host`` without ``api_key``, or a limit that
+                is not positive.
+        """
+        if api_key is None and not _is_loopback(host):
+            raise ConfigurationError(
+                f"refusing to serve on {host!r} without an api_key: anyone on the network "
+                "could use it. Pass api_key=..., or bind 127.0.0.1."
+            )
+        if api_key == "":
+            raise ConfigurationError("api_key must not be empty (pass None to accept any key)")
+        if not 0 <= port <= 65535:
+            raise ConfigurationError(f"port must be between 0 and 65535, got {port}")
+        for name, value in (
+            ("max_sessions", max_sessions),
+            ("max_upload_bytes", max_upload_bytes),
+            ("job_retention_seconds", job_retention_seconds),
+        ):
+            if value is not None and value <= 0:
+                raise ConfigurationError(f"{name} must be positive, got {value}")
+        if realtime_factor < 0:
+            raise ConfigurationError(f"realtime_factor must be >= 0, got {realtime_factor}")
+        try:
+            self._limits = SessionLimits(
+                max_session_seconds=max_session_seconds, idle_timeout_seconds=idle_timeout_seconds
+            )
+        except ValueError as exc:
+            raise ConfigurationError(f"invalid session limits: {exc}") from exc
+        self._host = host
+        self._requested_port = port
+        self._api_key = api_key
+        self._engine = engine
+        self._max_sessions = max_sessions
+        self._max_upload_bytes = max_upload_bytes
+        self._realtime_factor = realtime_factor
+        self._retention = timedelta(seconds=job_retention_seconds)
+        self._fault_state = FaultState(faults or Faults())
+        self.stats = ServerStats()
+        """What the server saw since it started."""
+        self._port: int | None = None
+        self._stack: AsyncExitStack | None = None
+        self._jobs_group: TaskGroup | None = None
+        self._http: aiohttp.ClientSession | None = None
+        self._running_engine: Engine | None = None
+
+    @property
+    def faults(self) -> Faults:
+        """The faults in force. Assigning new ones restarts their counts."""
+        return self._fault_state.faults
+
+    @faults.setter
+    def faults(self, faults: Faults) -> None:
+        self._fault_state.replace(faults)
+
+    @property
+    def port(self) -> int:
+        """The TCP port the server listens on."""
+        if self._port is None:
+            raise RuntimeError("the server is not running; use 'async with LocalServer()'")
+        return self._port
+
+    @property
+    def batch_url(self) -> str:
+        """Base URL of the batch API, e.g. ``http://127.0.0.1:8123/v2``."""
+        return f"http://{self._url_host}:{self.port}/v2"
+
+    @property
+    def rt_url(self) -> str:
+        """URL of the real-time API, e.g. ``ws://127.0.0.1:8123/v2``."""
+        return f"ws://{self._url_host}:{self.port}/v2"
+
+    def settings(self) -> Settings:
+        """Settings pointing both SDKs (and this library's cloud backend) at this server."""
+        key = self._api_key if self._api_key is not None else PLACEHOLDER_API_KEY
+        return Settings(
+            api_key=SecretStr(key), batch_url=self.batch_url, rt_url=self.rt_url, backend="cloud"
+        )
+
+    async def __aenter__(self) -> LocalServer:
+        async with AsyncExitStack() as stack:
+            engine = self._engine if self._engine is not None else _default_engine()
+            self._running_engine = await stack.enter_async_context(engine)
+            workdir = stack.enter_context(tempfile.TemporaryDirectory(prefix="sm-modes-local-"))
+            self._http = await stack.enter_async_context(aiohttp.ClientSession())
+            self._jobs_group = await stack.enter_async_context(anyio.create_task_group())
+            stack.callback(self._jobs_group.cancel_scope.cancel)
+            realtime = await self._start_site(stack, Path(workdir))
+            stack.push_async_callback(realtime.close_all)
+            self._stack = stack.pop_all()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        stack, self._stack = self._stack, None
+        self._port = None
+        if stack is not None:
+            await stack.aclose()
+
+    async def _start_site(self, stack: AsyncExitStack, workdir: Path) -> RealtimeApi:
+        assert self._running_engine is not None
+        store = JobStore(workdir, self._retention)
+        batch = BatchApi(
+            store, self.stats, max_upload_bytes=self._max_upload_bytes, start_job=self._start_job
+        )
+        realtime = RealtimeApi(
+            self._running_engine,
+            self.stats,
+            self._fault_state,
+            limits=self._limits,
+            max_sessions=self._max_sessions,
+        )
+        app = web.Application(middlewares=[self._middleware])
+        batch.add_routes(app)
+        realtime.add_routes(app)
+        runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=_SHUTDOWN_SECONDS)
+        await runner.setup()
+        stack.push_async_callback(runner.cleanup)
+        site = web.TCPSite(runner, self._host, self._requested_port)
+        await site.start()
+        server = site._server
+        assert server is not None
+        self._port = int(server.sockets[0].getsockname()[1])  # type: ignore[attr-defined]
+        return realtime
+
+    def _start_job(self, job: Job) -> None:
+        assert self._jobs_group is not None
+        assert self._running_engine is not None
+        assert self._http is not None
+        self._jobs_group.start_soon(self._run_job, job)
+
+    async def _run_job(self, job: Job) -> None:
+        assert self._running_engine is not None
+        assert self._http is not None
+        await process_job(
+            job,
+            self._running_engine,
+            http=self._http,
+            extra_seconds=self.faults.job_seconds,
+            realtime_factor=self._realtime_factor,
+        )
+
+    @web.middleware
+    async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        self.stats.http_requests += 1
+        faults = self._fault_state.faults
+        if faults.http_latency:
+            await anyio.sleep(faults.http_latency)
+        failure = self._fault_state.take_http_failure(request.method, request.path)
+        if failure is not None:
+            self.stats.http_failures_injected += 1
+            headers = (
+                {} if failure.retry_after is None else {"Retry-After": str(failure.retry_after)}
+            )
+            return error_response(failure.status, _reason(failure.status), headers=headers)
+        if not self._authorised(request):
+            self.stats.unauthorised += 1
+            return error_response(401, "Permission Denied", "missing or invalid API key")
+        try:
+            return await handler(request)
+        except ErrorAnswer as answer:
+            return answer.response
+
+    def _authorised(self, request: web.Request) -> bool:
+        if self._api_key is None:
+            return True
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        presented = token if scheme.lower() == "bearer" else request.query.get("jwt", "")
+        return secrets.compare_digest(presented.encode(), self._api_key.encode())
+
+    @property
+    def _url_host(self) -> str:
+        host = self._host
+        if host in {"0.0.0.0", "::", ""}:
+            host = "127.0.0.1"
+        return f"[{host}]" if ":" in host else host
+
+
+def run_server(
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    api_key: str | None = None,
+    max_session_seconds: float = 48 * 3600.0,
+    ready: Callable[[LocalServer], None] | None = None,
+) -> None:
+    """Run a :class:`LocalServer` with the default engine until interrupted (Ctrl-C).
+
+    This is what ``speechmatics-modes serve`` calls.
+
+    Args:
+        host: Interface to bind (non-loopback needs ``api_key``).
+        port: TCP port; 0 picks a free one.
+        api_key: Key clients must present; ``None`` accepts any.
+        max_session_seconds: Real-time session length limit.
+        ready: Called once the server listens (e.g. to print its URLs).
+
+    Raises:
+        ConfigurationError: As :class:`LocalServer`.
+    """
+    server = LocalServer(
+        host=host, port=port, api_key=api_key, max_session_seconds=max_session_seconds
+    )
+
+    async def serve() -> None:
+        async with server:
+            if ready is not None:
+                ready(server)
+            await anyio.sleep_forever()
+
+    try:
+        anyio.run(serve)
+    except KeyboardInterrupt:
+        return
+
+
+def _default_engine() -> Engine:
+    from speechmatics_modes.local._pocketsphinx import PocketsphinxEngine
+
+    return PocketsphinxEngine()
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _reason(status: int) -> str:
+    reasons = {
+        429: "Max concurrent running jobs exceeded",
+        500: "Internal Server Error",
+        501: "Not Implemented",
+    }
+    return reasons.get(status, "Internal Server Error" if status >= 500 else "Bad Request")
