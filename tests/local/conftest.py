@@ -1,0 +1,59 @@
+"""Fixtures for the local server's tests: scripted servers, WAV bytes, and leak checks."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import tempfile
+import wave
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from speechmatics_modes.local import LocalServer, ScriptedEngine
+
+SCRIPT = "hello world. how are you"
+
+
+def wav_bytes(seconds: float, rate: int = 16_000) -> bytes:
+    """A silent mono 16-bit WAV: the scripted engine only measures audio."""
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as writer:
+        writer.setnchannels(1)
+        writer.setsampwidth(2)
+        writer.setframerate(rate)
+        writer.writeframes(b"\x00\x00" * int(seconds * rate))
+    return buffer.getvalue()
+
+
+def pcm_bytes(seconds: float, rate: int = 16_000) -> bytes:
+    """Silent raw s16le PCM."""
+    return b"\x00\x00" * int(seconds * rate)
+
+
+def scripted_engine() -> ScriptedEngine:
+    return ScriptedEngine.from_text(SCRIPT)
+
+
+def _server_dirs() -> set[Path]:
+    return set(Path(tempfile.gettempdir()).glob("sm-modes-local-*"))
+
+
+@pytest.fixture
+async def no_leaks() -> AsyncIterator[None]:
+    """Fail if a test leaves tasks or temporary directories behind."""
+    tasks_before = asyncio.all_tasks()
+    dirs_before = _server_dirs()
+    yield
+    leaked = {task for task in asyncio.all_tasks() - tasks_before if not task.done()}
+    leaked.discard(asyncio.current_task())  # type: ignore[arg-type]
+    assert not leaked, f"tasks left running: {leaked}"
+    assert _server_dirs() <= dirs_before, "the server left its temporary directory behind"
+
+
+@pytest.fixture
+async def server(no_leaks: None) -> AsyncIterator[LocalServer]:
+    """A server on a free loopback port with the scripted engine."""
+    async with LocalServer(engine=scripted_engine()) as running:
+        yield running

@@ -1,0 +1,250 @@
+"""The real-time session state machine, without sockets."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from speechmatics_modes.local._engine import EngineWord, StreamUpdate
+from speechmatics_modes.local._rt_protocol import (
+    Action,
+    Close,
+    Feed,
+    Flush,
+    OpenStream,
+    RealtimeSession,
+    Send,
+    SessionLimits,
+    warning_offsets,
+)
+
+START: dict[str, Any] = {
+    "message": "StartRecognition",
+    "audio_format": {"type": "raw", "encoding": "pcm_s16le", "sample_rate": 16000},
+    "transcription_config": {"language": "en", "model": "enhanced"},
+}
+HELLO = EngineWord("hello", 0.5, 0.9, 0.9)
+WORLD = EngineWord("world", 1.0, 1.4, 0.8)
+
+
+def started(limits: SessionLimits | None = None, **config: Any) -> RealtimeSession:
+    session = RealtimeSession("sid", limits or SessionLimits(), now=0.0)
+    start = {**START, "transcription_config": {"language": "en", **config}}
+    actions = session.receive_text(json.dumps(start), 0.0)
+    assert actions == [OpenStream(max_delay=config.get("max_delay", 4.0))]
+    assert sent(session.started())[0]["message"] == "RecognitionStarted"
+    return session
+
+
+def sent(actions: list[Action]) -> list[dict[str, Any]]:
+    return [action.message for action in actions if isinstance(action, Send)]
+
+
+def error_of(actions: list[Action]) -> tuple[str, int]:
+    messages = sent(actions)
+    closes = [action for action in actions if isinstance(action, Close)]
+    assert messages[-1]["message"] == "Error", messages
+    assert len(closes) == 1
+    return messages[-1]["type"], closes[0].code
+
+
+def test_recognition_started_names_session_and_language() -> None:
+    session = RealtimeSession("abc", SessionLimits(), now=0.0)
+    session.receive_text(json.dumps(START), 0.0)
+    (message,) = sent(session.started())
+    assert message["id"] == "abc"
+    assert message["language_pack_info"]["word_delimiter"] == " "
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("{not json", ("invalid_message", 1003)),
+        ('["StartRecognition"]', ("invalid_message", 1003)),
+        ('{"message": "Bogus"}', ("protocol_error", 1003)),
+        ('{"message": "EndOfStream", "last_seq_no": 0}', ("protocol_error", 1003)),
+    ],
+)
+def test_bad_first_messages_end_the_session(text: str, expected: tuple[str, int]) -> None:
+    session = RealtimeSession("sid", SessionLimits(), now=0.0)
+    assert error_of(session.receive_text(text, 0.0)) == expected
+    assert session.closed
+    assert session.receive_text(json.dumps(START), 0.0) == []
+
+
+def test_audio_before_start_is_a_protocol_error() -> None:
+    session = RealtimeSession("sid", SessionLimits(), now=0.0)
+    assert error_of(session.receive_bytes(b"\x00\x00", 0.0)) == ("protocol_error", 1003)
+
+
+def test_second_start_is_a_protocol_error() -> None:
+    session = started()
+    assert error_of(session.receive_text(json.dumps(START), 0.0)) == ("protocol_error", 1003)
+
+
+@pytest.mark.parametrize(
+    ("change", "expected_type"),
+    [
+        ({"transcription_config": {"language": "en", "max_delay": 9}}, "invalid_config"),
+        ({"transcription_config": {"language": "en", "no_such_key": 1}}, "invalid_config"),
+        ({"transcription_config": {}}, "invalid_config"),
+        ({"transcription_config": {"language": "xx"}}, "invalid_language"),
+        (
+            {"audio_format": {"type": "raw", "encoding": "pcm_s24le", "sample_rate": 1}},
+            "invalid_audio_type",
+        ),
+    ],
+)
+def test_invalid_start_is_rejected(change: dict[str, Any], expected_type: str) -> None:
+    session = RealtimeSession("sid", SessionLimits(), now=0.0)
+    assert error_of(session.receive_text(json.dumps({**START, **change}), 0.0))[0] == expected_type
+
+
+def test_unknown_message_after_start_is_invalid_message() -> None:
+    assert error_of(started().receive_text('{"message": "Dance"}', 0.0)) == (
+        "invalid_message",
+        1003,
+    )
+
+
+def test_oversize_messages_are_protocol_errors() -> None:
+    session = started()
+    assert error_of(session.receive_bytes(b"\x00" * (1024 * 1024 + 2), 0.0))[0] == "protocol_error"
+    text_session = started()
+    huge = json.dumps({"message": "GetSpeakers", "pad": "x" * (1024 * 1024)})
+    assert error_of(text_session.receive_text(huge, 0.0))[0] == "protocol_error"
+
+
+def test_audio_is_acknowledged_and_fed_in_order() -> None:
+    session = started()
+    first = session.receive_bytes(b"\x01\x00" * 160, 1.0)
+    second = session.receive_bytes(b"\x02\x00" * 160, 1.0)
+    assert sent(first) == [{"message": "AudioAdded", "seq_no": 1}]
+    assert sent(second) == [{"message": "AudioAdded", "seq_no": 2}]
+    assert first[1] == Feed(b"\x01\x00" * 160)
+
+
+def test_finals_are_capitalised_and_end_with_a_full_stop() -> None:
+    session = started()
+    (message,) = sent(session.recognized(StreamUpdate((HELLO, WORLD), (), True)))
+    assert message["message"] == "AddTranscript"
+    assert message["format"] == "2.9"
+    assert message["metadata"] == {"start_time": 0.5, "end_time": 1.4, "transcript": "Hello world."}
+    word, _, stop = message["results"]
+    assert word["alternatives"] == [
+        {"content": "Hello", "confidence": 0.9, "language": "en", "speaker": "UU"}
+    ]
+    assert stop["type"] == "punctuation"
+    assert stop["attaches_to"] == "previous"
+    assert stop["is_eos"] is True
+
+
+def test_partials_only_when_enabled() -> None:
+    quiet = started()
+    assert sent(quiet.recognized(StreamUpdate((), (HELLO,), False))) == []
+    chatty = started(enable_partials=True)
+    (partial,) = sent(chatty.recognized(StreamUpdate((), (HELLO,), False)))
+    assert partial["message"] == "AddPartialTranscript"
+    assert partial["metadata"]["transcript"] == "Hello"
+
+
+def test_end_of_utterance_once_per_silence_and_only_after_speech() -> None:
+    session = started(conversation_config={"end_of_utterance_silence_trigger": 0.5})
+    assert sent(session.recognized(StreamUpdate((), (), True))) == []
+    first = sent(session.recognized(StreamUpdate((HELLO,), (), True)))
+    assert [message["message"] for message in first] == ["AddTranscript", "EndOfUtterance"]
+    assert first[1]["metadata"] == {"start_time": 0.9, "end_time": 0.9}
+    assert sent(session.recognized(StreamUpdate((), (), True))) == []
+
+
+def test_no_end_of_utterance_without_trigger() -> None:
+    session = started()
+    messages = sent(session.recognized(StreamUpdate((HELLO,), (), True)))
+    assert [message["message"] for message in messages] == ["AddTranscript"]
+
+
+def test_force_end_of_utterance_answers_forced_transcript_and_eou() -> None:
+    session = started()
+    assert session.receive_text('{"message": "ForceEndOfUtterance"}', 0.0) == [
+        Flush(end_of_stream=False)
+    ]
+    messages = sent(session.recognized(StreamUpdate((HELLO,), (), False), forced=True))
+    assert [(m["message"], m.get("forced")) for m in messages] == [
+        ("AddTranscript", True),
+        ("EndOfUtterance", True),
+    ]
+
+
+def test_end_of_stream_flushes_then_ends_and_later_audio_is_warned() -> None:
+    session = started()
+    actions = session.receive_text('{"message": "EndOfStream", "last_seq_no": 0}', 2.0)
+    assert actions == [Flush(end_of_stream=True)]
+    messages = sent(session.finished(StreamUpdate((HELLO,), (), False)))
+    assert [m["message"] for m in messages] == ["AddTranscript", "EndOfTranscript"]
+    after = sent(session.receive_bytes(b"\x00\x00", 3.0))
+    assert after[1] == {
+        "message": "Warning",
+        "type": "add_audio_after_eos",
+        "reason": "audio after EndOfStream ignored",
+    }
+
+
+def test_set_recognition_config_allows_only_the_subset() -> None:
+    session = started()
+    allowed = {"message": "SetRecognitionConfig", "transcription_config": {"enable_partials": True}}
+    assert session.receive_text(json.dumps(allowed), 0.0) == []
+    assert sent(session.recognized(StreamUpdate((), (HELLO,), False)))[0]["message"] == (
+        "AddPartialTranscript"
+    )
+    forbidden = {
+        "message": "SetRecognitionConfig",
+        "transcription_config": {"diarization": "speaker"},
+    }
+    assert error_of(session.receive_text(json.dumps(forbidden), 0.0)) == ("invalid_config", 1003)
+
+
+def test_get_speakers_answers_now_or_at_the_end() -> None:
+    session = started(diarization="speaker")
+    session.recognized(StreamUpdate((HELLO,), (), False))
+    (now,) = sent(session.receive_text('{"message": "GetSpeakers"}', 0.0))
+    assert now["message"] == "SpeakersResult"
+    assert [speaker["label"] for speaker in now["speakers"]] == ["S1"]
+    assert session.receive_text('{"message": "GetSpeakers", "final": true}', 0.0) == []
+
+
+def test_warning_offsets_keep_service_values_and_scale_short_limits() -> None:
+    assert warning_offsets(48 * 3600, (2700, 1800, 900)) == (2700, 1800, 900)
+    assert warning_offsets(6.0, (2700, 1800, 900)) == pytest.approx((4.5, 3.0, 1.5))
+
+
+def test_session_limit_warns_three_times_then_ends_with_1008() -> None:
+    session = started(SessionLimits(max_session_seconds=6.0))
+    warnings: list[dict[str, Any]] = []
+    while (deadline := session.next_deadline()) is not None and not session.closed:
+        actions = session.tick(deadline)
+        session.receive_bytes(b"\x00\x00", deadline)  # audio keeps the idle timer quiet
+        warnings.extend(m for m in sent(actions) if m["message"] == "Warning")
+        if any(isinstance(action, Close) for action in actions):
+            assert error_of(actions) == ("session_timeout", 1008)
+    assert [w["type"] for w in warnings] == ["session_timeout"] * 3
+    assert "timeout in 4.5s" in warnings[0]["reason"]
+
+
+def test_idle_timer_restarts_on_audio() -> None:
+    session = started(SessionLimits(idle_timeout_seconds=60.0))
+    assert sent(session.tick(44.0)) == []
+    assert sent(session.tick(45.5))[0]["type"] == "idle_timeout"
+    session.receive_bytes(b"\x00\x00", 50.0)
+    assert sent(session.tick(94.0)) == []
+    assert error_of(session.tick(110.0)) == ("idle_timeout", 1008)
+
+
+def test_refusal_is_an_error_and_a_close() -> None:
+    session = RealtimeSession("sid", SessionLimits(), now=0.0)
+    session.receive_text(json.dumps(START), 0.0)
+    assert error_of(session.refuse("quota_exceeded", "Concurrent Quota Exceeded")) == (
+        "quota_exceeded",
+        4005,
+    )
