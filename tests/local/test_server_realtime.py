@@ -1,0 +1,316 @@
+"""The local server's real-time API, driven by the official real-time SDK and raw WebSockets."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import aiohttp
+import anyio
+import anyio.abc
+import numpy as np
+import pytest
+from speechmatics.rt import (
+    AsyncClient,
+    AudioEncoding,
+    AudioFormat,
+    ConnectionError,
+    ServerMessageType,
+    TranscriptionConfig,
+    TranscriptionError,
+)
+
+from speechmatics_modes.local import Faults, LocalServer, SocketFault
+from tests.conftest import Clip
+from tests.local.conftest import pcm_bytes, scripted_engine, wav_bytes
+
+pytestmark = pytest.mark.anyio
+
+START: dict[str, Any] = {
+    "message": "StartRecognition",
+    "audio_format": {"type": "raw", "encoding": "pcm_s16le", "sample_rate": 16000},
+    "transcription_config": {"language": "en"},
+}
+CHUNK = 3200
+
+
+@asynccontextmanager
+async def connect(
+    server: LocalServer, path: str = "", **kwargs: Any
+) -> AsyncIterator[aiohttp.ClientWebSocketResponse[bool]]:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.ws_connect(server.rt_url + path, max_msg_size=0, **kwargs) as socket,
+    ):
+        yield socket
+
+
+async def until_closed(socket: aiohttp.ClientWebSocketResponse[bool]) -> list[dict[str, Any]]:
+    messages = []
+    async for message in socket:
+        if message.type is aiohttp.WSMsgType.TEXT:
+            messages.append(json.loads(message.data))
+    return messages
+
+
+async def started(socket: aiohttp.ClientWebSocketResponse[bool], **config: Any) -> dict[str, Any]:
+    start = {**START, "transcription_config": {"language": "en", **config}}
+    await socket.send_json(start)
+    reply: dict[str, Any] = await socket.receive_json()
+    assert reply["message"] == "RecognitionStarted", reply
+    return reply
+
+
+async def send_audio(socket: aiohttp.ClientWebSocketResponse[bool], audio: bytes) -> None:
+    for offset in range(0, len(audio), CHUNK):
+        await socket.send_bytes(audio[offset : offset + CHUNK])
+
+
+def of_kind(messages: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [message for message in messages if message["message"] == kind]
+
+
+def final_text(messages: list[dict[str, Any]]) -> str:
+    return " ".join(
+        m["metadata"]["transcript"] for m in of_kind(messages, "AddTranscript")
+    ).replace(" .", ".")
+
+
+@pytest.mark.slow
+async def test_real_speech_with_partials_and_finals(
+    speech_clips: list[Clip], no_leaks: None
+) -> None:
+    from tests.local.test_server_batch import plain_words, word_error_rate
+
+    clip = min(speech_clips, key=lambda clip: abs(clip.duration - 8))
+    messages: list[dict[str, Any]] = []
+    async with LocalServer() as server, AsyncClient(api_key="any", url=server.rt_url) as client:
+        for kind in (ServerMessageType.ADD_TRANSCRIPT, ServerMessageType.ADD_PARTIAL_TRANSCRIPT):
+            client.on(kind, messages.append)
+        with clip.path.open("rb") as audio:
+            await client.transcribe(
+                audio, transcription_config=TranscriptionConfig(language="en", enable_partials=True)
+            )
+    assert of_kind(messages, "AddPartialTranscript")
+    assert word_error_rate(clip.reference, plain_words(final_text(messages))) < 0.5
+    assert final_text(messages).endswith(".")
+
+
+async def test_sdk_file_session_gives_sentences(server: LocalServer) -> None:
+    messages: list[dict[str, Any]] = []
+    async with AsyncClient(api_key="any", url=server.rt_url) as client:
+        client.on(ServerMessageType.ADD_TRANSCRIPT, messages.append)
+        client.on(ServerMessageType.END_OF_TRANSCRIPT, messages.append)
+        await client.transcribe(
+            io.BytesIO(wav_bytes(5)), transcription_config=TranscriptionConfig()
+        )
+    assert final_text(messages) == "Hello world. How are you."
+    assert messages[-1] == {"message": "EndOfTranscript"}
+    assert server.stats.sessions_started == 1
+
+
+@pytest.mark.parametrize(
+    ("encoding", "rate", "sample"),
+    [
+        (AudioEncoding.PCM_F32LE, 44_100, np.zeros(1, "<f4").tobytes()),
+        (AudioEncoding.MULAW, 8_000, b"\xff"),
+    ],
+)
+async def test_raw_encodings_at_any_rate(
+    server: LocalServer, encoding: AudioEncoding, rate: int, sample: bytes
+) -> None:
+    messages: list[dict[str, Any]] = []
+    audio = io.BytesIO(sample * rate * 5)
+    async with AsyncClient(api_key="any", url=server.rt_url) as client:
+        client.on(ServerMessageType.ADD_TRANSCRIPT, messages.append)
+        await client.transcribe(
+            audio,
+            transcription_config=TranscriptionConfig(),
+            audio_format=AudioFormat(encoding=encoding, sample_rate=rate),
+        )
+    assert final_text(messages) == "Hello world. How are you."
+
+
+async def test_wrong_key_is_refused_before_upgrade(no_leaks: None) -> None:
+    async with LocalServer(engine=scripted_engine(), api_key="secret") as server:
+        async with AsyncClient(api_key="wrong", url=server.rt_url) as client:
+            with pytest.raises(ConnectionError, match="401"):
+                await client.start_session(transcription_config=TranscriptionConfig())
+        async with connect(server, "/en?jwt=secret&sm-app=x") as socket:
+            await started(socket)
+
+
+async def test_invalid_config_fails_the_sdk_start(server: LocalServer) -> None:
+    async with AsyncClient(api_key="any", url=server.rt_url) as client:
+        with pytest.raises(TranscriptionError, match="not available"):
+            await client.start_session(transcription_config=TranscriptionConfig(language="xx"))
+
+
+@pytest.mark.parametrize(
+    ("send", "expected"),
+    [
+        (lambda s: s.send_str("{nope"), ("invalid_message", 1003)),
+        (lambda s: s.send_bytes(b"\x00\x00"), ("protocol_error", 1003)),
+        (lambda s: s.send_json({"message": "Dance"}), ("protocol_error", 1003)),
+        (lambda s: s.send_bytes(b"\x00" * (2 * 1024 * 1024)), ("protocol_error", 1003)),
+        (
+            lambda s: s.send_json({**START, "audio_format": {"type": "raw"}}),
+            ("invalid_audio_type", 1003),
+        ),
+    ],
+)
+async def test_bad_messages_get_the_protocol_error_and_the_server_lives_on(
+    server: LocalServer, send: Any, expected: tuple[str, int]
+) -> None:
+    async with connect(server) as socket:
+        await send(socket)
+        messages = await until_closed(socket)
+        assert (messages[-1]["type"], socket.close_code) == expected
+    async with connect(server) as socket:
+        await started(socket)
+
+
+async def test_second_start_and_unknown_message_after_start(server: LocalServer) -> None:
+    async with connect(server) as socket:
+        await started(socket)
+        await socket.send_json(START)
+        assert (await until_closed(socket))[-1]["type"] == "protocol_error"
+    async with connect(server) as socket:
+        await started(socket)
+        await socket.send_json({"message": "Dance"})
+        assert (await until_closed(socket))[-1]["type"] == "invalid_message"
+        assert socket.close_code == 1003
+
+
+async def test_eou_force_and_audio_after_eos(server: LocalServer) -> None:
+    async with connect(server) as socket:
+        await started(socket, conversation_config={"end_of_utterance_silence_trigger": 0.5})
+        await send_audio(socket, pcm_bytes(2.2))
+        await socket.send_json({"message": "ForceEndOfUtterance"})
+        await socket.send_json({"message": "EndOfStream", "last_seq_no": 0})
+        await socket.send_bytes(pcm_bytes(0.1))
+        messages: list[dict[str, Any]] = []
+        while not messages or messages[-1]["message"] != "Warning":
+            messages.append(await socket.receive_json())
+    eous = of_kind(messages, "EndOfUtterance")
+    assert [eou.get("forced", False) for eou in eous] == [False, True]
+    assert [m["metadata"]["transcript"] for m in of_kind(messages, "AddTranscript")][:2] == [
+        "Hello",
+        "world",
+    ]
+    assert of_kind(messages, "AddTranscript")[-1]["forced"] is True
+    assert messages[-1]["type"] == "add_audio_after_eos"
+    assert of_kind(messages, "EndOfTranscript") == [{"message": "EndOfTranscript"}]
+    assert len(of_kind(messages, "AudioAdded")) == len(range(0, len(pcm_bytes(2.2)), CHUNK)) + 1
+
+
+async def test_session_limit_warns_then_ends_with_1008(no_leaks: None) -> None:
+    async with (
+        LocalServer(engine=scripted_engine(), max_session_seconds=0.8) as server,
+        connect(server) as socket,
+    ):
+        await started(socket)
+        messages = await until_closed(socket)
+    assert [(m["message"], m["type"]) for m in messages] == [
+        ("Warning", "session_timeout"),
+        ("Warning", "session_timeout"),
+        ("Warning", "session_timeout"),
+        ("Error", "session_timeout"),
+    ]
+    assert socket.close_code == 1008
+
+
+async def test_idle_timeout_warns_then_ends_with_1008(no_leaks: None) -> None:
+    async with (
+        LocalServer(engine=scripted_engine(), idle_timeout_seconds=0.6) as server,
+        connect(server) as socket,
+    ):
+        await started(socket)
+        messages = await until_closed(socket)
+    assert [m["type"] for m in messages] == ["idle_timeout"] * 4
+    assert messages[-1]["message"] == "Error"
+    assert socket.close_code == 1008
+
+
+async def test_sessions_over_the_quota_are_refused_after_start(no_leaks: None) -> None:
+    async with (
+        LocalServer(engine=scripted_engine(), max_sessions=1) as server,
+        connect(server) as first,
+    ):
+        await started(first)
+        async with AsyncClient(api_key="any", url=server.rt_url) as client:
+            with pytest.raises(TranscriptionError, match="Concurrent Quota Exceeded"):
+                await client.start_session(transcription_config=TranscriptionConfig())
+        async with connect(server) as second:
+            await second.send_json(START)
+            assert (await until_closed(second))[-1]["type"] == "quota_exceeded"
+            assert second.close_code == 4005
+        await first.close()
+        async with connect(server) as third:
+            await started(third)
+        assert server.stats.sessions_refused == 2
+
+
+async def test_drop_after_messages_is_abrupt_and_only_for_chosen_sessions(
+    server: LocalServer,
+) -> None:
+    server.faults = Faults(socket=SocketFault(after_messages=3, sessions=1))
+    async with connect(server) as socket:
+        await started(socket)
+        await send_audio(socket, pcm_bytes(0.5))
+        messages = await until_closed(socket)
+        assert len(messages) == 2
+        assert socket.close_code == 1006
+    async with connect(server) as socket:
+        await started(socket)
+        await send_audio(socket, pcm_bytes(0.5))
+        assert (await socket.receive_json())["message"] == "AudioAdded"
+    assert server.stats.sessions_faulted == 1
+
+
+async def test_close_with_code_after_seconds(server: LocalServer) -> None:
+    server.faults = Faults(
+        socket=SocketFault(after_seconds=0.3, close_code=4013, close_reason="job_error")
+    )
+    async with connect(server) as socket:
+        await started(socket)
+        await until_closed(socket)
+        assert socket.close_code == 4013
+
+
+async def test_sdk_session_ends_quietly_when_the_server_drops_it(server: LocalServer) -> None:
+    server.faults = Faults(socket=SocketFault(after_messages=4))
+    async with AsyncClient(api_key="any", url=server.rt_url) as client:
+        await client.transcribe(
+            io.BytesIO(wav_bytes(5)), transcription_config=TranscriptionConfig()
+        )
+    assert server.stats.sessions_faulted == 1
+
+
+async def test_message_latency_delays_every_message(server: LocalServer) -> None:
+    server.faults = Faults(message_latency=0.3)
+    async with connect(server) as socket:
+        await socket.send_json(START)
+        with anyio.move_on_after(0.15) as scope:
+            await socket.receive_json()
+        assert scope.cancelled_caught
+
+
+async def test_closing_the_server_closes_open_sessions(no_leaks: None) -> None:
+    async with anyio.create_task_group() as tasks:
+        async with LocalServer(engine=scripted_engine()) as server:
+            http = await tasks.start(_client_until_closed, server)
+        assert server.stats.sessions_active == 0
+    assert http.close_code == 1001
+
+
+async def _client_until_closed(
+    server: LocalServer, *, task_status: anyio.abc.TaskStatus[aiohttp.ClientWebSocketResponse[bool]]
+) -> None:
+    async with connect(server) as socket:
+        await started(socket)
+        task_status.started(socket)
+        await until_closed(socket)
