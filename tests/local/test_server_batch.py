@@ -24,6 +24,7 @@ from speechmatics.batch import (
 )
 from speechmatics.batch import Transcript as BatchTranscript
 
+from speechmatics_modes._exceptions import ConfigurationError
 from speechmatics_modes._models import Transcript
 from speechmatics_modes.local import Faults, HttpFailure, LocalServer
 from tests.conftest import Clip
@@ -360,3 +361,21 @@ async def test_large_upload_streams_to_disk_in_bounded_memory(server: LocalServe
     assert growth_mib < 64, f"peak RSS grew {growth_mib:.0f} MiB for a 300 MiB upload"
     async with aiohttp.ClientSession() as http:
         await http.delete(f"{server.batch_url}/jobs/{created['id']}?force=true")
+
+
+def test_non_loopback_bind_needs_a_key() -> None:
+    with pytest.raises(ConfigurationError, match="api_key"):
+        LocalServer(host="0.0.0.0")
+    LocalServer(host="0.0.0.0", api_key="secret")
+    LocalServer(host="::1")
+
+
+async def test_settings_point_both_sdks_at_the_server(server: LocalServer) -> None:
+    settings = server.settings()
+    assert (settings.batch_url, settings.rt_url) == (server.batch_url, server.rt_url)
+    assert settings.batch_url == f"http://127.0.0.1:{server.port}/v2"
+    assert settings.api_key is not None
+    async with AsyncClient(
+        api_key=settings.api_key.get_secret_value(), url=settings.batch_url
+    ) as c:
+        assert await c.list_jobs() == []
