@@ -7,7 +7,7 @@ private.
 
 from __future__ import annotations
 
-from ._api import AudioSource, stream, transcribe, transcribe_sync
+from ._api import AudioSource, TranscriptStream, stream, transcribe, transcribe_sync
 from ._config import (
     AudioFiltering,
     AudioFormat,
@@ -89,6 +89,7 @@ __all__ = [
     "TopicDetection",
     "Tracking",
     "Transcript",
+    "TranscriptStream",
     "TranscriptFiltering",
     "TranscriptionOptions",
     "TranscriptionTimeout",

@@ -1,81 +1,320 @@
 """The façade: ``transcribe()``, ``stream()`` and ``transcribe_sync()``.
 
-Their signatures are the contract later work fills in. Until then they raise
-:class:`NotImplementedError` rather than pretend to work.
+One call for both APIs. The *source* decides the mode unless the caller forces one: finished
+audio goes through batch, live audio through real-time, and both give back a
+:class:`~speechmatics_modes.Transcript`. Options are validated and checked against the chosen
+mode before any connection is made.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import logging
 import os
-from collections.abc import AsyncIterable, AsyncIterator, Iterable
-from contextlib import AbstractAsyncContextManager
-from typing import IO, Any, Literal, TypeAlias
+from collections.abc import AsyncIterable, Iterable, Mapping
+from contextlib import AsyncExitStack
+from types import TracebackType
+from typing import IO, Any, Literal, TypeAlias, TypeVar
 
+import anyio
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from pydantic import BaseModel, ValidationError
+
+from ._batch import run_batch_job
 from ._config import AudioFormat, BatchOptions, TranscriptionOptions
+from ._endpoint import endpoint
+from ._exceptions import (
+    AudioSourceError,
+    ConfigurationError,
+    SpeechmaticsModesError,
+    TranscriptionTimeout,
+)
 from ._models import Mode, StreamEvent, Transcript
+from ._realtime import RealtimeSession
 from ._settings import Settings
+from ._sources import natural_mode, open_live_audio, open_upload
 
-__all__ = ["AudioSource", "stream", "transcribe", "transcribe_sync"]
+__all__ = ["AudioSource", "TranscriptStream", "stream", "transcribe", "transcribe_sync"]
+
+logger = logging.getLogger("speechmatics_modes")
 
 AudioSource: TypeAlias = (
     "str | os.PathLike[str] | bytes | IO[bytes] | Iterable[bytes] | AsyncIterable[bytes]"
 )
 """What ``transcribe`` accepts: a finished file (path, URL, bytes, file object) or live chunks."""
 
-ModeName = Mode | Literal["auto", "batch", "realtime"]
+ModeName: TypeAlias = Mode | Literal["auto", "batch", "realtime"]
+OptionsLike: TypeAlias = "TranscriptionOptions | Mapping[str, Any] | None"
+
+_EVENT_BUFFER = 256
+"""Events held for a caller who reads slowly, before the session pauses sending audio."""
+
+M = TypeVar("M", bound=BaseModel)
 
 
 async def transcribe(
     source: AudioSource,
     mode: ModeName = "auto",
     *,
-    options: TranscriptionOptions | None = None,
-    batch_options: BatchOptions | None = None,
+    options: OptionsLike = None,
+    batch_options: BatchOptions | Mapping[str, Any] | None = None,
     audio_format: AudioFormat | None = None,
     settings: Settings | None = None,
     timeout: float | None = None,
+    pace: float | None = None,
 ) -> Transcript:
     """Transcribe ``source``: batch for a finished file, real-time for a live stream.
 
     Args:
-        source: A path, ``http(s)://`` URL, ``bytes`` or binary file object (batch), or a sync or
-            async iterable of audio chunks (real-time).
-        mode: ``"auto"`` picks by the kind of source; ``"batch"`` or ``"realtime"`` force one.
-        options: How to transcribe; fields that the chosen mode lacks are an error.
-        batch_options: Job features that only batch offers.
-        audio_format: The format of raw PCM chunks (real-time); WAV files describe themselves.
-        settings: Where to connect and with which key; read from the environment when omitted.
-        timeout: Seconds for the whole operation.
+        source: A path, ``http(s)://`` URL (fetched by the service, not by us), ``bytes`` or
+            binary file object (batch), or a sync or async iterable of audio chunks, or a
+            :class:`Microphone` (real-time).
+        mode: ``"auto"`` picks by the kind of source (the choice is on ``transcript.mode`` and
+            logged at debug level); ``"batch"`` or ``"realtime"`` force one. A forced real-time
+            file is read as WAV and streamed; a forced batch stream is spooled to a temporary
+            file and uploaded.
+        options: How to transcribe; a field the chosen mode lacks is a
+            :class:`ConfigurationError`, raised before any connection.
+        batch_options: Job features only batch offers.
+        audio_format: What raw PCM chunks (or a headerless file) contain; defaults to 16 kHz
+            16-bit mono for iterables. WAV files describe themselves.
+        settings: Where to connect and with which key; from the environment when omitted.
+        timeout: Seconds for the whole call; ``None`` waits as long as it takes.
+        pace: Real-time from a file only: send at ``pace`` times real time (1.0 simulates a live
+            feed); ``None`` sends as fast as the service acknowledges.
 
     Raises:
-        NotImplementedError: until the façade lands.
+        AudioSourceError: the source cannot be transcribed (the message says why).
+        ConfigurationError: options that cannot work, or that the chosen mode does not have.
+        AuthenticationError: no key, or the key was refused.
+        JobFailedError: the batch job was rejected; ``reasons`` holds the service's words.
+        ServerError, SessionLimitError, TransportError: the service or the connection failed.
+        TranscriptionTimeout: ``timeout`` passed; ``partial_transcript`` holds what was done.
     """
-    del source, mode, options, batch_options, audio_format, settings, timeout
-    raise NotImplementedError("transcribe() arrives with the façade (issue 4)")
-
-
-def transcribe_sync(source: AudioSource, mode: ModeName = "auto", **kwargs: Any) -> Transcript:
-    """:func:`transcribe` for synchronous callers.
-
-    Raises:
-        NotImplementedError: until the façade lands.
-    """
-    del source, mode, kwargs
-    raise NotImplementedError("transcribe_sync() arrives with the façade (issue 4)")
+    chosen = _choose_mode(source, mode)
+    transcription = _validated(options, TranscriptionOptions, "options")
+    transcription.check_mode("batch" if chosen is Mode.BATCH else "realtime")
+    _check_timeout(timeout)
+    if chosen is Mode.REALTIME:
+        if batch_options is not None:
+            raise ConfigurationError(
+                "batch_options only apply to batch transcription, and this source is being "
+                "transcribed in real time: remove them, or use mode='batch'"
+            )
+        async with TranscriptStream(
+            source,
+            options=transcription,
+            audio_format=audio_format,
+            settings=settings,
+            timeout=timeout,
+            pace=pace,
+        ) as events:
+            async for _ in events:
+                pass
+        return events.transcript
+    job = _validated(batch_options, BatchOptions, "batch_options")
+    try:
+        with anyio.fail_after(timeout):
+            async with endpoint(settings) as resolved, open_upload(source, audio_format) as upload:
+                return await run_batch_job(
+                    upload, options=transcription, batch_options=job, settings=resolved
+                )
+    except TimeoutError as exc:
+        if isinstance(exc, SpeechmaticsModesError):
+            raise
+        raise TranscriptionTimeout(
+            f"the batch transcription did not finish within {timeout:g} s (the job was deleted)"
+        ) from None
 
 
 def stream(
     source: AudioSource,
     *,
-    options: TranscriptionOptions | None = None,
+    options: OptionsLike = None,
     audio_format: AudioFormat | None = None,
     settings: Settings | None = None,
     timeout: float | None = None,
-) -> AbstractAsyncContextManager[AsyncIterator[StreamEvent]]:
-    """Transcribe live audio, yielding partials, finals and other events as they arrive.
+    pace: float | None = None,
+) -> TranscriptStream:
+    """Transcribe audio in real time, yielding events as they arrive.
+
+    Use it as ``async with stream(source) as events: async for event in events: ...``. Events
+    are :class:`Partial`, :class:`Final`, :class:`EndOfUtterance`, :class:`ServerWarning` and
+    :class:`SessionInfo`; afterwards ``events.transcript`` holds every final word.
+
+    A caller who stops reading pauses the session (it stops sending audio once
+    ``256`` events wait unread and the service's acknowledgements stop being processed), so
+    memory stays bounded; a live :class:`Microphone` then drops its oldest audio and counts it.
+
+    Args:
+        source: Anything :func:`transcribe` accepts; files are streamed from their WAV data.
+        options: How to transcribe (real-time fields such as ``enable_partials`` apply here).
+        audio_format: What raw chunks contain; 16 kHz 16-bit mono when omitted.
+        settings: Where to connect; from the environment when omitted.
+        timeout: Seconds for the whole stream; ``None`` for no limit (a live feed).
+        pace: For files: send at ``pace`` times real time; ``None`` as fast as acknowledged.
+    """
+    return TranscriptStream(
+        source,
+        options=_validated(options, TranscriptionOptions, "options"),
+        audio_format=audio_format,
+        settings=settings,
+        timeout=timeout,
+        pace=pace,
+    )
+
+
+class TranscriptStream:
+    """A running real-time transcription: an async iterator of events, then a transcript.
+
+    Returned by :func:`stream`; the session starts on ``async with`` and is closed (every task
+    and socket) when the block ends, however it ends.
+    """
+
+    def __init__(
+        self,
+        source: AudioSource,
+        *,
+        options: TranscriptionOptions,
+        audio_format: AudioFormat | None,
+        settings: Settings | None,
+        timeout: float | None,
+        pace: float | None,
+    ) -> None:
+        if not isinstance(source, str) or not source.lower().startswith(("http:", "https:")):
+            natural_mode(source)  # unsupported kinds fail here, with the list of accepted ones
+        options.check_mode("realtime")
+        _check_timeout(timeout)
+        self._source = source
+        self._options = options
+        self._audio_format = audio_format
+        self._settings = settings
+        self._timeout = timeout
+        self._pace = pace
+        self._stack: AsyncExitStack | None = None
+        self._session: RealtimeSession | None = None
+        self._events: MemoryObjectReceiveStream[StreamEvent] | None = None
+        self._error: SpeechmaticsModesError | None = None
+
+    async def __aenter__(self) -> TranscriptStream:
+        async with AsyncExitStack() as stack:
+            resolved = await stack.enter_async_context(endpoint(self._settings))
+            live = await stack.enter_async_context(
+                open_live_audio(self._source, self._audio_format, pace=self._pace)
+            )
+            send, self._events = anyio.create_memory_object_stream[StreamEvent](_EVENT_BUFFER)
+            stack.callback(self._events.close)
+            self._session = RealtimeSession(
+                settings=resolved,
+                options=self._options,
+                audio_format=live.audio_format,
+                events=send,
+            )
+            group = await stack.enter_async_context(anyio.create_task_group())
+            stack.callback(group.cancel_scope.cancel)
+            group.start_soon(self._run, send, live.chunks)
+            self._stack = stack.pop_all()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            await stack.aclose()
+
+    async def _run(self, send: MemoryObjectSendStream[StreamEvent], chunks: Any) -> None:
+        assert self._session is not None
+        async with send:
+            try:
+                with anyio.fail_after(self._timeout):
+                    await self._session.run(chunks)
+            except SpeechmaticsModesError as exc:
+                self._error = exc
+            except TimeoutError:
+                self._error = TranscriptionTimeout(
+                    f"the real-time transcription did not finish within {self._timeout:g} s"
+                )
+                self._error.partial_transcript = self._session.transcript()
+
+    def __aiter__(self) -> TranscriptStream:
+        return self
+
+    async def __anext__(self) -> StreamEvent:
+        if self._events is None:
+            raise RuntimeError("iterate inside 'async with stream(...) as events'")
+        try:
+            return await self._events.receive()
+        except anyio.EndOfStream:
+            if self._error is not None:
+                raise self._error from self._error.__cause__
+            raise StopAsyncIteration from None
+
+    @property
+    def transcript(self) -> Transcript:
+        """Every final word so far; complete once iteration has ended."""
+        if self._session is None:
+            raise RuntimeError("the stream has not started: use 'async with stream(...)'")
+        return self._session.transcript()
+
+
+def transcribe_sync(source: AudioSource, mode: ModeName = "auto", **kwargs: Any) -> Transcript:
+    """:func:`transcribe` for synchronous callers (scripts, notebooks without await).
 
     Raises:
-        NotImplementedError: until the façade lands.
+        ConfigurationError: called from inside a running event loop, where it would block that
+            loop; ``await transcribe(...)`` there instead.
+        Everything :func:`transcribe` raises.
     """
-    del source, options, audio_format, settings, timeout
-    raise NotImplementedError("stream() arrives with the façade (issue 4)")
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return anyio.run(functools.partial(transcribe, source, mode, **kwargs))
+    raise ConfigurationError(
+        "transcribe_sync() was called inside a running event loop, which it would block: "
+        "use 'await transcribe(...)' there"
+    )
+
+
+def _choose_mode(source: object, mode: ModeName) -> Mode:
+    try:
+        requested = Mode(mode)
+    except ValueError:
+        raise ConfigurationError(
+            f"mode must be 'auto', 'batch' or 'realtime', got {mode!r}"
+        ) from None
+    natural = (
+        Mode.BATCH
+        if isinstance(source, str) and source.lower().startswith(("http:", "https:"))
+        else natural_mode(source)
+    )
+    chosen = natural if requested is Mode.AUTO else requested
+    if chosen is Mode.BATCH and getattr(source, "is_live", False):
+        raise AudioSourceError(
+            "a Microphone never finishes, so it cannot be uploaded as a batch job: "
+            "use mode='realtime' (or 'auto')"
+        )
+    logger.debug(
+        "mode=%s: transcribing %s in %s mode", requested.value, type(source).__name__, chosen.value
+    )
+    return chosen
+
+
+def _validated(value: M | Mapping[str, Any] | None, model: type[M], name: str) -> M:
+    if value is None:
+        return model()
+    if isinstance(value, model):
+        return value
+    try:
+        return model.model_validate(value)
+    except ValidationError as exc:
+        raise ConfigurationError(f"invalid {name}: {exc}") from exc
+
+
+def _check_timeout(timeout: float | None) -> None:
+    if timeout is not None and not timeout > 0:
+        raise ConfigurationError(f"timeout must be a positive number of seconds, got {timeout!r}")

@@ -22,6 +22,10 @@ exception never escapes to our callers.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._models import Transcript
 
 __all__ = [
     "AudioSourceError",
@@ -42,6 +46,8 @@ class SpeechmaticsModesError(Exception):
 
     retryable: bool = False
     """Whether the same call may succeed if simply tried again later."""
+    partial_transcript: Transcript | None = None
+    """The words transcribed before the failure, where there were any: nothing is lost."""
 
 
 class ConfigurationError(SpeechmaticsModesError, ValueError):

@@ -1,15 +1,28 @@
 """The real-time backend: the only module that imports ``speechmatics.rt``.
 
 Everything real-time-specific that touches the SDK lives here: translating our options into the
-SDK's dataclasses, and translating the SDK's exceptions into ours (:data:`REALTIME_ERRORS`).
+SDK's dataclasses, running one session (audio out, typed events in), and translating the SDK's
+exceptions and the service's ``Error`` messages into ours (:data:`REALTIME_ERRORS`).
+
+What the raw SDK leaves to its caller, this module does: an ``Error`` after
+``RecognitionStarted`` raises (the SDK only logs it); a dropped connection raises instead of
+ending quietly; a server that never sends ``EndOfTranscript`` hits a timeout instead of hanging;
+and audio is sent no faster than the service acknowledges it.
 """
 
 from __future__ import annotations
 
+import logging
+import math
 import re
+from collections import deque
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager, suppress
 from typing import Any
 
+import anyio
 import speechmatics.rt as sm
+from anyio.streams.memory import MemoryObjectSendStream
 
 from ._config import AudioFormat, TranscriptionOptions
 from ._exceptions import (
@@ -18,12 +31,24 @@ from ._exceptions import (
     ConfigurationError,
     ErrorFactory,
     ServerError,
+    SessionLimitError,
     SpeechmaticsModesError,
+    TranscriptionTimeout,
     TransportError,
     describe,
+    translate_sdk_error,
 )
+from ._models import Final, Mode, StreamEvent, Transcript, stream_event
+from ._settings import Settings
 
-__all__ = ["REALTIME_ERRORS", "realtime_audio_format", "realtime_transcription_config"]
+__all__ = [
+    "REALTIME_ERRORS",
+    "RealtimeSession",
+    "realtime_audio_format",
+    "realtime_transcription_config",
+]
+
+logger = logging.getLogger("speechmatics_modes")
 
 
 def realtime_transcription_config(options: TranscriptionOptions) -> sm.TranscriptionConfig:
@@ -91,3 +116,238 @@ REALTIME_ERRORS: dict[type[BaseException], ErrorFactory] = {
     sm.TransportError: lambda exc: TransportError(describe(exc)),
 }
 """Every exception class ``speechmatics.rt`` exports, and the error of ours it becomes."""
+
+
+def _error_from_message(message: dict[str, Any]) -> SpeechmaticsModesError:
+    """Our error for the service's ``Error`` message, by its ``type``."""
+    error_type = str(message.get("type", "unknown_error"))
+    reason = str(message.get("reason", "")) or error_type
+    text = f"the real-time service ended the session: {error_type}: {reason}"
+    if error_type == "not_authorised":
+        return AuthenticationError(text)
+    if error_type in _SESSION_LIMIT_TYPES:
+        return SessionLimitError(
+            text, error_type=error_type, retryable=error_type in _RETRYABLE_TYPES
+        )
+    return ServerError(text, error_type=error_type, retryable=error_type in _RETRYABLE_TYPES)
+
+
+_SESSION_LIMIT_TYPES = frozenset(
+    {"quota_exceeded", "session_timeout", "idle_timeout", "timelimit_exceeded"}
+)
+_RETRYABLE_TYPES = frozenset(
+    {"quota_exceeded", "session_timeout", "idle_timeout", "job_error", "internal_error"}
+)
+"""Types after which a new session may well succeed (the service says retry after 5-10 s)."""
+
+_SESSION_MESSAGES = (
+    sm.ServerMessageType.RECOGNITION_STARTED,
+    sm.ServerMessageType.AUDIO_ADDED,
+    sm.ServerMessageType.ADD_PARTIAL_TRANSCRIPT,
+    sm.ServerMessageType.ADD_TRANSCRIPT,
+    sm.ServerMessageType.END_OF_UTTERANCE,
+    sm.ServerMessageType.WARNING,
+    sm.ServerMessageType.ERROR,
+    sm.ServerMessageType.END_OF_TRANSCRIPT,
+)
+
+
+@contextmanager
+def _sdk_errors() -> Iterator[None]:
+    """Raise our error for any real-time SDK error inside the block."""
+    try:
+        yield
+    except Exception as exc:
+        ours = translate_sdk_error(exc, REALTIME_ERRORS)
+        if ours is None:
+            raise
+        raise ours from exc
+
+
+class RealtimeSession:
+    """One real-time session: sends audio, turns what comes back into events and a transcript.
+
+    Flow control: at most ``max_in_flight_seconds`` of audio is sent ahead of the service's
+    ``AudioAdded`` acknowledgements, so a fast source (a file read at full speed) never floods
+    the socket. Events go to ``events`` with ``await send``: a caller who stops reading pauses
+    the processing of acknowledgements, which pauses sending, so memory stays bounded.
+    """
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        options: TranscriptionOptions,
+        audio_format: AudioFormat,
+        events: MemoryObjectSendStream[StreamEvent] | None = None,
+        max_in_flight_seconds: float = 10.0,
+        end_of_transcript_timeout: float = 30.0,
+    ) -> None:
+        self._settings = settings
+        self._config = options.to_realtime()
+        self._audio_format = audio_format
+        self._events = events
+        self._window_bytes = max(
+            audio_format.chunk_size, int(max_in_flight_seconds * audio_format.bytes_per_second)
+        )
+        self._end_timeout = end_of_transcript_timeout
+        self._inbox_send, self._inbox = anyio.create_memory_object_stream[dict[str, Any]](
+            max_buffer_size=math.inf  # fed by the SDK's sync callbacks; bounded by the window
+        )
+        self._sent_sizes: deque[int] = deque()
+        self._in_flight = 0
+        self._progress = anyio.Event()
+        self._finals: list[dict[str, Any]] = []
+        self._started: dict[str, Any] | None = None
+        self._error: SpeechmaticsModesError | None = None
+        self._ended = False
+
+    def transcript(self) -> Transcript:
+        """Every final so far, as a transcript (complete once :meth:`run` returned)."""
+        messages = [self._started] if self._started is not None else []
+        return Transcript.from_realtime_messages([*messages, *self._finals]).model_copy(
+            update={"mode": Mode.REALTIME}
+        )
+
+    async def run(self, chunks: AsyncIterator[bytes]) -> None:
+        """Start the session, send every chunk, end the stream and wait for the last final.
+
+        Raises:
+            AuthenticationError, ServerError, SessionLimitError, TransportError: as the
+                service or the connection decided; the finals received so far stay available
+                through :meth:`transcript`.
+            TranscriptionTimeout: no ``EndOfTranscript`` arrived in time after the audio ended.
+        """
+        api_key = self._settings.api_key.get_secret_value() if self._settings.api_key else None
+        client = sm.AsyncClient(api_key=api_key, url=self._settings.rt_url)
+        for message_type in _SESSION_MESSAGES:
+            client.on(message_type, self._receive)
+        try:
+            with _sdk_errors():
+                await client.start_session(
+                    transcription_config=self._config,
+                    audio_format=realtime_audio_format(self._audio_format),
+                )
+            async with anyio.create_task_group() as group:
+                group.start_soon(self._pump)
+                await self._converse(client, chunks)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await client.close()
+        if not self._ended and self._error is None:
+            self._error = TransportError(
+                "the real-time connection closed before EndOfTranscript: the last words may "
+                "be missing"
+            )
+        if self._error is not None:
+            self._error.partial_transcript = self.transcript()
+            raise self._error
+
+    async def _converse(self, client: sm.AsyncClient, chunks: AsyncIterator[bytes]) -> None:
+        """Send the audio and end the stream, recording (not raising) what goes wrong.
+
+        Errors are kept rather than raised so they leave the task group as themselves, not
+        wrapped in an exception group. When the caller's source fails, the audio already sent
+        is still finished properly, so its finals are kept.
+        """
+        try:
+            try:
+                await self._send_audio(client, chunks)
+            except SpeechmaticsModesError:
+                raise
+            except Exception as exc:
+                self._source_error(exc)
+            await self._finish(client)
+        except SpeechmaticsModesError as exc:
+            self._error = self._error or exc
+        finally:
+            self._inbox_send.close()  # the pump handles what is left, then ends
+
+    def _source_error(self, exc: Exception) -> None:
+        error = AudioSourceError(
+            f"the audio source raised {type(exc).__name__}: {describe(exc)}; the audio sent "
+            "before it was transcribed (see partial_transcript)"
+        )
+        error.__cause__ = exc
+        self._error = error
+
+    def _receive(self, message: dict[str, Any]) -> None:
+        """Called by the SDK's receive loop for each message; hands it to :meth:`_pump`."""
+        with suppress(anyio.ClosedResourceError):
+            self._inbox_send.send_nowait(message)
+
+    async def _send_audio(self, client: sm.AsyncClient, chunks: AsyncIterator[bytes]) -> None:
+        async for chunk in chunks:
+            while self._in_flight + len(chunk) > self._window_bytes and self._in_flight:
+                await self._wait_for_progress(client)
+            if self._error is not None or self._ended:
+                return
+            try:
+                with _sdk_errors():
+                    await client.send_audio(chunk)
+            except TransportError:
+                if self._error is None:
+                    self._error = TransportError(
+                        "the real-time connection closed while audio was still being sent"
+                    )
+                return
+            self._sent_sizes.append(len(chunk))
+            self._in_flight += len(chunk)
+
+    async def _wait_for_progress(self, client: sm.AsyncClient) -> None:
+        """Wait for an acknowledgement, an error or the end; notice a dropped connection."""
+        with anyio.move_on_after(1.0):
+            await self._progress.wait()
+        if not self._progress.is_set() and client._closed_evt.is_set():
+            self._error = self._error or TransportError(
+                "the real-time connection dropped before the audio was acknowledged"
+            )
+            self._ended = True
+        self._progress = anyio.Event()
+
+    async def _finish(self, client: sm.AsyncClient) -> None:
+        """Send EndOfStream and wait until the service has sent its last final."""
+        if self._error is not None or self._ended:
+            return
+        try:
+            with anyio.fail_after(self._end_timeout), _sdk_errors():
+                await client.stop_session()
+        except TimeoutError:
+            raise TranscriptionTimeout(
+                f"the real-time service sent no EndOfTranscript within {self._end_timeout:g} s "
+                "of the end of the audio"
+            ) from None
+        except TransportError:
+            pass  # the connection ended first; _drain tells whether the session completed
+
+    async def _pump(self) -> None:
+        async for message in self._inbox:
+            try:
+                await self._handle(message)
+            except SpeechmaticsModesError as exc:  # a malformed message from the service
+                self._error = self._error or exc
+
+    async def _handle(self, message: dict[str, Any]) -> None:
+        kind = message.get("message")
+        if kind == "AudioAdded":
+            self._acknowledge()
+        elif kind == "Error":
+            self._error = self._error or _error_from_message(message)
+            self._progress.set()
+        elif kind == "EndOfTranscript":
+            self._ended = True
+            self._progress.set()
+        elif kind == "AddTranscript":
+            self._finals.append(message)
+        elif kind == "RecognitionStarted":
+            self._started = message
+        event = stream_event(message)
+        if event is not None and self._events is not None:
+            if isinstance(event, Final) and not event.words:
+                return  # an empty final carries nothing a caller could use
+            await self._events.send(event)
+
+    def _acknowledge(self) -> None:
+        if self._sent_sizes:
+            self._in_flight -= self._sent_sizes.popleft()
+        self._progress.set()

@@ -1,0 +1,399 @@
+"""Turning what callers hand us into audio: which mode it suits, and the bytes to send.
+
+Finished audio (a path, URL, ``bytes``, a binary file object) suits batch; audio that arrives
+over time (an iterable or async iterable of chunks, a microphone) suits real-time. Either can be
+forced into the other mode: a file is streamed to the real-time API as raw PCM read from its WAV
+header, and a stream is spooled to a temporary WAV file for a batch upload.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import math
+import os
+import struct
+import tempfile
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, BinaryIO
+
+import anyio
+
+from ._config import AudioFormat
+from ._exceptions import AudioSourceError
+from ._models import Mode
+from ._wav import AudioDecodeError, SampleFormat, identify_non_wav, parse_wav_header
+
+__all__ = [
+    "ACCEPTED_SOURCES",
+    "LiveAudio",
+    "Upload",
+    "audio_chunks",
+    "natural_mode",
+    "open_live_audio",
+    "open_upload",
+]
+
+logger = logging.getLogger("speechmatics_modes")
+
+ACCEPTED_SOURCES = (
+    "a file path (str or os.PathLike), an http(s):// URL, bytes, or a binary file object "
+    "(batch); or an iterable or async iterable of bytes chunks, or a Microphone (real-time)"
+)
+
+_HEADER_PROBE_BYTES = 64 * 1024
+_SPOOL_BLOCK = 1024 * 1024
+
+
+def natural_mode(source: object) -> Mode:
+    """The mode ``mode="auto"`` picks for ``source``: batch if finished, real-time if live.
+
+    Raises:
+        AudioSourceError: ``source`` is none of the accepted kinds; the message lists them.
+    """
+    if isinstance(source, (str, os.PathLike, bytes, bytearray, memoryview)):
+        return Mode.BATCH
+    if isinstance(source, io.TextIOBase):
+        raise AudioSourceError(
+            f"{_describe(source)} is open in text mode: open audio files with mode 'rb'"
+        )
+    if callable(getattr(source, "read", None)):
+        return Mode.BATCH
+    if isinstance(source, (AsyncIterable, Iterable)):
+        return Mode.REALTIME
+    raise AudioSourceError(f"cannot transcribe {_describe(source)}: expected {ACCEPTED_SOURCES}")
+
+
+def _describe(source: object) -> str:
+    name = getattr(source, "name", None)
+    kind = type(source).__name__
+    return f"{kind} {name!r}" if isinstance(name, str) else f"a {kind}"
+
+
+def is_url(source: object) -> bool:
+    """``http(s)://`` strings are fetched by the service, never downloaded by us."""
+    return isinstance(source, str) and source.lower().startswith(("http://", "https://"))
+
+
+@dataclass(frozen=True)
+class Upload:
+    """What a batch job is submitted with: an open binary file, or a URL for the service."""
+
+    filename: str
+    """The name the service records for the audio (``data_name``)."""
+    file: BinaryIO | None = None
+    """Read in blocks by the HTTP client while uploading; never read whole into memory."""
+    url: str | None = None
+    """Given to the service as ``fetch_data``; only ever fetched by the service."""
+
+
+@asynccontextmanager
+async def open_upload(source: Any, audio_format: AudioFormat | None) -> AsyncIterator[Upload]:
+    """Open ``source`` for a batch upload; files we opened are closed and spools deleted on exit.
+
+    Raises:
+        AudioSourceError: missing file, a directory, empty audio, or a live-only source.
+    """
+    if is_url(source):
+        yield Upload(filename=source.rsplit("/", 1)[-1] or "audio", url=source)
+    elif isinstance(source, (str, os.PathLike)):
+        path = _checked_path(Path(source))
+        with path.open("rb") as file:
+            yield Upload(filename=path.name, file=file)
+    elif isinstance(source, (bytes, bytearray, memoryview)):
+        if not source:
+            raise AudioSourceError("the audio bytes are empty: there is nothing to transcribe")
+        yield Upload(filename="audio.wav", file=io.BytesIO(bytes(source)))
+    elif callable(getattr(source, "read", None)):
+        yield Upload(filename=_file_name(source), file=source)
+    else:
+        async with _spooled(source, audio_format) as file:
+            yield Upload(filename="stream.wav", file=file)
+
+
+def _checked_path(path: Path) -> Path:
+    if not path.exists():
+        raise AudioSourceError(f"{path}: no such file")
+    if path.is_dir():
+        raise AudioSourceError(f"{path} is a directory, not an audio file")
+    try:
+        size = path.stat().st_size
+        with path.open("rb"):
+            pass
+    except OSError as exc:
+        raise AudioSourceError(f"{path}: cannot read it ({exc.strerror})") from exc
+    if size == 0:
+        raise AudioSourceError(f"{path} is empty: there is nothing to transcribe")
+    return path
+
+
+def _file_name(file: object) -> str:
+    name = getattr(file, "name", None)
+    return os.path.basename(name) if isinstance(name, str) and name else "audio.wav"
+
+
+@asynccontextmanager
+async def _spooled(source: Any, audio_format: AudioFormat | None) -> AsyncIterator[BinaryIO]:
+    """Write live chunks to a temporary file (a WAV when the chunks are raw PCM), then rewind.
+
+    The batch API needs a finished file; spooling to disk keeps memory flat however long the
+    stream, and the file is deleted however the upload ends.
+    """
+    if _is_live_only(source):
+        raise AudioSourceError(
+            "a Microphone never finishes, so it cannot be uploaded as a batch job: "
+            "use mode='realtime' (or 'auto')"
+        )
+    with tempfile.TemporaryFile(prefix="speechmatics-modes-", suffix=".wav") as spool:
+        if audio_format is not None:
+            spool.write(_wav_header(audio_format, data_size=0))
+        async for chunk in audio_chunks(source, audio_format):
+            await anyio.to_thread.run_sync(spool.write, chunk)
+        size = spool.tell()
+        if audio_format is not None:
+            size -= _WAV_HEADER_SIZE
+            spool.seek(0)
+            spool.write(_wav_header(audio_format, data_size=size))
+        if size == 0:
+            raise AudioSourceError("the audio stream was empty: there is nothing to transcribe")
+        spool.seek(0)
+        yield spool
+
+
+def _is_live_only(source: object) -> bool:
+    return bool(getattr(source, "is_live", False))
+
+
+_WAV_HEADER_SIZE = 44
+_WAV_FORMAT_TAGS = {"pcm_s16le": 0x0001, "pcm_f32le": 0x0003, "mulaw": 0x0007}
+
+
+def _wav_header(audio_format: AudioFormat, *, data_size: int) -> bytes:
+    """A canonical 44-byte mono WAV header for raw PCM in ``audio_format``."""
+    width = audio_format.bytes_per_sample
+    rate = audio_format.sample_rate
+    return struct.pack(
+        "<4sI4s4sIHHIIHH4sI",
+        b"RIFF",
+        36 + data_size,
+        b"WAVE",
+        b"fmt ",
+        16,
+        _WAV_FORMAT_TAGS[audio_format.encoding],
+        1,
+        rate,
+        rate * width,
+        width,
+        width * 8,
+        b"data",
+        data_size,
+    )
+
+
+async def audio_chunks(
+    source: Iterable[Any] | AsyncIterable[Any], audio_format: AudioFormat | None
+) -> AsyncIterator[bytes]:
+    """Yield the caller's chunks as ``bytes``, whole samples only, checking each one.
+
+    A chunk that splits a sample is not an error (producers cut buffers anywhere): the partial
+    sample is carried into the next chunk. A trailing partial sample at the very end is not
+    audio and is dropped, with a log line saying so.
+
+    Raises:
+        AudioSourceError: a chunk is not bytes-like (e.g. ``str``), naming its position.
+    """
+    width = audio_format.bytes_per_sample if audio_format is not None else 1
+    carry = b""
+    index = 0
+    async for item in _iterate(source):
+        chunk = _as_bytes(item, index)
+        index += 1
+        data = carry + chunk
+        whole = len(data) - len(data) % width
+        carry = data[whole:]
+        if whole:
+            yield data[:whole]
+    if carry:
+        logger.warning(
+            "the audio ended in the middle of a sample: dropped its last %d byte(s)", len(carry)
+        )
+
+
+async def _iterate(source: Iterable[Any] | AsyncIterable[Any]) -> AsyncIterator[Any]:
+    if isinstance(source, AsyncIterable):
+        async for item in source:
+            yield item
+        return
+    iterator = iter(source)
+    while True:
+        # A sync iterator may block (reading a pipe, a device): never on the event loop.
+        item = await anyio.to_thread.run_sync(_next_or_stop, iterator)
+        if item is _STOP:
+            return
+        yield item
+
+
+_STOP = object()
+
+
+def _next_or_stop(iterator: Iterator[Any]) -> Any:
+    return next(iterator, _STOP)
+
+
+def _as_bytes(item: object, index: int) -> bytes:
+    if isinstance(item, bytes):
+        return item
+    if isinstance(item, (bytearray, memoryview)):
+        return bytes(item)
+    raise AudioSourceError(
+        f"audio chunk {index} is a {type(item).__name__}, not bytes: yield raw audio bytes "
+        "(e.g. 16-bit PCM), not text or numbers"
+    )
+
+
+@dataclass(frozen=True)
+class LiveAudio:
+    """Audio ready for the real-time API: its raw PCM format and the chunks to send."""
+
+    audio_format: AudioFormat
+    chunks: AsyncIterator[bytes]
+
+
+@asynccontextmanager
+async def open_live_audio(
+    source: Any, audio_format: AudioFormat | None, *, pace: float | None
+) -> AsyncIterator[LiveAudio]:
+    """Prepare ``source`` for the real-time API.
+
+    Iterables are passed through (``audio_format`` says what they carry; 16 kHz 16-bit mono
+    when omitted). A finished file is read as WAV: its header gives the format, and its samples
+    are sent in ``chunk_size`` blocks, at ``pace`` times real time (``None``: as fast as the
+    connection takes them).
+
+    Raises:
+        AudioSourceError: not WAV and no ``audio_format``; a WAV the real-time API cannot take
+            as raw PCM; an ``audio_format`` that contradicts the WAV header; a URL.
+    """
+    if is_url(source):
+        raise AudioSourceError(
+            "a URL can only be transcribed in batch mode (the service fetches it): "
+            "use mode='batch' or 'auto'"
+        )
+    if natural_mode(source) is Mode.REALTIME:
+        own_format = getattr(source, "audio_format", None)
+        chosen = audio_format or own_format or AudioFormat()
+        yield LiveAudio(chosen, audio_chunks(source, chosen))
+        return
+    with _opened_file(source) as file:
+        chosen, data_size = _file_audio_format(file, audio_format, _name_of(source))
+        chunks = _file_chunks(file, chosen, data_size, pace)
+        try:
+            yield LiveAudio(chosen, chunks)
+        finally:
+            await chunks.aclose()
+
+
+def _name_of(source: object) -> str:
+    if isinstance(source, (str, os.PathLike)):
+        return str(source)
+    return _file_name(source) if callable(getattr(source, "read", None)) else "the audio bytes"
+
+
+@contextmanager
+def _opened_file(source: Any) -> Iterator[IO[bytes]]:
+    if isinstance(source, (str, os.PathLike)):
+        with _checked_path(Path(source)).open("rb") as file:
+            yield file
+    elif isinstance(source, (bytes, bytearray, memoryview)):
+        if not source:
+            raise AudioSourceError("the audio bytes are empty: there is nothing to transcribe")
+        yield io.BytesIO(bytes(source))
+    else:
+        yield source
+
+
+_RAW_ENCODINGS: dict[tuple[str, int], str] = {
+    ("int", 2): "pcm_s16le",
+    ("float", 4): "pcm_f32le",
+    ("mulaw", 1): "mulaw",
+}
+
+
+def _file_audio_format(
+    file: IO[bytes], given: AudioFormat | None, name: str
+) -> tuple[AudioFormat, int | None]:
+    """Read the WAV header, leaving ``file`` at the first sample; return format and data size."""
+    start = file.tell()
+    head = file.read(_HEADER_PROBE_BYTES)
+    if not head:
+        raise AudioSourceError(f"{name} is empty: there is nothing to transcribe")
+    if identify_non_wav(head[:16]) is not None:
+        if given is None:
+            raise AudioSourceError(
+                f"{name} is not a WAV file: to stream raw PCM, pass an AudioFormat saying its "
+                "encoding and sample rate; other formats (MP3, FLAC, ...) go through mode='batch'"
+            )
+        file.seek(start)
+        return given, None
+    try:
+        header = parse_wav_header(head, source=name)
+    except AudioDecodeError as exc:
+        raise AudioSourceError(f"{exc}; or transcribe it with mode='batch'") from exc
+    if header is None:
+        raise AudioSourceError(f"{name}: the WAV header is truncated (no data chunk)")
+    detected = _raw_format(header.sample_format, name, given)
+    file.seek(start + header.data_offset)
+    return detected, header.data_size
+
+
+def _raw_format(sample: SampleFormat, name: str, given: AudioFormat | None) -> AudioFormat:
+    encoding = _RAW_ENCODINGS.get((sample.encoding, sample.sample_width))
+    if encoding is None or sample.channels != 1:
+        raise AudioSourceError(
+            f"{name} is {sample.describe()}: real-time takes mono 16-bit PCM, 32-bit float or "
+            "mu-law; convert it, or transcribe it with mode='batch'"
+        )
+    if given is not None and (given.encoding, given.sample_rate) != (encoding, sample.sample_rate):
+        raise AudioSourceError(
+            f"the AudioFormat given ({given.encoding}, {given.sample_rate} Hz) contradicts "
+            f"{name}'s WAV header ({encoding}, {sample.sample_rate} Hz): drop audio_format, "
+            "the header is authoritative"
+        )
+    chunk_size = given.chunk_size if given is not None else _chunk_size(sample)
+    return AudioFormat(encoding=encoding, sample_rate=sample.sample_rate, chunk_size=chunk_size)  # type: ignore[arg-type]
+
+
+def _chunk_size(sample: SampleFormat) -> int:
+    """About 100 ms of audio per message: the service's recommended granularity."""
+    samples = max(256, math.ceil(sample.sample_rate / 10))
+    return samples * sample.sample_width
+
+
+async def _file_chunks(
+    file: IO[bytes], audio_format: AudioFormat, data_size: int | None, pace: float | None
+) -> AsyncGenerator[bytes, None]:
+    remaining = data_size
+    sent_seconds = 0.0
+    started = anyio.current_time()
+    while remaining is None or remaining > 0:
+        want = (
+            audio_format.chunk_size
+            if remaining is None
+            else min(remaining, audio_format.chunk_size)
+        )
+        chunk = await anyio.to_thread.run_sync(file.read, want)
+        if not chunk:
+            return
+        if remaining is not None:
+            remaining -= len(chunk)
+        whole = len(chunk) - len(chunk) % audio_format.bytes_per_sample
+        if pace is not None:
+            ahead = sent_seconds / pace - (anyio.current_time() - started)
+            if ahead > 0:
+                await anyio.sleep(ahead)
+        sent_seconds += whole / audio_format.bytes_per_second
+        if whole:
+            yield chunk[:whole]
