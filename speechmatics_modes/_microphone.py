@@ -94,7 +94,7 @@ class _PortAudio(Protocol):
     def terminate(self) -> None: ...
 
 
-StreamCallback = Callable[[bytes | None, int, Mapping[str, float], int], tuple[None, int]]
+_StreamCallback = Callable[[bytes, int, Mapping[str, float], int], tuple[None, int]]
 """PyAudio's callback signature: (data, frame count, time info, status flags) -> (None, flag)."""
 
 
@@ -184,6 +184,24 @@ def _describe(devices: list[InputDevice]) -> str:
     return ", ".join(f"{d.index}: {d.name!r}" for d in devices)
 
 
+def _chunk_format(sample_rate: int, chunk_ms: int) -> AudioFormat:
+    """The real-time format of chunks of ``chunk_ms``, refusing what the API cannot take."""
+    if (sample_rate * chunk_ms) % 1000:
+        raise ConfigurationError(
+            f"chunk_ms={chunk_ms} is not a whole number of samples at {sample_rate} Hz"
+        )
+    frames = sample_rate * chunk_ms // 1000
+    try:
+        return AudioFormat(
+            encoding="pcm_s16le", sample_rate=sample_rate, chunk_size=frames * _BYTES_PER_SAMPLE
+        )
+    except ValidationError as exc:
+        raise ConfigurationError(
+            f"sample_rate={sample_rate} with chunk_ms={chunk_ms} is not a real-time audio "
+            f"format: {exc.errors()[0]['msg']}"
+        ) from exc
+
+
 def _mix_to_mono(data: bytes, channels: int) -> bytes:
     """Average interleaved 16-bit frames into one channel."""
     samples = array("h", data)
@@ -207,7 +225,11 @@ class Microphone:
     iteration fails or is cancelled; after a ``break``, call :meth:`aclose` (or wrap the
     microphone in :func:`contextlib.aclosing`). Closing from another task ends the iteration.
 
-    A microphone is opened once; create a new one to record again.
+    Capture does not wait for the consumer. Up to ``max_buffered_seconds`` of audio waits for
+    a consumer that falls behind; beyond that the oldest chunks are dropped and counted in
+    :attr:`dropped_seconds` (and a warning is logged once per stall), so memory stays bounded
+    and PortAudio's thread is never blocked. A microphone is opened once; create a new one to
+    record again.
 
     Args:
         sample_rate: Samples per second to capture; PortAudio or the host API resamples when
@@ -232,10 +254,7 @@ class Microphone:
         channels: int = 1,
         max_buffered_seconds: float = 10.0,
     ) -> None:
-        if (sample_rate * chunk_ms) % 1000:
-            raise ConfigurationError(
-                f"chunk_ms={chunk_ms} is not a whole number of samples at {sample_rate} Hz"
-            )
+        self._audio_format = _chunk_format(sample_rate, chunk_ms)
         if channels < 1:
             raise ConfigurationError(f"channels must be at least 1, not {channels}")
         if max_buffered_seconds * 1000 < chunk_ms:
@@ -243,18 +262,7 @@ class Microphone:
                 f"max_buffered_seconds={max_buffered_seconds} must hold at least one "
                 f"chunk of {chunk_ms} ms"
             )
-        self._frames_per_chunk = sample_rate * chunk_ms // 1000
-        try:
-            self._audio_format = AudioFormat(
-                encoding="pcm_s16le",
-                sample_rate=sample_rate,
-                chunk_size=self._frames_per_chunk * _BYTES_PER_SAMPLE,
-            )
-        except ValidationError as exc:
-            raise ConfigurationError(
-                f"sample_rate={sample_rate} with chunk_ms={chunk_ms} is not a real-time audio "
-                f"format: {exc.errors()[0]['msg']}"
-            ) from exc
+        self._frames_per_chunk = self._audio_format.chunk_size // _BYTES_PER_SAMPLE
         self._chunk_ms = chunk_ms
         self._device = device
         self._channels = channels
@@ -335,7 +343,7 @@ class Microphone:
             self._close()
             raise
 
-    def _open_stream(self, api: _PyAudioApi, callback: StreamCallback) -> None:
+    def _open_stream(self, api: _PyAudioApi, callback: _StreamCallback) -> None:
         """Initialise PortAudio and start the input stream (blocking: run in a worker thread)."""
         self._portaudio = api.open_portaudio()
         device = _resolve_device(self._portaudio, self._device)
@@ -355,15 +363,15 @@ class Microphone:
                 f"{self.sample_rate} Hz, {self._channels} channel(s): {exc}"
             ) from exc
 
-    def _make_callback(self, loop: asyncio.AbstractEventLoop, api: _PyAudioApi) -> StreamCallback:
+    def _make_callback(self, loop: asyncio.AbstractEventLoop, api: _PyAudioApi) -> _StreamCallback:
         """Build the callback PortAudio's thread calls: hand the chunk over and return at once."""
 
         def on_audio(
-            data: bytes | None, frame_count: int, time_info: Mapping[str, float], status: int
+            data: bytes, frame_count: int, time_info: Mapping[str, float], status: int
         ) -> tuple[None, int]:
             overflowed = bool(status & api.input_overflow_flag)
             try:
-                loop.call_soon_threadsafe(self._receive, data or b"", overflowed)
+                loop.call_soon_threadsafe(self._receive, data, overflowed)
             except RuntimeError:  # the loop is closed: nobody will ever read this audio
                 return None, api.abort_flag
             return None, api.continue_flag
