@@ -40,6 +40,7 @@ from ._exceptions import (
     TranscriptionTimeout,
     TransportError,
 )
+from ._microphone import InputDevice, Microphone, list_input_devices
 from ._models import (
     EndOfUtterance,
     Final,
@@ -68,8 +69,10 @@ __all__ = [
     "EndOfUtterance",
     "FetchData",
     "Final",
+    "InputDevice",
     "JobFailedError",
     "LanguageIdentification",
+    "Microphone",
     "Mode",
     "Notification",
     "OutputOptions",
@@ -89,8 +92,8 @@ __all__ = [
     "TopicDetection",
     "Tracking",
     "Transcript",
-    "TranscriptStream",
     "TranscriptFiltering",
+    "TranscriptStream",
     "TranscriptionOptions",
     "TranscriptionTimeout",
     "Translation",
@@ -98,6 +101,7 @@ __all__ = [
     "VocabEntry",
     "Word",
     "WordReplacement",
+    "list_input_devices",
     "stream",
     "transcribe",
     "transcribe_sync",

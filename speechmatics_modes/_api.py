@@ -33,7 +33,7 @@ from ._exceptions import (
 from ._models import Mode, StreamEvent, Transcript
 from ._realtime import RealtimeSession
 from ._settings import Settings
-from ._sources import natural_mode, open_live_audio, open_upload
+from ._sources import natural_mode, never_ends, open_live_audio, open_upload
 
 __all__ = ["AudioSource", "TranscriptStream", "stream", "transcribe", "transcribe_sync"]
 
@@ -182,8 +182,7 @@ class TranscriptStream:
         timeout: float | None,
         pace: float | None,
     ) -> None:
-        if not isinstance(source, str) or not source.lower().startswith(("http:", "https:")):
-            natural_mode(source)  # unsupported kinds fail here, with the list of accepted ones
+        natural_mode(source)  # unsupported kinds fail here, with the list of accepted ones
         options.check_mode("realtime")
         _check_timeout(timeout)
         self._source = source
@@ -287,13 +286,8 @@ def _choose_mode(source: object, mode: ModeName) -> Mode:
         raise ConfigurationError(
             f"mode must be 'auto', 'batch' or 'realtime', got {mode!r}"
         ) from None
-    natural = (
-        Mode.BATCH
-        if isinstance(source, str) and source.lower().startswith(("http:", "https:"))
-        else natural_mode(source)
-    )
-    chosen = natural if requested is Mode.AUTO else requested
-    if chosen is Mode.BATCH and getattr(source, "is_live", False):
+    chosen = natural_mode(source) if requested is Mode.AUTO else requested
+    if chosen is Mode.BATCH and never_ends(source):
         raise AudioSourceError(
             "a Microphone never finishes, so it cannot be uploaded as a batch job: "
             "use mode='realtime' (or 'auto')"

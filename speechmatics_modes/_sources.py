@@ -24,6 +24,7 @@ import anyio
 
 from ._config import AudioFormat
 from ._exceptions import AudioSourceError
+from ._microphone import Microphone
 from ._models import Mode
 from ._wav import AudioDecodeError, SampleFormat, identify_non_wav, parse_wav_header
 
@@ -33,6 +34,7 @@ __all__ = [
     "Upload",
     "audio_chunks",
     "natural_mode",
+    "never_ends",
     "open_live_audio",
     "open_upload",
 ]
@@ -142,11 +144,6 @@ async def _spooled(source: Any, audio_format: AudioFormat | None) -> AsyncIterat
     The batch API needs a finished file; spooling to disk keeps memory flat however long the
     stream, and the file is deleted however the upload ends.
     """
-    if _is_live_only(source):
-        raise AudioSourceError(
-            "a Microphone never finishes, so it cannot be uploaded as a batch job: "
-            "use mode='realtime' (or 'auto')"
-        )
     with tempfile.TemporaryFile(prefix="speechmatics-modes-", suffix=".wav") as spool:
         if audio_format is not None:
             spool.write(_wav_header(audio_format, data_size=0))
@@ -163,8 +160,9 @@ async def _spooled(source: Any, audio_format: AudioFormat | None) -> AsyncIterat
         yield spool
 
 
-def _is_live_only(source: object) -> bool:
-    return bool(getattr(source, "is_live", False))
+def never_ends(source: object) -> bool:
+    """A live device: it can be streamed, never uploaded as a finished file."""
+    return isinstance(source, Microphone)
 
 
 _WAV_HEADER_SIZE = 44
