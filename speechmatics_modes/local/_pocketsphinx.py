@@ -57,6 +57,9 @@ __all__ = [
     "MAX_BATCH_WORKERS",
     "EngineFailure",
     "PocketsphinxEngine",
+    "StreamingDecoder",
+    "new_decoder",
+    "recognize_pcm_file",
 ]
 
 LM_WEIGHT_SCALE = 0.8
