@@ -232,6 +232,8 @@ class RealtimeSession:
                 group.start_soon(self._pump)
                 await self._converse(client, chunks)
         finally:
+            self._inbox_send.close()
+            self._inbox.close()
             with anyio.CancelScope(shield=True):
                 await client.close()
         if not self._ended and self._error is None:

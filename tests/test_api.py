@@ -1,0 +1,218 @@
+"""The façade end to end: every kind of source, both modes, against the real local server."""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import anyio
+import pytest
+from aiohttp import web
+
+from benchmarks._wer import word_error_rate
+from speechmatics_modes import (
+    AudioFormat,
+    EndOfUtterance,
+    Final,
+    Mode,
+    Partial,
+    SessionInfo,
+    Settings,
+    Transcript,
+    TranscriptionOptions,
+    stream,
+    transcribe,
+)
+from speechmatics_modes.local import LocalServer
+from tests.conftest import Clip
+from tests.local.conftest import scripted_engine, wav_bytes
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(scope="module")
+def clip(speech_clips: list[Clip]) -> Clip:
+    """One LibriSpeech clip of about 5 s: long enough to carry several partials."""
+    return next(c for c in speech_clips if c.path.name == "librispeech-1988-24833-0003.wav")
+
+
+@pytest.fixture
+async def speech_server() -> AsyncIterator[LocalServer]:
+    """The local server with its default (real) engine."""
+    async with LocalServer() as server:
+        yield server
+
+
+@pytest.fixture
+async def scripted_server() -> AsyncIterator[LocalServer]:
+    """The local server with the scripted engine: for flow, not words."""
+    async with LocalServer(engine=scripted_engine()) as server:
+        yield server
+
+
+def _pcm_of(path: Path) -> bytes:
+    return path.read_bytes()[44:]  # the manifest clips have canonical 44-byte headers
+
+
+async def _async_chunks(data: bytes, size: int = 3200) -> AsyncIterator[bytes]:
+    for start in range(0, len(data), size):
+        yield data[start : start + size]
+
+
+def _sync_chunks(data: bytes, size: int = 3200) -> Iterator[bytes]:
+    for start in range(0, len(data), size):
+        yield data[start : start + size]
+
+
+@pytest.mark.slow
+async def test_a_file_goes_through_batch_and_matches_the_reference(
+    speech_server: LocalServer, clip: Clip
+) -> None:
+    transcript = await transcribe(clip.path, settings=speech_server.settings())
+    assert transcript.mode is Mode.BATCH
+    assert transcript.job_id is not None
+    assert word_error_rate([clip.reference], [transcript.text]) < 0.5
+    assert speech_server.stats.jobs_submitted == 1
+    assert speech_server.stats.sessions_opened == 0
+
+
+@pytest.mark.slow
+async def test_an_async_iterator_goes_through_realtime(
+    speech_server: LocalServer, clip: Clip
+) -> None:
+    transcript = await transcribe(
+        _async_chunks(_pcm_of(clip.path)), settings=speech_server.settings()
+    )
+    assert transcript.mode is Mode.REALTIME
+    assert len(transcript.session_ids) == 1
+    assert word_error_rate([clip.reference], [transcript.text]) < 0.5
+    assert speech_server.stats.jobs_submitted == 0
+
+
+@pytest.mark.slow
+async def test_both_modes_hear_the_same_words(speech_server: LocalServer, clip: Clip) -> None:
+    settings = speech_server.settings()
+    batch = await transcribe(clip.path, settings=settings)
+    realtime = await transcribe(clip.path, mode="realtime", settings=settings)
+    assert realtime.mode is Mode.REALTIME
+    # The same engine behind both, so the words agree closely (streaming cuts differ a little).
+    assert word_error_rate([batch.text], [realtime.text]) < 0.35
+    assert realtime.words[-1].end <= clip.duration + 0.1
+
+
+async def test_a_sync_iterator_goes_through_realtime(scripted_server: LocalServer) -> None:
+    pcm = wav_bytes(4.0)[44:]
+    transcript = await transcribe(_sync_chunks(pcm), settings=scripted_server.settings())
+    assert transcript.mode is Mode.REALTIME
+    assert transcript.text == "Hello world. How are you."
+
+
+@pytest.mark.parametrize("kind", ["path", "str", "bytes", "file"])
+async def test_finished_audio_of_every_kind_goes_through_batch(
+    scripted_server: LocalServer, tmp_path: Path, kind: str
+) -> None:
+    data = wav_bytes(4.0)
+    path = tmp_path / "audio.wav"
+    path.write_bytes(data)
+    source: object = {
+        "path": path,
+        "str": str(path),
+        "bytes": data,
+        "file": io.BytesIO(data),
+    }[kind]
+    transcript = await transcribe(source, settings=scripted_server.settings())  # type: ignore[arg-type]
+    assert transcript.mode is Mode.BATCH
+    assert transcript.text == "Hello world. How are you."
+
+
+async def test_a_url_is_fetched_by_the_service_not_by_us(scripted_server: LocalServer) -> None:
+    data = wav_bytes(4.0)
+    fetched: list[str] = []
+
+    async def audio(request: web.Request) -> web.Response:
+        fetched.append(request.headers.get("User-Agent", ""))
+        return web.Response(body=data, content_type="audio/wav")
+
+    app = web.Application()
+    app.router.add_get("/audio.wav", audio)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        port = runner.addresses[0][1]
+        url = f"http://127.0.0.1:{port}/audio.wav"
+        transcript = await transcribe(url, settings=scripted_server.settings())
+    finally:
+        await runner.cleanup()
+    assert transcript.mode is Mode.BATCH
+    assert transcript.text == "Hello world. How are you."
+    assert len(fetched) == 1  # by the server's fetcher: we uploaded nothing
+
+
+async def test_a_stream_forced_to_batch_is_spooled_and_uploaded(
+    scripted_server: LocalServer,
+) -> None:
+    pcm = wav_bytes(4.0)[44:]
+    transcript = await transcribe(
+        _async_chunks(pcm),
+        mode="batch",
+        audio_format=AudioFormat(),
+        settings=scripted_server.settings(),
+    )
+    assert transcript.mode is Mode.BATCH
+    assert transcript.text == "Hello world. How are you."
+
+
+async def test_mode_auto_is_logged_and_recorded(
+    scripted_server: LocalServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="speechmatics_modes")
+    transcript = await transcribe(wav_bytes(4.0), settings=scripted_server.settings())
+    assert transcript.mode is Mode.BATCH
+    assert "mode=auto: transcribing bytes in batch mode" in caplog.text
+
+
+async def test_stream_yields_typed_events_in_protocol_order(scripted_server: LocalServer) -> None:
+    options = TranscriptionOptions(
+        enable_partials=True, conversation_config={"end_of_utterance_silence_trigger": 0.5}
+    )
+    pcm = wav_bytes(4.0)[44:]
+    async with stream(
+        _async_chunks(pcm), options=options, settings=scripted_server.settings()
+    ) as events:
+        received = [event async for event in events]
+    assert isinstance(received[0], SessionInfo)
+    kinds = [type(event) for event in received]
+    assert Partial in kinds
+    assert Final in kinds
+    assert EndOfUtterance in kinds
+    assert kinds.index(Partial) < kinds.index(Final)
+    finals = [event for event in received if isinstance(event, Final)]
+    assert events.transcript == Transcript.model_validate(events.transcript.model_dump())
+    assert " ".join(f.text for f in finals).replace(" .", ".") == events.transcript.text
+
+
+@pytest.mark.slow
+async def test_pace_one_never_sends_ahead_of_real_time(
+    speech_server: LocalServer, clip: Clip
+) -> None:
+    """A word cannot be final before its audio was sent: at pace 1, not before its time.
+
+    A lower bound only, so a slow machine cannot fail it.
+    """
+    started = anyio.current_time()
+    async with stream(clip.path, settings=speech_server.settings(), pace=1.0) as events:
+        async for event in events:
+            if isinstance(event, Final) and event.words:
+                assert anyio.current_time() - started >= event.end - 0.05
+    assert events.transcript.words
+    assert speech_server.stats.audio_bytes == clip.path.stat().st_size - 44
+
+
+async def test_settings_backend_local_starts_a_server_on_demand() -> None:
+    transcript = await transcribe(wav_bytes(2.0), settings=Settings(backend="local"))
+    assert transcript.mode is Mode.BATCH
+    assert transcript.words == ()  # silence: the real engine hears nothing
