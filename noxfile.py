@@ -1,13 +1,14 @@
 """Every way of building, checking and running this project goes through here.
 
 nox -s demo                          the main job: transcribe a sample in both modes, no key
-nox -s lint typecheck tests          what CI runs (the README's test command)
+nox -s lint typecheck tests examples what CI runs (the README's test command)
 nox -s bench                         benchmarks; numbers land in bench-results/
 """
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import nox
 import nox.command
@@ -15,7 +16,7 @@ import nox.command
 nox.options.default_venv_backend = "venv"
 nox.options.reuse_venv = "yes"
 nox.options.error_on_missing_interpreters = True
-nox.options.sessions = ["lint", "typecheck", "tests"]
+nox.options.sessions = ["lint", "typecheck", "tests", "examples"]
 
 RUNTIME_EXTRAS = ".[local,cli]"
 TEST_DEPS = ["pytest>=8", "pytest-timeout>=2.3", "hypothesis>=6.100"]
@@ -63,6 +64,14 @@ def demo(session: nox.Session) -> None:
     """The main job: transcribe the bundled sample through batch and real-time, locally."""
     session.install("-e", RUNTIME_EXTRAS)
     session.run("speechmatics-modes", "demo", *session.posargs)
+
+
+@nox.session
+def examples(session: nox.Session) -> None:
+    """Run every example against the embedded local server, as a newcomer would."""
+    session.install("-e", RUNTIME_EXTRAS)
+    for example in sorted(Path("examples").glob("*.py")):
+        session.run("python", str(example), env={"SPEECHMATICS_MODES_BACKEND": "local"})
 
 
 @nox.session
