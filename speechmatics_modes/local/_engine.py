@@ -33,13 +33,17 @@ class EngineWord:
     """One recognised word, before the server shapes it into the service's result format."""
 
     text: str
-    """The word as spoken, without punctuation; case as the engine gives it."""
+    """The word as spoken, without punctuation (see :attr:`punctuation`); case as the engine
+    gives it."""
     start: float
     """Seconds from the first sample given to this recogniser (or file)."""
     end: float
     """Seconds from the first sample given to this recogniser (or file); ``end >= start``."""
     confidence: float
     """Between 0 and 1."""
+    punctuation: str = ""
+    """Punctuation the engine heard right after the word (``","``, ``"."``, ``"?"``), if it
+    punctuates at all; the server sends it as a separate result attached to this word."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,6 +5,11 @@ sentence start and a full stop (``attaches_to: previous``, ``is_eos: true``) at 
 end. Clients, our own :class:`~speechmatics_modes.Transcript` included, are written against
 that shape, so the local server produces it too, with one rule: an utterance (a pause the
 engine noticed) is a sentence.
+
+An engine that punctuates (Whisper) sets :attr:`EngineWord.punctuation`; that punctuation is
+sent as its own result attached to the word, as the service does, and a sentence-ending mark
+(``.``, ``?``, ``!``) ends the sentence, so the pause rule only adds a full stop where the
+engine left a sentence open.
 """
 
 from __future__ import annotations
@@ -36,6 +41,8 @@ SENTENCE_PAUSE = 0.6
 
 LANGUAGE_NAMES = {"en": "English"}
 """Languages the local engines understand, with the description the service gives them."""
+
+_SENTENCE_ENDS = frozenset({".", "?", "!"})
 
 
 def language_pack_info(language: str) -> dict[str, Any]:
@@ -69,34 +76,41 @@ class Sentencer:
     at_sentence_start: bool = True
 
     def words(self, words: Iterable[EngineWord]) -> list[dict[str, Any]]:
-        """Results for final words, continuing the current sentence."""
-        return [self._word(word, self._take_start()) for word in words]
+        """Results for final words (and their punctuation), continuing the current sentence."""
+        results, self.at_sentence_start = self._shape(words, self.at_sentence_start)
+        return results
 
     def preview(self, words: Iterable[EngineWord]) -> list[dict[str, Any]]:
         """Results for partial words: shaped the same, but the sentence state is untouched."""
-        start = self.at_sentence_start
-        results = []
-        for word in words:
-            results.append(self._word(word, start))
-            start = False
+        results, _ = self._shape(words, self.at_sentence_start)
         return results
 
     def full_stop(self, at: float) -> dict[str, Any]:
         """The full stop ending the current sentence at ``at`` seconds; the next word opens one."""
         self.at_sentence_start = True
-        return _result("punctuation", at, at, ".", 1.0, self.labels) | {
+        return self._punctuation(".", at, is_eos=True)
+
+    def _shape(
+        self, words: Iterable[EngineWord], sentence_start: bool
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """Results for ``words`` from a given sentence state, and the state after them."""
+        results = []
+        for word in words:
+            content = _capitalised(word.text) if sentence_start else _cased(word.text)
+            results.append(
+                _result("word", word.start, word.end, content, word.confidence, self.labels)
+            )
+            sentence_start = False
+            if word.punctuation:
+                sentence_start = word.punctuation in _SENTENCE_ENDS
+                results.append(self._punctuation(word.punctuation, word.end, sentence_start))
+        return results, sentence_start
+
+    def _punctuation(self, mark: str, at: float, is_eos: bool) -> dict[str, Any]:
+        return _result("punctuation", at, at, mark, 1.0, self.labels) | {
             "attaches_to": "previous",
-            "is_eos": True,
+            "is_eos": is_eos,
         }
-
-    def _take_start(self) -> bool:
-        start = self.at_sentence_start
-        self.at_sentence_start = False
-        return start
-
-    def _word(self, word: EngineWord, sentence_start: bool) -> dict[str, Any]:
-        content = _capitalised(word.text) if sentence_start else _cased(word.text)
-        return _result("word", word.start, word.end, content, word.confidence, self.labels)
 
 
 def labels_for(transcription_config: Mapping[str, Any]) -> Labels:
@@ -110,13 +124,17 @@ def labels_for(transcription_config: Mapping[str, Any]) -> Labels:
 
 
 def batch_results(words: Sequence[EngineWord], labels: Labels) -> list[dict[str, Any]]:
-    """All results of a file: a sentence ends wherever the speaker paused for long enough."""
+    """All results of a file: a sentence ends wherever the speaker paused for long enough.
+
+    Where the engine punctuated the word before the pause, its mark stands instead.
+    """
     sentencer = Sentencer(labels)
     results: list[dict[str, Any]] = []
     for index, word in enumerate(words):
         results.extend(sentencer.words([word]))
         following = words[index + 1] if index + 1 < len(words) else None
-        if following is None or following.start - word.end >= SENTENCE_PAUSE:
+        paused = following is None or following.start - word.end >= SENTENCE_PAUSE
+        if paused and not word.punctuation:
             results.append(sentencer.full_stop(word.end))
     return results
 
