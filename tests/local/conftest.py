@@ -36,15 +36,17 @@ def scripted_engine() -> ScriptedEngine:
     return ScriptedEngine.from_text(SCRIPT)
 
 
-def _server_dirs() -> set[Path]:
-    return set(Path(tempfile.gettempdir()).glob("sm-modes-local-*"))
-
-
 @pytest.fixture
-async def no_leaks() -> AsyncIterator[None]:
-    """Fail if a test leaves tasks or temporary directories behind."""
+async def no_leaks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[None]:
+    """Fail if a test leaves tasks or temporary directories behind.
+
+    Temporary files go to a directory of this test's own, so other processes on the machine
+    (a parallel test run) cannot make it fail.
+    """
+    private_tmp = tmp_path / "tmp"
+    private_tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(private_tmp))
     tasks_before = asyncio.all_tasks()
-    dirs_before = _server_dirs()
     yield
     leaked = {
         task
@@ -52,7 +54,9 @@ async def no_leaks() -> AsyncIterator[None]:
         if not task.done() and "_call_in_runner_task" not in repr(task.get_coro())
     }
     assert not leaked, f"tasks left running: {leaked}"
-    assert _server_dirs() <= dirs_before, "the server left its temporary directory behind"
+    # multiprocessing's forkserver keeps one "pymp-*" directory for the whole process: not ours.
+    left = [path.name for path in private_tmp.iterdir() if not path.name.startswith("pymp-")]
+    assert not left, f"temporary files left behind: {left}"
 
 
 @pytest.fixture
