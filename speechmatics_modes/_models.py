@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from typing_extensions import Self
 
 from speechmatics_modes._exceptions import ServerError
+from speechmatics_modes._rollover import AudioGap, Reconnected, SessionRollover
 from speechmatics_modes._subtitles import (
     DEFAULT_MAX_DURATION,
     DEFAULT_MAX_LINE_LENGTH,
@@ -417,7 +418,15 @@ class SessionInfo(BaseModel):
 
 
 StreamEvent = Annotated[
-    Partial | Final | EndOfUtterance | ServerWarning | SessionInfo, Field(discriminator="kind")
+    Partial
+    | Final
+    | EndOfUtterance
+    | ServerWarning
+    | SessionInfo
+    | SessionRollover
+    | Reconnected
+    | AudioGap,
+    Field(discriminator="kind"),
 ]
 """Anything a real-time stream yields; switch on ``event.kind``."""
 

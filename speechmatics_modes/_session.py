@@ -1,0 +1,283 @@
+"""Bookkeeping of a real-time stream that spans sessions: plain code, no sockets, no clocks.
+
+The reconnecting stream (``_resilient.py``) only pumps bytes and events; every decision about
+*which* audio and *which* words lives here, where it is tested on its own:
+
+- :class:`AudioRing` keeps the stream's audio by absolute byte offset (the stream's sample
+  clock), bounded, and remembers where each run of quiet audio began (the pauses to switch at);
+- :class:`Leg` is one server session's view: where its audio starts on the stream's clock, how
+  much it was sent, how far its finals reach;
+- :class:`WordLedger` turns a session's events into the stream's: times rebased onto the one
+  clock, words already emitted by an earlier session dropped;
+- :class:`Backoff` spaces out reconnection attempts.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+import sys
+from array import array
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from ._config import AudioFormat
+from ._models import EndOfUtterance, Final, Partial, StreamEvent, Word
+
+__all__ = ["AudioRing", "Backoff", "Leg", "WordLedger", "level_dbfs"]
+
+_DEDUP_EPSILON = 1e-3
+"""Seconds of slack when comparing a replayed word's start with what was already emitted."""
+
+
+def level_dbfs(chunk: bytes, audio_format: AudioFormat) -> float:
+    """The RMS level of ``chunk`` in dB of full scale (``-inf`` for digital silence)."""
+    samples, full_scale = _samples(chunk, audio_format.encoding)
+    if not samples:
+        return -math.inf
+    mean_square = sum(map(operator.mul, samples, samples)) / len(samples)
+    if mean_square <= 0:
+        return -math.inf
+    return 10 * math.log10(mean_square / (full_scale * full_scale))
+
+
+def _samples(chunk: bytes, encoding: str) -> tuple[Sequence[float], float]:
+    """The samples of ``chunk`` and the value of full scale in their unit."""
+    if encoding == "mulaw":
+        return [_MULAW[byte] for byte in chunk], 1.0
+    values = array("h" if encoding == "pcm_s16le" else "f", chunk)
+    if sys.byteorder == "big":
+        values.byteswap()
+    return values, 32768.0 if encoding == "pcm_s16le" else 1.0
+
+
+def _mulaw_to_linear(byte: int) -> float:
+    byte = ~byte & 0xFF
+    magnitude = ((byte & 0x0F) << 3) + 0x84
+    magnitude <<= (byte & 0x70) >> 4
+    value = magnitude - 0x84
+    return (-value if byte & 0x80 else value) / 32768.0
+
+
+_MULAW = [_mulaw_to_linear(byte) for byte in range(256)]
+
+
+@dataclass
+class _Block:
+    start: int
+    data: bytes
+    quiet_since: int | None
+    """Where the run of quiet audio this block ends began; ``None`` if the block is loud."""
+
+    @property
+    def end(self) -> int:
+        return self.start + len(self.data)
+
+
+class AudioRing:
+    """The stream's recent audio by absolute byte offset, at most ``capacity`` bytes.
+
+    ``end`` is the stream's sample clock: every byte the source ever gave, whether or not it
+    is still held. ``start`` is the oldest byte still held; audio before it was released (its
+    words are final) or discarded (:meth:`append` beyond capacity).
+    """
+
+    def __init__(self, capacity: int, audio_format: AudioFormat, silence_dbfs: float) -> None:
+        self.capacity = max(capacity, audio_format.chunk_size)
+        self.audio_format = audio_format
+        self.silence_dbfs = silence_dbfs
+        self._blocks: deque[_Block] = deque()
+        self.start = 0
+        self.end = 0
+
+    @property
+    def held(self) -> int:
+        """Bytes currently held."""
+        return self.end - self.start
+
+    @property
+    def full(self) -> bool:
+        """Whether the next append would discard audio."""
+        return self.held >= self.capacity
+
+    def append(self, chunk: bytes) -> None:
+        """Add the source's next chunk; discard the oldest audio beyond capacity."""
+        previous = self._blocks[-1] if self._blocks else None
+        quiet = level_dbfs(chunk, self.audio_format) < self.silence_dbfs
+        quiet_since = None
+        if quiet:
+            continuing = previous is not None and previous.end == self.end
+            run = previous.quiet_since if continuing and previous is not None else None
+            quiet_since = self.end if run is None else run
+        self._blocks.append(_Block(self.end, chunk, quiet_since))
+        self.end += len(chunk)
+        if self.held > self.capacity:
+            self.release(self.end - self.capacity)
+
+    def release(self, before: int) -> None:
+        """Forget the audio before offset ``before`` (it is final, or discarded)."""
+        before = min(before, self.end)
+        while self._blocks and self._blocks[0].end <= before:
+            self._blocks.popleft()
+        if self._blocks and self._blocks[0].start < before:
+            block = self._blocks[0]
+            self._blocks[0] = _Block(before, block.data[before - block.start :], block.quiet_since)
+        self.start = max(self.start, before)
+
+    def read(self, offset: int) -> bytes:
+        """The held audio from ``offset`` to the end of the block holding it (``b""`` at end).
+
+        Raises:
+            ValueError: ``offset`` is no longer held (check :attr:`start` first).
+        """
+        if offset < self.start:
+            raise ValueError(f"offset {offset} was released (the ring starts at {self.start})")
+        for block in self._blocks:
+            if block.start <= offset < block.end:
+                return block.data[offset - block.start :]
+        return b""
+
+    def quiet_run(self, offset: int) -> int:
+        """How many bytes of quiet audio end exactly at ``offset`` (0 if the audio is loud)."""
+        for block in reversed(self._blocks):
+            if block.start < offset <= block.end:
+                if block.quiet_since is None:
+                    return 0
+                return offset - block.quiet_since
+        return 0
+
+    def first_loud(self, offset: int) -> int | None:
+        """The start of the first loud block at or after ``offset``, if the ring holds one."""
+        for block in self._blocks:
+            if block.end > offset and block.quiet_since is None:
+                return max(block.start, offset)
+        return None
+
+
+@dataclass
+class Leg:
+    """One server session's place on the stream: its audio is ``[base, sent)`` of the stream.
+
+    Times the session reports count from its own first byte; adding :attr:`offset` puts them
+    on the stream's clock.
+    """
+
+    bytes_per_second: int
+    base: int = 0
+    """Stream offset of the first byte this session was sent."""
+    sent: int = 0
+    """Stream offset just after the last byte this session was sent."""
+    final_end: int = 0
+    """Stream offset up to which this session's finals cover the audio."""
+    settled: bool = True
+    """No partial words are pending after the last final (a safe place to switch)."""
+    session_id: str | None = None
+
+    def commit(self, base: int) -> None:
+        """The session's audio starts at stream offset ``base``."""
+        self.base = self.sent = self.final_end = base
+
+    @property
+    def offset(self) -> float:
+        """Seconds to add to the session's times to put them on the stream's clock."""
+        return self.base / self.bytes_per_second
+
+    def to_offset(self, seconds: float) -> int:
+        """The stream byte offset of a time the session reported (whole samples, in range)."""
+        raw = self.base + round(seconds * self.bytes_per_second)
+        return min(max(raw, self.base), self.sent)
+
+    def observe(self, event: StreamEvent) -> None:
+        """Note how far the session's output is final, from one of its events."""
+        if isinstance(event, Final):
+            self.final_end = max(self.final_end, self.to_offset(event.end))
+            self.settled = True
+        elif isinstance(event, EndOfUtterance):
+            self.final_end = max(self.final_end, self.to_offset(event.time))
+        elif isinstance(event, Partial):
+            self.settled = not event.words
+
+
+@dataclass
+class WordLedger:
+    """What the stream has emitted: its words (optionally) and where its last final word ends."""
+
+    keep_words: bool = True
+    emitted_until: float = 0.0
+    """Stream seconds: the end of the last final word emitted."""
+    words: list[Word] = field(default_factory=list)
+    deduplicated: int = 0
+    """Words dropped because an earlier session had emitted them already."""
+
+    def rebase(self, event: StreamEvent, offset: float) -> StreamEvent | None:
+        """The event on the stream's clock, without already-emitted words; None if nothing new.
+
+        A final's surviving words are recorded as emitted; a partial's are only shown.
+        """
+        if isinstance(event, Final):
+            words = self._fresh(event.words, offset, count=True)
+            if not words:
+                return None
+            self.emitted_until = max(self.emitted_until, max(word.end for word in words))
+            if self.keep_words:
+                self.words.extend(words)
+            return event.model_copy(update=_span(event, offset, words))
+        if isinstance(event, Partial):
+            words = self._fresh(event.words, offset, count=False)
+            return event.model_copy(update=_span(event, offset, words))
+        if isinstance(event, EndOfUtterance):
+            return event.model_copy(update={"time": event.time + offset})
+        return event
+
+    def _fresh(self, words: tuple[Word, ...], offset: float, *, count: bool) -> tuple[Word, ...]:
+        kept: list[Word] = []
+        dropped_previous = False
+        for word in words:
+            start = word.start + offset
+            stale = start < self.emitted_until - _DEDUP_EPSILON
+            dangling = dropped_previous and word.joins_previous
+            if stale or dangling:
+                dropped_previous = True
+                if count and not word.is_punctuation:
+                    self.deduplicated += 1
+                continue
+            dropped_previous = False
+            kept.append(word.model_copy(update={"start": start, "end": word.end + offset}))
+        return tuple(kept)
+
+
+def _span(event: Final | Partial, offset: float, words: tuple[Word, ...]) -> dict[str, object]:
+    start = max(event.start + offset, words[0].start) if words else event.start + offset
+    return {"words": words, "start": start, "end": event.end + offset}
+
+
+@dataclass
+class Backoff:
+    """Exponential backoff with jitter; :meth:`reset` after a session that proved healthy.
+
+    Args:
+        initial: First delay, seconds.
+        factor: Growth per failed attempt.
+        maximum: Cap on the delay.
+        jitter: Each delay is shortened by up to this fraction, at random.
+        random: Returns a float in [0, 1); injectable so tests are deterministic.
+    """
+
+    initial: float
+    factor: float
+    maximum: float
+    jitter: float
+    random: Callable[[], float]
+    failures: int = 0
+    """Consecutive failed attempts since the last reset."""
+
+    def next_delay(self) -> float:
+        """The delay before the next attempt; counts one more failure."""
+        delay = min(self.maximum, self.initial * self.factor**self.failures)
+        self.failures += 1
+        return delay * (1 - self.jitter * self.random())
+
+    def reset(self) -> None:
+        """Start again from the initial delay."""
+        self.failures = 0
