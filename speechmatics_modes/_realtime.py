@@ -252,17 +252,20 @@ class RealtimeSession:
         wrapped in an exception group. When the caller's source fails, the audio already sent
         is still finished properly, so its finals are kept.
         """
+        source_failure: Exception | None = None
         try:
             try:
                 await self._send_audio(client, chunks)
             except SpeechmaticsModesError:
                 raise
             except Exception as exc:
-                self._source_error(exc)
+                source_failure = exc
             await self._finish(client)
         except SpeechmaticsModesError as exc:
             self._error = self._error or exc
         finally:
+            if source_failure is not None:
+                self._source_error(source_failure)  # the cause of whatever followed it
             self._inbox_send.close()  # the pump handles what is left, then ends
 
     def _source_error(self, exc: Exception) -> None:
