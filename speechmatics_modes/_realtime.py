@@ -260,6 +260,8 @@ class RealtimeSession:
                 raise
             except Exception as exc:
                 source_failure = exc
+            if source_failure is None and client.audio_bytes_sent == 0 and not self._ended:
+                raise AudioSourceError("the audio stream was empty: there is nothing to transcribe")
             await self._finish(client)
         except SpeechmaticsModesError as exc:
             self._error = self._error or exc
