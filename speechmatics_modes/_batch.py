@@ -10,7 +10,9 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AsyncExitStack, contextmanager
+from dataclasses import dataclass
+from types import TracebackType
 from typing import Any, TypeVar
 
 import aiohttp
@@ -39,7 +41,14 @@ from ._models import Transcript
 from ._settings import Settings
 from ._sources import Upload
 
-__all__ = ["BATCH_ERRORS", "batch_job_config", "batch_transcription_config", "run_batch_job"]
+__all__ = [
+    "BATCH_ERRORS",
+    "BatchClient",
+    "BatchJob",
+    "batch_job_config",
+    "batch_transcription_config",
+    "run_batch_job",
+]
 
 logger = logging.getLogger("speechmatics_modes")
 T = TypeVar("T")
@@ -177,24 +186,143 @@ async def run_batch_job(
         JobFailedError: the service rejected or deleted the job; ``reasons`` says why.
         AuthenticationError, ServerError, TransportError: see ``BATCH_ERRORS``.
     """
-    if upload.url is not None:
-        batch_options = batch_options.model_copy(update={"fetch_data": FetchData(url=upload.url)})
-    job_config = batch_options.to_job_config(options)
-    api_key = settings.api_key.get_secret_value() if settings.api_key is not None else None
-    async with sm.AsyncClient(api_key=api_key, url=settings.batch_url) as client:
-        retry_after = _RetryAfter(client)
-        job_id = await _submit(client, upload, job_config, retry_after)
-        logger.info("batch job %s submitted (%s)", job_id, upload.filename)
+    async with BatchClient(settings) as client:
+        job_id = await client.submit(upload, options=options, batch_options=batch_options)
         try:
-            await _wait_until_done(client, job_id, retry_after)
-            document = await _with_retries(
-                lambda: _transcript_json(client, job_id), retry_after, what="transcript"
-            )
+            return await client.transcript(job_id)
         except anyio.get_cancelled_exc_class():
             with anyio.CancelScope(shield=True), anyio.move_on_after(_DELETE_SECONDS):
-                await _delete_quietly(client, job_id)
+                await client.delete_quietly(job_id)
             raise
-    return Transcript.from_batch_json(document)
+
+
+@dataclass(frozen=True)
+class BatchJob:
+    """What the service says about one batch job (``GET /jobs``, ``GET /jobs/{id}``)."""
+
+    id: str
+    status: str
+    """``running``, ``done``, ``rejected``, ``deleted`` or ``expired``."""
+    created_at: str
+    data_name: str
+    """The audio's file name as submitted."""
+    duration: float | None = None
+    """Seconds of audio, once known."""
+    reference: str | None = None
+    """The job's ``tracking.reference``: lets a client find a job it submitted but lost."""
+    errors: tuple[str, ...] = ()
+    """The service's messages for a rejected job."""
+
+
+class BatchClient:
+    """One connection to the batch API, shared by any number of concurrent jobs.
+
+    The parts of a job are separate calls (:meth:`submit`, then :meth:`transcript`), so a
+    caller can record the job id in between and re-attach to the job after a crash instead of
+    submitting the audio again. Every request through one client shares its rate limit: when
+    the service answers 429 or 503 to any of them, all requests wait (for the ``Retry-After``
+    the service gave, else our backoff), so a pool of jobs slows down as one.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._stack: AsyncExitStack | None = None
+        self._client: sm.AsyncClient | None = None
+        self._retry_after: _RetryAfter | None = None
+
+    async def __aenter__(self) -> BatchClient:
+        key = self._settings.api_key
+        api_key = key.get_secret_value() if key is not None else None
+        async with AsyncExitStack() as stack:
+            client = await stack.enter_async_context(
+                sm.AsyncClient(api_key=api_key, url=self._settings.batch_url)
+            )
+            self._client, self._retry_after = client, _RetryAfter(client)
+            self._stack = stack.pop_all()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            await stack.aclose()
+
+    @property
+    def _open(self) -> tuple[sm.AsyncClient, _RetryAfter]:
+        if self._client is None or self._retry_after is None:
+            raise RuntimeError("use 'async with BatchClient(settings) as client'")
+        return self._client, self._retry_after
+
+    async def submit(
+        self, upload: Upload, *, options: TranscriptionOptions, batch_options: BatchOptions
+    ) -> str:
+        """Create a job for ``upload`` and return its id (see :func:`_submit` for retries)."""
+        client, retry_after = self._open
+        if upload.url is not None:
+            batch_options = batch_options.model_copy(
+                update={"fetch_data": FetchData(url=upload.url)}
+            )
+        job_config = batch_options.to_job_config(options)
+        job_id = await _submit(client, upload, job_config, retry_after)
+        logger.info("batch job %s submitted (%s)", job_id, upload.filename)
+        return job_id
+
+    async def transcript(self, job_id: str) -> Transcript:
+        """Wait until job ``job_id`` is done and return its transcript; submits nothing.
+
+        Raises:
+            JobFailedError: the job was rejected, deleted, or is unknown to the service.
+        """
+        client, retry_after = self._open
+        await _wait_until_done(client, job_id, retry_after)
+        document = await _with_retries(
+            lambda: _transcript_json(client, job_id), retry_after, what="transcript"
+        )
+        return Transcript.from_batch_json(document)
+
+    async def jobs(self, limit: int = 100) -> list[BatchJob]:
+        """The most recent jobs (at most ``limit``, the service's maximum being 100)."""
+        client, retry_after = self._open
+        listed = await _with_retries(
+            lambda: client.list_jobs(limit=limit), retry_after, what="job list"
+        )
+        return [_batch_job(details) for details in listed]
+
+    async def job(self, job_id: str) -> BatchJob:
+        """What the service says about one job."""
+        client, retry_after = self._open
+        details = await _with_retries(
+            lambda: client.get_job_info(job_id), retry_after, what="job status"
+        )
+        return _batch_job(details)
+
+    async def delete(self, job_id: str) -> None:
+        """Delete a job, stopping it if it still runs."""
+        client, _ = self._open
+        with _sdk_errors():
+            await client.delete_job(job_id, force=True)
+
+    async def delete_quietly(self, job_id: str) -> None:
+        """Delete a job, logging (not raising) a failure: for clean-up after cancellation."""
+        client, _ = self._open
+        await _delete_quietly(client, job_id)
+
+
+def _batch_job(details: sm.JobDetails) -> BatchJob:
+    tracking = details.config.tracking if details.config is not None else None
+    return BatchJob(
+        id=details.id,
+        status=details.status.value,
+        created_at=details.created_at,
+        data_name=details.data_name,
+        duration=details.duration,
+        reference=tracking.reference if tracking is not None else None,
+        errors=tuple(error.message for error in details.errors or ()),
+    )
 
 
 _DELETE_SECONDS = 10.0
@@ -230,6 +358,7 @@ async def _submit(
     start = upload.file.tell() if upload.file is not None else 0
     failures = 0
     while True:
+        await retry_after.wait()
         try:
             with _sdk_errors():
                 job = await client.submit_job(upload.file, config=job_config)
@@ -238,7 +367,7 @@ async def _submit(
             failures += 1
             if not _submit_never_reached(exc) or failures > _MAX_TRANSIENT_FAILURES:
                 raise
-            await anyio.sleep(retry_after.take() or _backoff(failures))
+            await retry_after.back_off(exc, retry_after.take() or _backoff(failures))
             if upload.file is not None:
                 upload.file.seek(start)
 
@@ -282,6 +411,7 @@ async def _with_retries(
     """Run a read-only request, retrying transient failures; reads are safe to repeat."""
     failures = 0
     while True:
+        await retry_after.wait()
         try:
             with _sdk_errors():
                 return await call()
@@ -291,7 +421,7 @@ async def _with_retries(
                 raise
             delay = retry_after.take() or _backoff(failures)
             logger.info("reading the %s failed (%s); retrying in %.1f s", what, exc, delay)
-            await anyio.sleep(delay)
+            await retry_after.back_off(exc, delay)
 
 
 async def _transcript_json(client: sm.AsyncClient, job_id: str) -> Mapping[str, Any]:
@@ -311,15 +441,17 @@ async def _delete_quietly(client: sm.AsyncClient, job_id: str) -> None:
 
 
 class _RetryAfter:
-    """Remembers the ``Retry-After`` of the last 429/503 answer.
+    """Remembers the ``Retry-After`` of the last 429/503 answer, and holds every request back.
 
     The SDK drops response headers when it raises, so the one response hook it has is wrapped:
     this is the only place that touches the SDK's transport internals, and the rate-limit
-    tests against the local server fail if that hook ever moves.
+    tests against the local server fail if that hook ever moves. One instance serves one
+    client, so when jobs share a client, a rate limit met by one pauses them all.
     """
 
     def __init__(self, client: sm.AsyncClient) -> None:
         self._seconds: float | None = None
+        self._resume_at = 0.0
         transport = client._transport
         original = transport._handle_response
 
@@ -334,6 +466,21 @@ class _RetryAfter:
         """The delay the service asked for, once; ``None`` if it asked for none."""
         seconds, self._seconds = self._seconds, None
         return seconds
+
+    async def back_off(self, exc: SpeechmaticsModesError, delay: float) -> None:
+        """Wait ``delay`` before a retry; a rate limit (429/503) makes every request wait."""
+        if isinstance(exc, ServerError) and exc.status in (429, 503):
+            self._resume_at = max(self._resume_at, anyio.current_time() + delay)
+            await self.wait()
+        else:
+            await anyio.sleep(delay)
+
+    async def wait(self) -> None:
+        """Return once no rate limit holds requests back (at once, usually)."""
+        remaining = self._resume_at - anyio.current_time()
+        while remaining > 0:  # another request may extend the pause while we sleep
+            await anyio.sleep(remaining)
+            remaining = self._resume_at - anyio.current_time()
 
 
 def _seconds(header: str | None) -> float | None:
