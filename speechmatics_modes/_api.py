@@ -32,6 +32,8 @@ from ._exceptions import (
 )
 from ._models import Mode, StreamEvent, Transcript
 from ._realtime import RealtimeSession
+from ._resilient import ResilientSession
+from ._rollover import RolloverPolicy, StreamMetrics
 from ._settings import Settings
 from ._sources import natural_mode, never_ends, open_live_audio, open_upload
 
@@ -63,6 +65,7 @@ async def transcribe(
     settings: Settings | None = None,
     timeout: float | None = None,
     pace: float | None = None,
+    rollover: RolloverPolicy | None = None,
 ) -> Transcript:
     """Transcribe ``source``: batch for a finished file, real-time for a live stream.
 
@@ -83,6 +86,8 @@ async def transcribe(
         timeout: Seconds for the whole call; ``None`` waits as long as it takes.
         pace: Real-time from a file only: send at ``pace`` times real time (1.0 simulates a live
             feed); ``None`` sends as fast as the service acknowledges.
+        rollover: Real-time only: carry the transcription across session ends (limits,
+            drops); see :func:`stream`.
 
     Raises:
         AudioSourceError: the source cannot be transcribed (the message says why).
@@ -109,10 +114,16 @@ async def transcribe(
             settings=settings,
             timeout=timeout,
             pace=pace,
+            rollover=rollover,
         ) as events:
             async for _ in events:
                 pass
         return events.transcript
+    if rollover is not None:
+        raise ConfigurationError(
+            "rollover only applies to real-time transcription, and this source is being "
+            "transcribed in batch: remove it, or use mode='realtime'"
+        )
     job = _validated(batch_options, BatchOptions, "batch_options")
     try:
         with anyio.fail_after(timeout):
@@ -136,6 +147,7 @@ def stream(
     settings: Settings | None = None,
     timeout: float | None = None,
     pace: float | None = None,
+    rollover: RolloverPolicy | None = None,
 ) -> TranscriptStream:
     """Transcribe audio in real time, yielding events as they arrive.
 
@@ -154,6 +166,10 @@ def stream(
         settings: Where to connect; from the environment when omitted.
         timeout: Seconds for the whole stream; ``None`` for no limit (a live feed).
         pace: For files: send at ``pace`` times real time; ``None`` as fast as acknowledged.
+        rollover: Keep one stream across many sessions: hand over before the service's
+            session limit, close while the source is quiet, reconnect after drops, all on one
+            clock and without duplicated words (see docs/streaming.md). ``None``: one session,
+            which ends the stream when it ends.
     """
     return TranscriptStream(
         source,
@@ -162,6 +178,7 @@ def stream(
         settings=settings,
         timeout=timeout,
         pace=pace,
+        rollover=rollover,
     )
 
 
@@ -181,6 +198,7 @@ class TranscriptStream:
         settings: Settings | None,
         timeout: float | None,
         pace: float | None,
+        rollover: RolloverPolicy | None = None,
     ) -> None:
         natural_mode(source)  # unsupported kinds fail here, with the list of accepted ones
         options.check_mode("realtime")
@@ -191,8 +209,9 @@ class TranscriptStream:
         self._settings = settings
         self._timeout = timeout
         self._pace = pace
+        self._rollover = rollover
         self._stack: AsyncExitStack | None = None
-        self._session: RealtimeSession | None = None
+        self._session: RealtimeSession | ResilientSession | None = None
         self._events: MemoryObjectReceiveStream[StreamEvent] | None = None
         self._error: SpeechmaticsModesError | None = None
 
@@ -204,17 +223,31 @@ class TranscriptStream:
             )
             send, self._events = anyio.create_memory_object_stream[StreamEvent](_EVENT_BUFFER)
             stack.callback(self._events.close)
-            self._session = RealtimeSession(
-                settings=resolved,
-                options=self._options,
-                audio_format=live.audio_format,
-                events=send,
-            )
+            self._session = self._new_session(resolved, live.audio_format, send)
             group = await stack.enter_async_context(anyio.create_task_group())
             stack.callback(group.cancel_scope.cancel)
             group.start_soon(self._run, send, live.chunks)
             self._stack = stack.pop_all()
         return self
+
+    def _new_session(
+        self,
+        settings: Settings,
+        audio_format: AudioFormat,
+        send: MemoryObjectSendStream[StreamEvent],
+    ) -> RealtimeSession | ResilientSession:
+        if self._rollover is None:
+            return RealtimeSession(
+                settings=settings, options=self._options, audio_format=audio_format, events=send
+            )
+        return ResilientSession(
+            settings=settings,
+            options=self._options,
+            audio_format=audio_format,
+            events=send,
+            policy=self._rollover,
+            live=natural_mode(self._source) is Mode.REALTIME,
+        )
 
     async def __aexit__(
         self,
@@ -252,6 +285,11 @@ class TranscriptStream:
             if self._error is not None:
                 raise self._error from self._error.__cause__
             raise StopAsyncIteration from None
+
+    @property
+    def metrics(self) -> StreamMetrics | None:
+        """Sessions, handovers, reconnections, replayed audio and gaps, with ``rollover``."""
+        return self._session.metrics if isinstance(self._session, ResilientSession) else None
 
     @property
     def transcript(self) -> Transcript:

@@ -199,8 +199,15 @@ class RealtimeSession:
         self._progress = anyio.Event()
         self._finals: list[dict[str, Any]] = []
         self._started: dict[str, Any] | None = None
+        self.started = anyio.Event()
+        """Set once the service confirmed the session (``RecognitionStarted``)."""
         self._error: SpeechmaticsModesError | None = None
         self._ended = False
+
+    @property
+    def session_id(self) -> str | None:
+        """The service's id for the session, once it started."""
+        return None if self._started is None else self._started.get("id")
 
     def transcript(self) -> Transcript:
         """Every final so far, as a transcript (complete once :meth:`run` returned)."""
@@ -348,6 +355,7 @@ class RealtimeSession:
             self._finals.append(message)
         elif kind == "RecognitionStarted":
             self._started = message
+            self.started.set()
         event = stream_event(message)
         if event is not None and self._events is not None:
             if isinstance(event, Final) and not event.words:

@@ -90,6 +90,8 @@ class AudioRing:
         self._blocks: deque[_Block] = deque()
         self.start = 0
         self.end = 0
+        self.loud_discarded_until = 0
+        """End of the last loud audio discarded for lack of room (0 if none ever was)."""
 
     @property
     def held(self) -> int:
@@ -113,7 +115,19 @@ class AudioRing:
         self._blocks.append(_Block(self.end, chunk, quiet_since))
         self.end += len(chunk)
         if self.held > self.capacity:
-            self.release(self.end - self.capacity)
+            self._discard(self.end - self.capacity)
+
+    def _discard(self, before: int) -> None:
+        for block in self._blocks:
+            if block.start >= before:
+                break
+            if block.quiet_since is None:
+                self.loud_discarded_until = min(block.end, before)
+        self.release(before)
+
+    def lost_since(self, offset: int) -> bool:
+        """Whether loud audio after ``offset`` was discarded (not merely quiet audio)."""
+        return self.loud_discarded_until > offset
 
     def release(self, before: int) -> None:
         """Forget the audio before offset ``before`` (it is final, or discarded)."""
@@ -164,6 +178,7 @@ class Leg:
     """
 
     bytes_per_second: int
+    sample_width: int
     base: int = 0
     """Stream offset of the first byte this session was sent."""
     sent: int = 0
@@ -185,7 +200,8 @@ class Leg:
 
     def to_offset(self, seconds: float) -> int:
         """The stream byte offset of a time the session reported (whole samples, in range)."""
-        raw = self.base + round(seconds * self.bytes_per_second)
+        samples = round(seconds * self.bytes_per_second / self.sample_width)
+        raw = self.base + samples * self.sample_width
         return min(max(raw, self.base), self.sent)
 
     def observe(self, event: StreamEvent) -> None:

@@ -90,6 +90,17 @@ class TestAudioRing:
         assert ring.held == 640
         assert ring.full
 
+    def test_discarding_loud_audio_is_remembered_but_quiet_audio_is_not(self) -> None:
+        ring = self.ring(capacity=640)
+        ring.append(silence(320))
+        ring.append(silence(320))
+        assert ring.start == 640
+        assert not ring.lost_since(0)
+        ring.append(tone(320))
+        ring.append(silence(320))
+        assert ring.lost_since(1280)
+        assert not ring.lost_since(1920)
+
     def test_quiet_runs_span_blocks_and_end_at_loud_audio(self) -> None:
         ring = self.ring()
         ring.append(tone(160))
@@ -113,15 +124,16 @@ class TestAudioRing:
 
 class TestLeg:
     def test_session_times_map_onto_the_stream_clock(self) -> None:
-        leg = Leg(BPS)
+        leg = Leg(BPS, 2)
         leg.commit(3 * BPS)
         leg.sent = 5 * BPS
         assert leg.offset == 3.0
         assert leg.to_offset(1.5) == int(4.5 * BPS)
         assert leg.to_offset(9.0) == leg.sent  # never past what the session was sent
+        assert leg.to_offset(1 / 32000) % 2 == 0  # whole samples only
 
     def test_finals_and_end_of_utterance_advance_the_final_point(self) -> None:
-        leg = Leg(BPS)
+        leg = Leg(BPS, 2)
         leg.commit(BPS)
         leg.sent = 4 * BPS
         leg.observe(final(word("a", 0.1, 0.5)))
@@ -130,7 +142,7 @@ class TestLeg:
         assert leg.final_end == 2 * BPS
 
     def test_pending_partial_words_unsettle_the_leg(self) -> None:
-        leg = Leg(BPS)
+        leg = Leg(BPS, 2)
         states = []
         for event in (
             Partial(words=(word("b", 0, 1),), text="b", start=0, end=1),

@@ -1,0 +1,609 @@
+"""One real-time stream across many sessions: planned handovers, idle closes, reconnections.
+
+:class:`ResilientSession` has the interface of
+:class:`~speechmatics_modes._realtime.RealtimeSession` (``run(chunks)``, ``transcript()``) and
+runs one ``RealtimeSession`` per server session (a *connection* here). It only pumps: the
+decisions about which audio to send and which words to emit are the bookkeeping of
+``_session.py``. Three tasks share the work:
+
+- the *reader* moves the caller's chunks into the :class:`~speechmatics_modes._session.AudioRing`
+  (the stream's sample clock), keeping it bounded;
+- the *driver* sends audio from the ring to the current connection and decides when to hand
+  over (budget or warning, at a pause), close for idleness, or reconnect after a drop;
+- the *emitter* passes each connection's events on in connection order, rebased and deduplicated,
+  so a new session's words never overtake the old session's last finals.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+import anyio
+from anyio.abc import TaskGroup
+from anyio.streams.memory import (
+    MemoryObjectReceiveStream,
+    MemoryObjectSendStream,
+)
+
+from ._config import AudioFormat, TranscriptionOptions
+from ._exceptions import (
+    AudioSourceError,
+    SpeechmaticsModesError,
+    TransportError,
+    describe,
+)
+from ._models import Mode, ServerWarning, SessionInfo, StreamEvent, Transcript
+from ._realtime import RealtimeSession
+from ._rollover import AudioGap, Reconnected, RolloverPolicy, SessionRollover, StreamMetrics
+from ._session import AudioRing, Backoff, Leg, WordLedger
+from ._settings import Settings
+
+__all__ = ["ResilientSession"]
+
+_CONNECTION_EVENTS = 64
+"""Events a connection may hold while an earlier one drains; then it pauses its audio."""
+_POLL_SECONDS = 0.25
+"""How often the driver re-checks clocks (budget, pause deadline, idleness) while waiting."""
+
+
+@dataclass(eq=False)
+class _Connection:
+    """One server session in flight, and where it sits on the stream."""
+
+    session: RealtimeSession
+    place: Leg
+    chunks: MemoryObjectSendStream[bytes]
+    events: MemoryObjectReceiveStream[StreamEvent]
+    opened_at: float
+    intro: list[StreamEvent] = field(default_factory=list)
+    """Events the emitter passes on before this connection's own (why it took over)."""
+    committed: anyio.Event = field(default_factory=anyio.Event)
+    """Set when the connection was given its place on the stream, or abandoned."""
+    abandoned: bool = False
+    retired: bool = False
+    """Handed over or closed for idleness: it only drains now."""
+    warned: bool = False
+    """The service warned that this session will time out."""
+    done: anyio.Event = field(default_factory=anyio.Event)
+    drained: anyio.Event = field(default_factory=anyio.Event)
+    """Set when the emitter has passed on every event of the connection."""
+    error: SpeechmaticsModesError | None = None
+
+    @property
+    def ready(self) -> bool:
+        """Started and still running: audio can be switched onto it."""
+        return self.session.started.is_set() and not self.done.is_set()
+
+
+@dataclass
+class _Handover:
+    connection: _Connection
+    reason: Literal["budget", "warning"]
+    due_at: float
+
+
+class ResilientSession:
+    """A real-time stream that outlives its sessions (see the module docstring).
+
+    Args:
+        settings: Where to connect.
+        options: How to transcribe; every session gets the same.
+        audio_format: What the chunks contain (raw PCM: replay cuts it anywhere).
+        events: Where events go, in order; ``None`` only collects the transcript.
+        policy: When to hand over and how to reconnect.
+        live: The source cannot wait (a feed, a microphone): a full buffer drops its oldest
+            audio (reported as :class:`AudioGap`) instead of pausing the source.
+        random: Jitter source for the backoff, in [0, 1).
+    """
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        options: TranscriptionOptions,
+        audio_format: AudioFormat,
+        events: MemoryObjectSendStream[StreamEvent] | None,
+        policy: RolloverPolicy,
+        live: bool,
+        random: Callable[[], float] = random.random,
+    ) -> None:
+        self._settings = settings
+        self._options = options
+        self._format = audio_format
+        self._events = events
+        self._policy = policy
+        self._bps = audio_format.bytes_per_second
+        self._ring = AudioRing(
+            int(policy.buffer_seconds * self._bps), audio_format, policy.silence_dbfs
+        )
+        mode = policy.on_buffer_full or ("drop_oldest" if live else "wait")
+        self._source_waits = mode == "wait"
+        self._words = WordLedger(keep_words=policy.keep_transcript)
+        self._backoff = Backoff(
+            policy.backoff_initial,
+            policy.backoff_factor,
+            policy.backoff_max,
+            policy.backoff_jitter,
+            random,
+        )
+        self.metrics = StreamMetrics()
+        """Counters of sessions, handovers, reconnections, replayed audio and gaps."""
+        self._changed = anyio.Event()
+        self._source_done = False
+        self._source_failure: Exception | None = None
+        self._last_audio_at = 0.0
+        self._sent_point = 0
+        self._draining = 0
+        self._next_handover_at = 0.0
+        self._session_ids: list[str] = []
+        self._word_delimiter = " "
+        self._queue: MemoryObjectSendStream[_Connection] | None = None
+
+    def transcript(self) -> Transcript:
+        """Every final word emitted so far, on the stream's clock."""
+        words = tuple(self._words.words)
+        return Transcript(
+            words=words,
+            mode=Mode.REALTIME,
+            language=next((word.language for word in words if word.language), None),
+            duration=self._words.emitted_until or None,
+            session_ids=tuple(self._session_ids),
+            word_delimiter=self._word_delimiter,
+        )
+
+    async def run(self, chunks: AsyncIterator[bytes]) -> None:
+        """Transcribe every chunk, across as many sessions as it takes.
+
+        Raises:
+            AuthenticationError, ConfigurationError, ServerError: an error no new session can
+                cure, at once.
+            TransportError, SessionLimitError: reconnection gave up after
+                ``policy.max_attempts`` consecutive failures.
+            AudioSourceError: the source failed; the audio before it was transcribed.
+            Each carries ``partial_transcript``.
+        """
+        error: SpeechmaticsModesError | None = None
+        queue, backlog = anyio.create_memory_object_stream[_Connection](math.inf)
+        self._queue = queue
+        async with anyio.create_task_group() as group:
+            group.start_soon(self._read_source, chunks)
+            group.start_soon(self._emit, backlog)
+            try:
+                with queue:
+                    await self._drive(group)
+            except SpeechmaticsModesError as exc:
+                error = exc
+                group.cancel_scope.cancel()
+        error = error or self._source_error()
+        if error is not None:
+            error.partial_transcript = self.transcript()
+            raise error
+
+    def _source_error(self) -> SpeechmaticsModesError | None:
+        failure = self._source_failure
+        if failure is None or isinstance(failure, SpeechmaticsModesError):
+            return failure
+        error = AudioSourceError(
+            f"the audio source raised {type(failure).__name__}: {describe(failure)}; the audio "
+            "sent before it was transcribed (see partial_transcript)"
+        )
+        error.__cause__ = failure
+        return error
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = anyio.Event()
+
+    async def _wait(self, changed: anyio.Event) -> None:
+        with anyio.move_on_after(_POLL_SECONDS):
+            await changed.wait()
+
+    # The reader ---------------------------------------------------------------------------
+
+    async def _read_source(self, chunks: AsyncIterator[bytes]) -> None:
+        try:
+            async for chunk in chunks:
+                await self._room_for_more()
+                self._ring.append(chunk)
+                self._last_audio_at = anyio.current_time()
+                self._notify()
+        except Exception as exc:
+            self._source_failure = exc
+        finally:
+            self._source_done = True
+            self._notify()
+
+    async def _room_for_more(self) -> None:
+        """A source that can wait waits while half the ring is audio not yet sent."""
+        while self._source_waits:
+            changed = self._changed
+            if self._ring.end - self._sent_point < self._ring.capacity // 2:
+                return
+            await changed.wait()
+
+    # The driver ---------------------------------------------------------------------------
+
+    async def _drive(self, group: TaskGroup) -> None:
+        first, _ = await self._connect(group)
+        self._commit(first, 0, [])
+        current: _Connection | None = first
+        while current is not None:
+            current = await self._serve(group, current)
+
+    async def _serve(self, group: TaskGroup, current: _Connection) -> _Connection | None:
+        """Send audio to ``current`` until another connection (or none) takes over."""
+        handover: _Handover | None = None
+        closing = False
+        while True:
+            changed = self._changed
+            if current.done.is_set():
+                return await self._after_end(group, current, handover)
+            self._ring.release(current.place.final_end)
+            if self._ring.start > current.place.sent:
+                return await self._skip_lost_audio(group, current, handover)
+            handover = self._plan_handover(group, current, handover)
+            if handover is not None and self._switch_now(current, handover):
+                return self._switch(current, handover)
+            if self._idle(current):
+                self._abandon(handover.connection if handover else None)
+                return await self._close_for_idleness(group, current)
+            data = self._ring.read(current.place.sent)
+            if data:
+                await self._send(current, data)
+                continue
+            if self._source_done and not closing:
+                closing = True
+                current.chunks.close()  # EndOfStream; the last finals follow
+            await self._wait(changed)
+
+    async def _send(self, current: _Connection, data: bytes) -> None:
+        try:
+            await current.chunks.send(data)
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+            await current.done.wait()
+            return
+        current.place.sent += len(data)
+        self._sent_point = current.place.sent
+        self._notify()
+
+    async def _after_end(
+        self, group: TaskGroup, ended: _Connection, handover: _Handover | None
+    ) -> _Connection | None:
+        """The current connection ended: the stream is complete, or it must reconnect."""
+        await ended.drained.wait()
+        complete = self._source_done and ended.place.sent >= self._ring.end
+        if complete and (ended.error is None or ended.place.final_end >= ended.place.sent):
+            self._abandon(handover.connection if handover else None)
+            return None  # (a failure after the last final loses nothing)
+        if ended.error is None:  # the service ended the session on its own
+            ended.error = TransportError("the session ended before the audio did")
+        return await self._reconnect(group, ended, handover)
+
+    async def _reconnect(
+        self, group: TaskGroup, failed: _Connection, handover: _Handover | None
+    ) -> _Connection:
+        error = failed.error
+        assert error is not None
+        if not error.retryable:
+            raise error
+        if anyio.current_time() - failed.opened_at >= self._policy.healthy_after:
+            self._backoff.reset()
+        resume = failed.place.final_end
+        intro: list[StreamEvent] = []
+        if resume < self._ring.start:
+            intro.extend(self._gap(resume, self._ring.start))
+            resume = self._ring.start
+        spare = handover.connection if handover is not None else None
+        if spare is not None and spare.ready:
+            replacement, attempts = spare, 1
+        else:
+            self._abandon(spare)
+            await self._give_up_or_wait(error)
+            replacement, attempts = await self._connect(group)
+        replayed = max(0, failed.place.sent - resume) / self._bps
+        intro.append(
+            Reconnected(
+                offset=resume / self._bps,
+                replayed_seconds=replayed,
+                attempts=attempts,
+                cause=str(error),
+                session_id=replacement.session.session_id,
+            )
+        )
+        self.metrics.reconnects += 1
+        self.metrics.replayed_seconds += replayed
+        self._commit(replacement, resume, intro)
+        return replacement
+
+    async def _give_up_or_wait(self, error: SpeechmaticsModesError) -> None:
+        """Raise ``error`` if it cannot be cured or attempts ran out; else back off."""
+        limit = self._policy.max_attempts
+        if not error.retryable or (limit is not None and self._backoff.failures >= limit):
+            raise error
+        await anyio.sleep(self._backoff.next_delay())
+
+    async def _connect(self, group: TaskGroup) -> tuple[_Connection, int]:
+        """Open connections until one starts, backing off between attempts.
+
+        Returns:
+            The started connection, and how many attempts it took.
+        """
+        attempts = 0
+        while True:
+            attempts += 1
+            connection = self._open(group)
+            await _first_of(connection.session.started, connection.done)
+            if connection.session.started.is_set():
+                return connection, attempts
+            self._abandon(connection)
+            await self._give_up_or_wait(
+                connection.error or TransportError("the session ended before it started")
+            )
+
+    def _open(self, group: TaskGroup) -> _Connection:
+        chunk_sender, chunk_receiver = anyio.create_memory_object_stream[bytes](0)
+        event_sender, event_receiver = anyio.create_memory_object_stream[StreamEvent](
+            _CONNECTION_EVENTS
+        )
+        session = RealtimeSession(
+            settings=self._settings,
+            options=self._options,
+            audio_format=self._format,
+            events=event_sender,
+        )
+        connection = _Connection(
+            session=session,
+            place=Leg(self._bps, self._format.bytes_per_sample),
+            chunks=chunk_sender,
+            events=event_receiver,
+            opened_at=anyio.current_time(),
+        )
+        self.metrics.connection_attempts += 1
+        assert self._queue is not None
+        self._queue.send_nowait(connection)
+        group.start_soon(self._run_connection, connection, chunk_receiver, event_sender)
+        return connection
+
+    async def _run_connection(
+        self,
+        connection: _Connection,
+        chunks: MemoryObjectReceiveStream[bytes],
+        events: MemoryObjectSendStream[StreamEvent],
+    ) -> None:
+        try:
+            with chunks, events:
+                await connection.session.run(chunks)
+        except SpeechmaticsModesError as exc:
+            connection.error = exc
+        finally:
+            connection.done.set()
+            if connection.retired:
+                self._draining -= 1
+            self._notify()
+
+    def _commit(self, connection: _Connection, base: int, intro: list[StreamEvent]) -> None:
+        connection.place.commit(base)
+        connection.place.session_id = connection.session.session_id
+        connection.intro = intro
+        connection.committed.set()
+        self._sent_point = base
+        self.metrics.sessions += 1
+
+    def _abandon(self, connection: _Connection | None) -> None:
+        """Give up a connection that never carried audio; the emitter skips it."""
+        if connection is None:
+            return
+        connection.abandoned = True
+        connection.chunks.close()
+        connection.committed.set()
+
+    def _retire(self, connection: _Connection) -> None:
+        """Hand the connection's last audio over: EndOfStream, then it drains on its own."""
+        connection.retired = True
+        if not connection.done.is_set():
+            self._draining += 1
+        connection.chunks.close()
+
+    def _plan_handover(
+        self, group: TaskGroup, current: _Connection, handover: _Handover | None
+    ) -> _Handover | None:
+        """Open the next session once the current one is due to be replaced."""
+        now = anyio.current_time()
+        if handover is not None and handover.connection.done.is_set():
+            self._abandon(handover.connection)  # the next session failed to start: try again later
+            self._next_handover_at = now + self._backoff.next_delay()
+            handover = None
+        if handover is not None or self._draining or now < self._next_handover_at:
+            return handover
+        if now - current.opened_at >= self._policy.max_session:
+            return _Handover(self._open(group), "budget", now)
+        if current.warned and self._policy.roll_on_warning:
+            return _Handover(self._open(group), "warning", now)
+        return None
+
+    def _switch_now(self, current: _Connection, handover: _Handover) -> bool:
+        if not handover.connection.ready:
+            return False
+        forced = anyio.current_time() >= handover.due_at + self._policy.pause_wait
+        return forced or self._at_pause(current)
+
+    def _at_pause(self, current: _Connection) -> bool:
+        """Quiet audio just sent, or (with partials) nothing pending after the last final."""
+        pause = self._policy.min_pause * self._bps
+        if self._ring.quiet_run(current.place.sent) >= pause:
+            return True
+        place = current.place
+        return (
+            bool(self._options.enable_partials)
+            and place.settled
+            and (place.sent - place.final_end <= pause)
+        )
+
+    def _switch(self, current: _Connection, handover: _Handover) -> _Connection:
+        successor = handover.connection
+        self._commit(
+            successor,
+            current.place.sent,
+            [
+                SessionRollover(
+                    reason=handover.reason,
+                    offset=current.place.sent / self._bps,
+                    at_pause=self._at_pause(current),
+                    previous_session_id=current.place.session_id,
+                    session_id=successor.session.session_id,
+                )
+            ],
+        )
+        self._retire(current)
+        self.metrics.rollovers += 1
+        self._backoff.reset()
+        return successor
+
+    def _idle(self, current: _Connection) -> bool:
+        idle_after = self._policy.idle_after
+        if idle_after is None or current.place.sent < self._ring.end or self._source_done:
+            return False
+        silent = anyio.current_time() - self._last_audio_at >= idle_after
+        return silent or self._ring.quiet_run(self._ring.end) >= idle_after * self._bps
+
+    async def _close_for_idleness(
+        self, group: TaskGroup, current: _Connection
+    ) -> _Connection | None:
+        """Close the session while the source is quiet; open a new one when speech returns."""
+        self._retire(current)
+        self.metrics.idle_closes += 1
+        preroll = self._aligned(self._policy.min_pause * self._bps)
+        position = current.place.sent
+        while True:
+            changed = self._changed
+            loud = self._ring.first_loud(position)
+            if loud is not None:
+                break
+            if self._source_done:
+                return None
+            skip_to = max(position, self._ring.end - preroll)
+            self.metrics.skipped_seconds += (skip_to - position) / self._bps
+            position = skip_to
+            self._ring.release(position)
+            self._sent_point = self._ring.end
+            await self._wait(changed)
+        resume = max(position, self._ring.start, loud - preroll)
+        successor, _ = await self._connect(group)
+        self._commit(
+            successor,
+            resume,
+            [
+                SessionRollover(
+                    reason="idle",
+                    offset=resume / self._bps,
+                    at_pause=True,
+                    previous_session_id=current.place.session_id,
+                    session_id=successor.session.session_id,
+                )
+            ],
+        )
+        self.metrics.rollovers += 1
+        return successor
+
+    async def _skip_lost_audio(
+        self, group: TaskGroup, current: _Connection, handover: _Handover | None
+    ) -> _Connection:
+        """Start a new session where the ring now starts, after an explicit gap.
+
+        The ring discarded audio before it was sent; sending on would break the session's
+        clock, whose times count the bytes it received.
+        """
+        self._abandon(handover.connection if handover else None)
+        self._retire(current)
+        successor, _ = await self._connect(group)
+        start = self._ring.start
+        intro = [
+            *self._gap(current.place.sent, start),
+            SessionRollover(
+                reason="overflow",
+                offset=start / self._bps,
+                at_pause=False,
+                previous_session_id=current.place.session_id,
+                session_id=successor.session.session_id,
+            ),
+        ]
+        self._commit(successor, self._ring.start, intro)
+        self.metrics.rollovers += 1
+        return successor
+
+    def _gap(self, start: int, end: int) -> list[StreamEvent]:
+        """An :class:`AudioGap` for ``[start, end)`` if loud audio was lost there."""
+        if end <= start or not self._ring.lost_since(start):
+            return []
+        self.metrics.gaps += 1
+        self.metrics.gap_seconds += (end - start) / self._bps
+        return [AudioGap(start=start / self._bps, end=end / self._bps)]
+
+    def _aligned(self, size: float) -> int:
+        width = self._format.bytes_per_sample
+        return int(size) // width * width
+
+    # The emitter --------------------------------------------------------------------------
+
+    async def _emit(self, backlog: MemoryObjectReceiveStream[_Connection]) -> None:
+        async with backlog:
+            async for connection in backlog:
+                await connection.committed.wait()
+                if connection.abandoned:
+                    async with connection.events:
+                        async for _ in connection.events:
+                            pass
+                else:
+                    await self._emit_connection(connection)
+                connection.drained.set()
+                self._notify()
+
+    async def _emit_connection(self, connection: _Connection) -> None:
+        for event in connection.intro:
+            await self._publish(event)
+        async with connection.events:
+            async for event in connection.events:
+                connection.place.observe(event)
+                self._note(connection, event)
+                rebased = self._words.rebase(event, connection.place.offset)
+                self.metrics.deduplicated_words = self._words.deduplicated
+                if rebased is not None:
+                    await self._publish(rebased)
+                self._notify()
+        await connection.done.wait()
+        place = connection.place
+        if connection.retired and connection.error is not None and place.final_end < place.sent:
+            # A session that failed while draining took its unfinished words with it.
+            self.metrics.gaps += 1
+            self.metrics.gap_seconds += (place.sent - place.final_end) / self._bps
+            await self._publish(
+                AudioGap(start=place.final_end / self._bps, end=place.sent / self._bps)
+            )
+
+    def _note(self, connection: _Connection, event: StreamEvent) -> None:
+        if isinstance(event, SessionInfo):
+            if event.session_id is not None:
+                self._session_ids.append(event.session_id)
+            self._word_delimiter = event.word_delimiter
+        elif isinstance(event, ServerWarning) and event.type == "session_timeout":
+            connection.warned = True
+
+    async def _publish(self, event: StreamEvent) -> None:
+        if self._events is not None:
+            await self._events.send(event)
+
+
+async def _first_of(*events: anyio.Event) -> None:
+    """Return as soon as any of ``events`` is set."""
+    async with anyio.create_task_group() as group:
+
+        async def wait_then_stop(event: anyio.Event) -> None:
+            await event.wait()
+            group.cancel_scope.cancel()
+
+        for event in events:
+            group.start_soon(wait_then_stop, event)
