@@ -138,6 +138,26 @@ def _from_transport_error(exc: BaseException) -> SpeechmaticsModesError:
     return ServerError(text, status=status, retryable=status in _RETRYABLE_STATUSES)
 
 
+def _through_wrapper(fallback: ErrorFactory) -> ErrorFactory:
+    """Translate the failed HTTP exchange the SDK wrapped, if it wrapped one.
+
+    ``submit_job`` re-raises every failure as ``BatchError``, ``get_job_info`` and
+    ``delete_job`` as ``JobError``: read at face value, a refused connection or a 429/503 would
+    be a bare server error or a failed job, neither retryable, and a submit that never reached
+    the service could not be told from one that may have created a job.
+    """
+
+    def translate(exc: BaseException) -> SpeechmaticsModesError:
+        cause = exc.__cause__
+        if isinstance(cause, (sm.ConnectionError, sm.TransportError)):
+            translated = translate_sdk_error(cause, BATCH_ERRORS)
+            if translated is not None:
+                return translated
+        return fallback(exc)
+
+    return translate
+
+
 def _from_job_error(exc: BaseException) -> SpeechmaticsModesError:
     return JobFailedError(describe(exc))
 
@@ -152,10 +172,10 @@ _AUTH_HINT = (
 
 BATCH_ERRORS: dict[type[BaseException], ErrorFactory] = {
     sm.AuthenticationError: lambda exc: AuthenticationError(_AUTH_HINT),
-    sm.BatchError: lambda exc: ServerError(describe(exc)),
+    sm.BatchError: _through_wrapper(lambda exc: ServerError(describe(exc))),
     sm.ConfigurationError: lambda exc: ConfigurationError(describe(exc)),
     sm.ConnectionError: lambda exc: TransportError(describe(exc)),
-    sm.JobError: _from_job_error,
+    sm.JobError: _through_wrapper(_from_job_error),
     sm.JobExpiredError: lambda exc: ServerError(
         describe(exc), error_type="Job Expired", status=410
     ),
@@ -375,8 +395,12 @@ async def _submit(
 def _submit_never_reached(exc: BaseException) -> bool:
     if isinstance(exc, ServerError):
         return exc.status in (429, 503)
-    cause = exc.__cause__.__cause__ if exc.__cause__ is not None else None
-    return isinstance(cause, aiohttp.ClientConnectorError)
+    link: BaseException | None = exc
+    while link is not None:
+        if isinstance(link, aiohttp.ClientConnectorError):
+            return True
+        link = link.__cause__
+    return False
 
 
 async def _wait_until_done(client: sm.AsyncClient, job_id: str, retry_after: _RetryAfter) -> None:
