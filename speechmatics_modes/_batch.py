@@ -8,12 +8,13 @@ SDK's exceptions into ours (:data:`BATCH_ERRORS`).
 from __future__ import annotations
 
 import logging
+import os
 import random
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import AsyncExitStack, contextmanager
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 import aiohttp
 import anyio
@@ -380,8 +381,8 @@ async def _submit(
     while True:
         await retry_after.wait()
         try:
-            with _sdk_errors():
-                job = await client.submit_job(upload.file, config=job_config)
+            with _sdk_errors(), _file_for_attempt(upload) as file:
+                job = await client.submit_job(file, config=job_config)
             return str(job.id)
         except (TransportError, ServerError) as exc:
             failures += 1
@@ -390,6 +391,28 @@ async def _submit(
             await retry_after.back_off(exc, retry_after.take() or _backoff(failures))
             if upload.file is not None:
                 upload.file.seek(start)
+
+
+@contextmanager
+def _file_for_attempt(upload: Upload) -> Iterator[BinaryIO | None]:
+    """The file one submit attempt hands the SDK, named as the upload.
+
+    aiohttp closes a file once it has sent it (or failed to), which would leave nothing to
+    retry with, and would close a caller's own file object; so a file with a descriptor goes
+    out through a duplicate of it, which shares its position and is closed in its place.
+    In-memory files (``BytesIO``) are left open by aiohttp and go as they are.
+    """
+    file = upload.file
+    try:
+        descriptor = file.fileno() if file is not None else None
+    except (AttributeError, OSError):  # io.UnsupportedOperation is an OSError
+        descriptor = None
+    if descriptor is None:
+        yield file
+        return
+    with os.fdopen(os.dup(descriptor), "rb") as duplicate:
+        duplicate.raw.name = upload.filename  # type: ignore[attr-defined]
+        yield duplicate
 
 
 def _submit_never_reached(exc: BaseException) -> bool:
