@@ -135,7 +135,8 @@ async def transcribe(
         if isinstance(exc, SpeechmaticsModesError):
             raise
         raise TranscriptionTimeout(
-            f"the batch transcription did not finish within {timeout:g} s (the job was deleted)"
+            f"the batch transcription did not finish within {timeout:g} s (a job already "
+            "submitted was deleted)"
         ) from None
 
 
