@@ -27,6 +27,7 @@ from pydantic import SecretStr
 
 from speechmatics_modes import (
     AudioFormat,
+    AudioSource,
     AudioSourceError,
     AuthenticationError,
     ConfigurationError,
@@ -506,18 +507,33 @@ async def test_odd_length_chunks_reach_the_service_as_whole_samples(clean: None)
     assert sum(frames) == len(audio) - 1
 
 
-# -- cancellation --------------------------------------------------------------------------
-
-
-async def test_cancelling_a_batch_transcription_deletes_its_job(
+async def test_the_timeout_bounds_a_batch_call_that_keeps_retrying(
     clean: None, tmp_path: Path
 ) -> None:
     path = tmp_path / "a.wav"
     path.write_bytes(wav_bytes(1.0))
+    settings = Settings(
+        api_key=SecretStr("any"), batch_url=f"http://127.0.0.1:{closed_port()}/v2", backend="cloud"
+    )
+    with anyio.fail_after(HANG_GUARD), pytest.raises(TranscriptionTimeout, match="within 1 s"):
+        await transcribe(path, "batch", settings=settings, timeout=1)
+
+
+# -- cancellation --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("spooled", [False, True], ids=["file", "spooled-iterator"])
+async def test_cancelling_a_batch_transcription_deletes_its_job(
+    clean: None, tmp_path: Path, spooled: bool
+) -> None:
+    path = tmp_path / "a.wav"
+    path.write_bytes(wav_bytes(1.0))
+    source: AudioSource = chunks_of(pcm_bytes(1.0)) if spooled else path
+    call = functools.partial(transcribe, source, "batch", audio_format=AudioFormat())
     async with LocalServer(engine=scripted_engine(), faults=Faults(job_seconds=60)) as server:
         with anyio.fail_after(HANG_GUARD):
             async with anyio.create_task_group() as group:
-                group.start_soon(functools.partial(transcribe, path, settings=server.settings()))
+                group.start_soon(functools.partial(call, settings=server.settings()))
                 assert await eventually(lambda: server.stats.jobs_submitted == 1)
                 group.cancel_scope.cancel()
         assert server.stats.jobs_deleted == 1
