@@ -169,6 +169,7 @@ class ResilientSession:
         error: SpeechmaticsModesError | None = None
         queue, backlog = anyio.create_memory_object_stream[_Connection](math.inf)
         self._queue = queue
+        self._last_audio_at = anyio.current_time()
         async with anyio.create_task_group() as group:
             group.start_soon(self._read_source, chunks)
             group.start_soon(self._emit, backlog)
@@ -380,6 +381,7 @@ class ResilientSession:
         except SpeechmaticsModesError as exc:
             connection.error = exc
         finally:
+            connection.chunks.close()
             connection.done.set()
             if connection.retired:
                 self._draining -= 1

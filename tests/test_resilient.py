@@ -15,17 +15,29 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from types import TracebackType
 
+import anyio
 import pytest
+from pydantic import SecretStr
 
 from speechmatics_modes import (
     AudioFormat,
+    AudioSource,
     AuthenticationError,
     Final,
     Settings,
+    StreamEvent,
+    Transcript,
     TransportError,
     stream,
+    transcribe,
 )
-from speechmatics_modes._rollover import AudioGap, Reconnected, RolloverPolicy, SessionRollover
+from speechmatics_modes._rollover import (
+    AudioGap,
+    Reconnected,
+    RolloverPolicy,
+    SessionRollover,
+    StreamMetrics,
+)
 from speechmatics_modes.local import EngineWord, Faults, LocalServer, SocketFault, StreamUpdate
 
 pytestmark = pytest.mark.anyio
@@ -34,7 +46,12 @@ RATE = 16000
 WORD_SECONDS = 0.4
 GAP_SECONDS = 0.4
 FORMAT = AudioFormat(encoding="pcm_s16le", sample_rate=RATE, chunk_size=3200)
-FAST = {"backoff_initial": 0.01, "backoff_max": 0.05, "backoff_jitter": 0.0}
+FAST = RolloverPolicy(backoff_initial=0.01, backoff_max=0.05, backoff_jitter=0.0)
+
+
+def fast(**changes: object) -> RolloverPolicy:
+    """The test policy (backoff in milliseconds) with some fields changed, validated."""
+    return RolloverPolicy.model_validate({**FAST.model_dump(), **changes})
 
 
 class ToneEngine:
@@ -44,7 +61,7 @@ class ToneEngine:
 
     async def recognize_file(self, path: Path) -> list[EngineWord]:
         stream = ToneStream()
-        update = await stream.feed(path.read_bytes())
+        update = await stream.feed(await anyio.Path(path).read_bytes())
         return [*update.finals, *(await stream.flush()).finals]
 
     async def open_stream(self, *, max_delay: float) -> ToneStream:
@@ -90,7 +107,7 @@ class ToneStream:
     @staticmethod
     def _word(run: tuple[int, int], end: int) -> EngineWord:
         value, start = run
-        return EngineWord(f"w{value // 100}", start / RATE, end / RATE, 1.0)
+        return EngineWord(f"w{value // 100 - 20}", start / RATE, end / RATE, 1.0)
 
 
 Expected = list[tuple[str, float, float]]
@@ -105,9 +122,9 @@ def tone_audio(
     expected: Expected = []
     clock = 0.2
     for index in range(words):
-        value = 100 * (index % 300 + 1)
+        value = 2000 + 100 * (index % 300 + 1)  # loud enough not to count as quiet
         parts.append(struct.pack("<h", value) * int(WORD_SECONDS * RATE))
-        expected.append((f"w{value // 100}", clock, clock + WORD_SECONDS))
+        expected.append((f"w{value // 100 - 20}", clock, clock + WORD_SECONDS))
         clock += WORD_SECONDS + GAP_SECONDS
         parts.append(bytes(int(GAP_SECONDS * RATE) * 2))
         if silence_every and (index + 1) % silence_every == 0:
@@ -133,11 +150,11 @@ def assert_same_words(words: Expected, expected: Expected) -> None:
 
 
 async def run_stream(
-    server: LocalServer, source: object, policy: RolloverPolicy, **kwargs: object
-) -> tuple[list[object], list[tuple[str, float, float]], object]:
-    events: list[object] = []
+    server: LocalServer, source: AudioSource, policy: RolloverPolicy, pace: float | None = None
+) -> tuple[list[StreamEvent], Expected, StreamMetrics, Transcript]:
+    events: list[StreamEvent] = []
     async with stream(
-        source, settings=server.settings(), rollover=policy, audio_format=FORMAT, **kwargs
+        source, settings=server.settings(), rollover=policy, audio_format=FORMAT, pace=pace
     ) as feed:
         async for event in feed:
             events.append(event)
@@ -148,19 +165,107 @@ async def run_stream(
         for w in event.words
         if not w.is_punctuation
     ]
-    return events, words, feed
+    assert feed.metrics is not None
+    return events, words, feed.metrics, feed.transcript
 
 
 async def test_budget_rollovers_hand_over_at_pauses_without_losing_a_word() -> None:
     audio, expected = tone_audio(40)
-    policy = RolloverPolicy(max_session=0.3, **FAST)
+    policy = fast(max_session=0.3)
     async with LocalServer(engine=ToneEngine()) as server:
-        events, words, feed = await run_stream(server, wav(audio), policy, pace=20.0)
+        events, words, metrics, transcript = await run_stream(server, wav(audio), policy, pace=20.0)
     assert_same_words(words, expected)
     rollovers = [e for e in events if isinstance(e, SessionRollover)]
     assert rollovers
     assert all(r.reason == "budget" and r.at_pause for r in rollovers)
-    assert feed.metrics.rollovers == len(rollovers)
-    assert len(feed.transcript.session_ids) == feed.metrics.sessions == len(rollovers) + 1
-    spoken = [w.content.lower() for w in feed.transcript.words if not w.is_punctuation]
+    assert metrics.rollovers == len(rollovers)
+    assert len(transcript.session_ids) == metrics.sessions == len(rollovers) + 1
+    spoken = [w.content.lower() for w in transcript.words if not w.is_punctuation]
     assert spoken == [w[0] for w in expected]
+
+
+async def test_service_warning_starts_a_handover_before_the_session_limit() -> None:
+    audio, expected = tone_audio(30)
+    policy = FAST  # a 47-hour budget: only the warning can trigger it
+    async with LocalServer(engine=ToneEngine(), max_session_seconds=1.0) as server:
+        events, words, metrics, _ = await run_stream(server, wav(audio), policy, pace=12.0)
+    assert_same_words(words, expected)
+    reasons = {e.reason for e in events if isinstance(e, SessionRollover)}
+    assert reasons == {"warning"}
+    assert metrics.reconnects == 0  # no session reached its limit
+
+
+@pytest.mark.parametrize("close_code", [1011, 4013, None], ids=["1011", "4013", "abrupt"])
+async def test_dropped_sessions_are_replayed_from_the_last_final(close_code: int | None) -> None:
+    audio, expected = tone_audio(30)
+    policy = fast(healthy_after=0.0)
+    fault = SocketFault(after_messages=25, close_code=close_code)
+    async with LocalServer(engine=ToneEngine(), faults=Faults(socket=fault)) as server:
+        events, words, metrics, _ = await run_stream(server, wav(audio), policy)
+    assert_same_words(words, expected)
+    reconnects = [e for e in events if isinstance(e, Reconnected)]
+    assert len(reconnects) == metrics.reconnects >= 2
+    assert all(r.replayed_seconds >= 0 and r.attempts == 1 for r in reconnects)
+    offsets = [r.offset for r in reconnects]
+    assert offsets == sorted(offsets)
+    assert not [e for e in events if isinstance(e, AudioGap)]
+
+
+async def test_a_refused_key_surfaces_at_once() -> None:
+    audio, _ = tone_audio(3)
+    async with LocalServer(engine=ToneEngine(), api_key="right") as server:
+        settings = Settings(api_key=SecretStr("wrong"), rt_url=server.rt_url, backend="cloud")
+        with pytest.raises(AuthenticationError):
+            await transcribe(wav(audio), "realtime", settings=settings, rollover=RolloverPolicy())
+        assert server.stats.sessions_opened == 0  # refused at the handshake, never retried
+
+
+async def test_reconnection_gives_up_after_max_attempts_with_the_words_so_far() -> None:
+    audio, _ = tone_audio(20)
+    policy = fast(max_attempts=3, healthy_after=60.0)
+    fault = SocketFault(after_messages=12, close_code=1011)
+    async with LocalServer(engine=ToneEngine(), faults=Faults(socket=fault)) as server:
+        with pytest.raises(TransportError) as caught:
+            await run_stream(server, wav(audio), policy)
+        assert server.stats.sessions_opened == 4  # the first, then three attempts
+    partial = caught.value.partial_transcript
+    assert partial is not None
+    assert partial.words
+
+
+async def test_quiet_audio_closes_the_session_and_speech_reopens_it_on_the_same_clock() -> None:
+    audio, expected = tone_audio(12, silence_every=4, silence_seconds=3.0)
+    policy = fast(idle_after=1.0)
+    async with LocalServer(engine=ToneEngine()) as server:
+        events, words, metrics, _ = await run_stream(server, wav(audio), policy)
+    assert_same_words(words, expected)
+    assert metrics.idle_closes == 3  # the trailing silence closes the last one
+    assert [e.reason for e in events if isinstance(e, SessionRollover)] == ["idle", "idle"]
+    assert metrics.skipped_seconds > 3.0
+
+
+async def test_a_live_source_that_overflows_the_buffer_reports_every_lost_second() -> None:
+    audio, expected = tone_audio(40)
+    policy = RolloverPolicy(
+        buffer_seconds=2.0,
+        healthy_after=0.0,
+        backoff_initial=0.3,
+        backoff_max=0.3,
+        backoff_jitter=0.0,
+    )
+
+    async def live() -> AsyncIterator[bytes]:  # never waits: a feed that cannot be paused
+        for offset in range(0, len(audio), 3200):
+            yield audio[offset : offset + 3200]
+
+    fault = SocketFault(after_messages=20, close_code=1011, sessions=1)
+    async with LocalServer(engine=ToneEngine(), faults=Faults(socket=fault)) as server:
+        events, words, metrics, _ = await run_stream(server, live(), policy)
+    gaps = [e for e in events if isinstance(e, AudioGap)]
+    assert gaps
+    assert metrics.gaps == len(gaps)
+    heard = {w[0] for w in words}
+    assert len(heard) == len(words)  # nothing duplicated
+    for name, start, end in expected:
+        lost = any(g.start - 1e-3 <= start and end <= g.end + WORD_SECONDS for g in gaps)
+        assert name in heard or lost, f"{name} at {start:.1f} s vanished without a gap"
