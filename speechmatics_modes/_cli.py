@@ -8,6 +8,7 @@ in :data:`EXIT_CODES` and ``docs/cli.md``.
 from __future__ import annotations
 
 import argparse
+import glob
 import logging
 import shutil
 import signal
@@ -379,6 +380,8 @@ async def _transcribe_files(
     async for result in results:
         if result.error is not None:
             status = max(status, _exit_code(result.error))
+            if args.verbose:
+                traceback.print_exception(result.error)
             progress.failed(result.source, _describe_failure(result))
             continue
         written = _deliver(result, names[result.source], args)
@@ -430,7 +433,10 @@ def _expand(args: argparse.Namespace, patterns: Sequence[str]) -> list[Path]:
     inputs: list[Path] = []
     for pattern in patterns:
         path = Path(pattern)
-        matches = sorted(Path().glob(pattern)) if _is_glob(pattern) and not path.exists() else []
+        globbed = (
+            glob.glob(pattern, recursive=True) if _is_glob(pattern) and not path.exists() else []
+        )
+        matches = [Path(match) for match in sorted(globbed)]
         for candidate in matches or [path]:
             if candidate.is_dir():
                 inputs.extend(_audio_in(args, candidate))
