@@ -104,16 +104,53 @@ async def open_upload(source: Any, audio_format: AudioFormat | None) -> AsyncIte
     elif isinstance(source, (str, os.PathLike)):
         path = _checked_path(Path(source))
         with path.open("rb") as file:
+            _check_against_header(file, audio_format, str(path))
             yield Upload(filename=path.name, file=file)
     elif isinstance(source, (bytes, bytearray, memoryview)):
         if not source:
             raise AudioSourceError("the audio bytes are empty: there is nothing to transcribe")
-        yield Upload(filename="audio.wav", file=io.BytesIO(bytes(source)))
+        buffer = io.BytesIO(bytes(source))
+        _check_against_header(buffer, audio_format, "the audio bytes")
+        yield Upload(filename="audio.wav", file=buffer)
     elif callable(getattr(source, "read", None)):
+        _check_against_header(source, audio_format, _file_name(source))
         yield Upload(filename=_file_name(source), file=source)
     else:
         async with _spooled(source, audio_format) as file:
             yield Upload(filename="stream.wav", file=file)
+
+
+def _check_against_header(file: IO[bytes], given: AudioFormat | None, name: str) -> None:
+    """Refuse an ``audio_format`` that the WAV header of a file to upload contradicts.
+
+    A batch upload goes as it is, header and all, so the header decides how it is read; a
+    caller whose ``audio_format`` says otherwise has the wrong file or the wrong idea, and is
+    told so rather than handed a transcript of audio read differently than they think.
+    """
+    if given is None or not file.seekable():
+        return
+    start = file.tell()
+    head = file.read(_HEADER_PROBE_BYTES)
+    file.seek(start)
+    if identify_non_wav(head[:16]) is not None:
+        return
+    try:
+        header = parse_wav_header(head, source=name)
+    except AudioDecodeError:
+        return  # the service says what it cannot decode, with its own reasons
+    if header is not None:
+        sample = header.sample_format
+        encoding = _RAW_ENCODINGS.get((sample.encoding, sample.sample_width), sample.describe())
+        _check_agrees(given, encoding, sample.sample_rate, name)
+
+
+def _check_agrees(given: AudioFormat, encoding: str, sample_rate: int, name: str) -> None:
+    if (given.encoding, given.sample_rate) != (encoding, sample_rate):
+        raise AudioSourceError(
+            f"the AudioFormat given ({given.encoding}, {given.sample_rate} Hz) contradicts "
+            f"{name}'s WAV header ({encoding}, {sample_rate} Hz): drop audio_format, "
+            "the header is authoritative"
+        )
 
 
 def _checked_path(path: Path) -> Path:
@@ -354,12 +391,8 @@ def _raw_format(sample: SampleFormat, name: str, given: AudioFormat | None) -> A
             f"{name} is {sample.describe()}: real-time takes mono 16-bit PCM, 32-bit float or "
             "mu-law; convert it, or transcribe it with mode='batch'"
         )
-    if given is not None and (given.encoding, given.sample_rate) != (encoding, sample.sample_rate):
-        raise AudioSourceError(
-            f"the AudioFormat given ({given.encoding}, {given.sample_rate} Hz) contradicts "
-            f"{name}'s WAV header ({encoding}, {sample.sample_rate} Hz): drop audio_format, "
-            "the header is authoritative"
-        )
+    if given is not None:
+        _check_agrees(given, encoding, sample.sample_rate, name)
     chunk_size = given.chunk_size if given is not None else _chunk_size(sample)
     return AudioFormat(encoding=encoding, sample_rate=sample.sample_rate, chunk_size=chunk_size)  # type: ignore[arg-type]
 
