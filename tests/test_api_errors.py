@@ -224,19 +224,31 @@ async def test_realtime_audio_that_cannot_be_streamed_fails_before_connecting(
     assert nothing_reached(server)
 
 
+@pytest.mark.parametrize("mode", MODES)
 async def test_an_audio_format_contradicting_the_wav_header_is_refused(
-    server: LocalServer, tmp_path: Path
+    server: LocalServer, tmp_path: Path, mode: Forced
 ) -> None:
     path = tmp_path / "eight-khz.wav"
     path.write_bytes(wav_bytes(1.0, rate=8_000))
-    with pytest.raises(AudioSourceError, match="contradicts"):
+    with pytest.raises(AudioSourceError, match=r"16000 Hz\) contradicts .* \(pcm_s16le, 8000 Hz"):
         await transcribe(
-            path,
-            "realtime",
-            audio_format=AudioFormat(sample_rate=16_000),
-            settings=server.settings(),
+            path, mode, audio_format=AudioFormat(sample_rate=16_000), settings=server.settings()
         )
     assert nothing_reached(server)
+
+
+async def test_an_audio_format_agreeing_with_the_wav_header_is_accepted_in_batch(
+    server: LocalServer, tmp_path: Path
+) -> None:
+    path = tmp_path / "eight-khz.wav"
+    path.write_bytes(wav_bytes(2.0, rate=8_000))
+    with anyio.fail_after(HANG_GUARD):
+        transcript = await transcribe(
+            path.read_bytes(),
+            audio_format=AudioFormat(sample_rate=8_000),
+            settings=server.settings(),
+        )
+    assert spoken(transcript) == ["hello", "world"]
 
 
 # -- iterators ---------------------------------------------------------------------------
