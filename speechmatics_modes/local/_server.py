@@ -223,7 +223,16 @@ class LocalServer:
         app = web.Application(middlewares=[self._middleware])
         batch.add_routes(app)
         realtime.add_routes(app)
-        runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=_SHUTDOWN_SECONDS)
+        # An early answer (401, 413, 429) makes aiohttp keep reading the unread upload for a
+        # while so the client sees the answer; bound that by the shutdown time, so nothing the
+        # server started outlives it.
+        runner = web.AppRunner(
+            app,
+            handle_signals=False,
+            shutdown_timeout=_SHUTDOWN_SECONDS,
+            lingering_time=_SHUTDOWN_SECONDS,
+            handler_cancellation=True,
+        )
         await runner.setup()
         stack.push_async_callback(runner.cleanup)
         site = web.TCPSite(runner, self._host, self._requested_port)
