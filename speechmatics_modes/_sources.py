@@ -26,7 +26,7 @@ from ._config import AudioFormat
 from ._exceptions import AudioSourceError
 from ._microphone import Microphone
 from ._models import Mode
-from ._wav import AudioDecodeError, SampleFormat, identify_non_wav, parse_wav_header
+from ._wav import NOT_AUDIO, AudioDecodeError, SampleFormat, identify_non_wav, parse_wav_header
 
 __all__ = [
     "ACCEPTED_SOURCES",
@@ -104,44 +104,63 @@ async def open_upload(source: Any, audio_format: AudioFormat | None) -> AsyncIte
     elif isinstance(source, (str, os.PathLike)):
         path = _checked_path(Path(source))
         with path.open("rb") as file:
-            _check_against_header(file, audio_format, str(path))
-            yield Upload(filename=path.name, file=file)
+            async with _upload_of(file, audio_format, path.name) as upload:
+                yield upload
     elif isinstance(source, (bytes, bytearray, memoryview)):
         if not source:
             raise AudioSourceError("the audio bytes are empty: there is nothing to transcribe")
-        buffer = io.BytesIO(bytes(source))
-        _check_against_header(buffer, audio_format, "the audio bytes")
-        yield Upload(filename="audio.wav", file=buffer)
+        async with _upload_of(io.BytesIO(bytes(source)), audio_format, "audio.wav") as upload:
+            yield upload
     elif callable(getattr(source, "read", None)):
-        _check_against_header(source, audio_format, _file_name(source))
-        yield Upload(filename=_file_name(source), file=source)
+        async with _upload_of(source, audio_format, _file_name(source)) as upload:
+            yield upload
     else:
         async with _spooled(source, audio_format) as file:
             yield Upload(filename="stream.wav", file=file)
 
 
-def _check_against_header(file: IO[bytes], given: AudioFormat | None, name: str) -> None:
-    """Refuse an ``audio_format`` that the WAV header of a file to upload contradicts.
+@asynccontextmanager
+async def _upload_of(
+    file: IO[bytes], audio_format: AudioFormat | None, name: str
+) -> AsyncIterator[Upload]:
+    """Upload a file as it is, or, if it is headerless PCM, as a WAV spooled from it."""
+    if _is_headerless_pcm(file, audio_format, name):
+        async with _spooled(_blocks(file), audio_format) as spool:
+            yield Upload(filename=f"{Path(name).stem}.wav", file=spool)
+    else:
+        yield Upload(filename=name, file=file)  # type: ignore[arg-type]
 
-    A batch upload goes as it is, header and all, so the header decides how it is read; a
-    caller whose ``audio_format`` says otherwise has the wrong file or the wrong idea, and is
-    told so rather than handed a transcript of audio read differently than they think.
+
+def _blocks(file: IO[bytes]) -> Iterator[bytes]:
+    while block := file.read(_SPOOL_BLOCK):
+        yield block
+
+
+def _is_headerless_pcm(file: IO[bytes], given: AudioFormat | None, name: str) -> bool:
+    """Whether ``given`` describes raw PCM without a header, which the batch API cannot read.
+
+    A file with a WAV header goes as it is and its header decides how it is read, so an
+    ``audio_format`` that contradicts the header is refused: the caller has the wrong file or
+    the wrong idea, and is told so rather than handed a transcript of audio read differently
+    than they think. Other containers (MP3, FLAC...) go as they are.
     """
     if given is None or not file.seekable():
-        return
+        return False
     start = file.tell()
     head = file.read(_HEADER_PROBE_BYTES)
     file.seek(start)
-    if identify_non_wav(head[:16]) is not None:
-        return
+    other = identify_non_wav(head[:16])
+    if other is not None:
+        return other == NOT_AUDIO
     try:
         header = parse_wav_header(head, source=name)
     except AudioDecodeError:
-        return  # the service says what it cannot decode, with its own reasons
+        return False  # the service says what it cannot decode, with its own reasons
     if header is not None:
         sample = header.sample_format
         encoding = _RAW_ENCODINGS.get((sample.encoding, sample.sample_width), sample.describe())
         _check_agrees(given, encoding, sample.sample_rate, name)
+    return False
 
 
 def _check_agrees(given: AudioFormat, encoding: str, sample_rate: int, name: str) -> None:

@@ -14,6 +14,7 @@ from typing import Literal
 from ._exceptions import AudioSourceError
 
 __all__ = [
+    "NOT_AUDIO",
     "SUPPORTED_DESCRIPTION",
     "AudioDecodeError",
     "SampleEncoding",
@@ -24,6 +25,9 @@ __all__ = [
 ]
 
 SampleEncoding = Literal["int", "float", "mulaw"]
+
+NOT_AUDIO = "data that is not audio in any format we recognise"
+"""What :func:`identify_non_wav` calls bytes with no known header (raw PCM looks like this)."""
 
 SUPPORTED_DESCRIPTION = "only WAV (integer PCM, IEEE float or mu-law) can be decoded here"
 
@@ -102,7 +106,7 @@ def identify_non_wav(head: bytes) -> str | None:
         return "AIFF"
     if len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0:
         return "MPEG audio frames (MP3 or AAC)"
-    return "data that is not audio in any format we recognise"
+    return NOT_AUDIO
 
 
 def _unsupported(source: str, what: str) -> AudioDecodeError:

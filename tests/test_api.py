@@ -216,3 +216,21 @@ async def test_settings_backend_local_starts_a_server_on_demand() -> None:
     transcript = await transcribe(wav_bytes(2.0), settings=Settings(backend="local"))
     assert transcript.mode is Mode.BATCH
     assert transcript.words == ()  # silence: the real engine hears nothing
+
+
+async def test_headerless_pcm_with_a_format_is_uploaded_as_wav(
+    scripted_server: LocalServer, tmp_path: Path
+) -> None:
+    """The batch API needs a container: raw PCM described by an AudioFormat gets a WAV header."""
+    pcm = wav_bytes(4.0, rate=8_000)[44:]
+    raw = tmp_path / "call.raw"
+    raw.write_bytes(pcm)
+    for source in (pcm, raw):
+        transcript = await transcribe(
+            source,  # type: ignore[arg-type]
+            mode="batch",
+            audio_format=AudioFormat(sample_rate=8_000),
+            settings=scripted_server.settings(),
+        )
+        assert transcript.text == "Hello world. How are you."
+    assert scripted_server.stats.jobs_refused == 0
