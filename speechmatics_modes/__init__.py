@@ -8,6 +8,8 @@ private.
 from __future__ import annotations
 
 from ._api import AudioSource, TranscriptStream, stream, transcribe, transcribe_sync
+from ._batch import BatchClient, BatchJob
+from ._bulk import BulkResult, transcribe_many
 from ._config import (
     AudioFiltering,
     AudioFormat,
@@ -63,7 +65,10 @@ __all__ = [
     "AudioSource",
     "AudioSourceError",
     "AuthenticationError",
+    "BatchClient",
+    "BatchJob",
     "BatchOptions",
+    "BulkResult",
     "ConfigurationError",
     "Conversation",
     "EndOfUtterance",
@@ -104,5 +109,6 @@ __all__ = [
     "list_input_devices",
     "stream",
     "transcribe",
+    "transcribe_many",
     "transcribe_sync",
 ]
