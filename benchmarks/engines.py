@@ -7,8 +7,7 @@ Run from the repository root: ``python -m benchmarks.engines``. Writes
 * **RTF**: processing seconds over audio seconds, feeding as fast as the engine takes audio.
 * **last final**: seconds from the end of the audio (``flush()``) to the last final word.
 * **partials/s**: how often the partial hypothesis changes, per second of audio.
-* **peak RSS**: MB, of this process for Whisper (run first), of the largest worker process for
-  pocketsphinx.
+* **peak RSS**: MB, of this process for Whisper (run first); not measured for pocketsphinx.
 * **streams**: concurrent real-time streams (100 ms chunks, paced at real time) that all finish
   within 1.5 s of their audio ending.
 """
@@ -96,10 +95,12 @@ async def capacity(engine: Engine, clips: list[Clip]) -> int:
     return sustained
 
 
-def peak_rss_mb(engine: Engine) -> float:
-    """Whisper decodes in this process (measured first); pocketsphinx in worker processes."""
-    who = resource.RUSAGE_SELF if engine.name == "whisper" else resource.RUSAGE_CHILDREN
-    return resource.getrusage(who).ru_maxrss / 1024
+def peak_rss_mb(engine: Engine) -> float | None:
+    """Whisper decodes in this process (measured first); pocketsphinx's forkserver workers are
+    not our children, so getrusage cannot see them."""
+    if engine.name != "whisper":
+        return None
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 async def measure(engine: Engine, clips: list[Clip]) -> dict[str, Any]:
@@ -125,9 +126,10 @@ def table(results: dict[str, Any]) -> str:
                 if mode == "realtime"
                 else "- | - | -"
             )
+            rss = "-" if row["peak_rss_mb"] is None else f"{row['peak_rss_mb']:.0f}"
             lines.append(
                 f"| {name} | {mode} | {numbers['wer']:.3f} | {numbers['rtf']:.3f} | "
-                f"{realtime_only} | {row['peak_rss_mb']:.0f} |"
+                f"{realtime_only} | {rss} |"
             )
     return "\n".join(lines)
 
