@@ -38,7 +38,7 @@ import anyio
 import anyio.to_thread
 import numpy as np
 import numpy.typing as npt
-from faster_whisper import WhisperModel  # type: ignore[import-untyped]
+from faster_whisper import WhisperModel
 
 from speechmatics_modes._exceptions import ServerError
 from speechmatics_modes.local._engine import ENGINE_SAMPLE_RATE, EngineWord, StreamUpdate
