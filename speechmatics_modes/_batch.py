@@ -37,6 +37,7 @@ from ._exceptions import (
     TransportError,
     describe,
     translate_sdk_error,
+    translated,
 )
 from ._models import Transcript
 from ._settings import Settings
@@ -324,7 +325,7 @@ class BatchClient:
     async def delete(self, job_id: str) -> None:
         """Delete a job, stopping it if it still runs."""
         client, _ = self._open
-        with _sdk_errors():
+        with translated(BATCH_ERRORS):
             await client.delete_job(job_id, force=True)
 
     async def delete_quietly(self, job_id: str) -> None:
@@ -353,18 +354,6 @@ _POLL_GROWTH = 1.6
 _MAX_POLL_SECONDS = 5.0
 
 
-@contextmanager
-def _sdk_errors() -> Iterator[None]:
-    """Raise our error for any batch SDK error inside the block."""
-    try:
-        yield
-    except Exception as exc:
-        ours = translate_sdk_error(exc, BATCH_ERRORS)
-        if ours is None:
-            raise
-        raise ours from exc
-
-
 async def _submit(
     client: sm.AsyncClient, upload: Upload, job_config: sm.JobConfig, retry_after: _RetryAfter
 ) -> str:
@@ -381,7 +370,7 @@ async def _submit(
     while True:
         await retry_after.wait()
         try:
-            with _sdk_errors(), _file_for_attempt(upload) as file:
+            with translated(BATCH_ERRORS), _file_for_attempt(upload) as file:
                 job = await client.submit_job(file, config=job_config)
             return str(job.id)
         except (TransportError, ServerError) as exc:
@@ -460,7 +449,7 @@ async def _with_retries(
     while True:
         await retry_after.wait()
         try:
-            with _sdk_errors():
+            with translated(BATCH_ERRORS):
                 return await call()
         except SpeechmaticsModesError as exc:
             failures += 1

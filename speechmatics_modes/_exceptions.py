@@ -21,7 +21,8 @@ exception never escapes to our callers.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -38,6 +39,7 @@ __all__ = [
     "TranscriptionTimeout",
     "TransportError",
     "translate_sdk_error",
+    "translated",
 ]
 
 
@@ -137,6 +139,18 @@ def translate_sdk_error(
             error.__cause__ = exc
             return error
     return None
+
+
+@contextmanager
+def translated(table: Mapping[type[BaseException], ErrorFactory]) -> Iterator[None]:
+    """Raise our error, per ``table``, for any SDK exception raised inside the block."""
+    try:
+        yield
+    except Exception as exc:
+        ours = translate_sdk_error(exc, table)
+        if ours is None:
+            raise
+        raise ours from exc
 
 
 def describe(exc: BaseException) -> str:

@@ -16,8 +16,8 @@ import logging
 import math
 import re
 from collections import deque
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import AsyncIterator
+from contextlib import suppress
 from typing import Any
 
 import anyio
@@ -36,7 +36,7 @@ from ._exceptions import (
     TranscriptionTimeout,
     TransportError,
     describe,
-    translate_sdk_error,
+    translated,
 )
 from ._models import Final, Mode, StreamEvent, Transcript, stream_event
 from ._settings import Settings
@@ -152,18 +152,6 @@ _SESSION_MESSAGES = (
 )
 
 
-@contextmanager
-def _sdk_errors() -> Iterator[None]:
-    """Raise our error for any real-time SDK error inside the block."""
-    try:
-        yield
-    except Exception as exc:
-        ours = translate_sdk_error(exc, REALTIME_ERRORS)
-        if ours is None:
-            raise
-        raise ours from exc
-
-
 class RealtimeSession:
     """One real-time session: sends audio, turns what comes back into events and a transcript.
 
@@ -230,7 +218,7 @@ class RealtimeSession:
         for message_type in _SESSION_MESSAGES:
             client.on(message_type, self._receive)
         try:
-            with _sdk_errors():
+            with translated(REALTIME_ERRORS):
                 await client.start_session(
                     transcription_config=self._config,
                     audio_format=realtime_audio_format(self._audio_format),
@@ -297,7 +285,7 @@ class RealtimeSession:
             if self._error is not None or self._ended:
                 return
             try:
-                with _sdk_errors():
+                with translated(REALTIME_ERRORS):
                     await client.send_audio(chunk)
             except TransportError:
                 if self._error is None:
@@ -324,7 +312,7 @@ class RealtimeSession:
         if self._error is not None or self._ended:
             return
         try:
-            with anyio.fail_after(self._end_timeout), _sdk_errors():
+            with anyio.fail_after(self._end_timeout), translated(REALTIME_ERRORS):
                 await client.stop_session()
         except TimeoutError:
             raise TranscriptionTimeout(
