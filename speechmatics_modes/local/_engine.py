@@ -16,12 +16,15 @@ from pathlib import Path
 from types import TracebackType
 from typing import Protocol
 
+from speechmatics_modes._exceptions import ConfigurationError
+
 __all__ = [
     "ENGINE_SAMPLE_RATE",
     "Engine",
     "EngineWord",
     "StreamUpdate",
     "StreamingRecognizer",
+    "stream_capacity",
 ]
 
 ENGINE_SAMPLE_RATE = 16_000
@@ -79,7 +82,12 @@ class StreamingRecognizer(Protocol):
 
 
 class Engine(Protocol):
-    """A speech engine: whole-file recognition and per-session streaming recognition."""
+    """A speech engine: whole-file recognition and per-session streaming recognition.
+
+    An engine may also set ``max_streams`` (``int | None``): how many real-time streams the
+    machine can decode at once without falling behind. It is optional, so engines written
+    before it existed keep working; see :func:`stream_capacity`.
+    """
 
     name: str
     """Short name used in logs, ``RecognitionStarted`` and benchmarks (e.g. ``"pocketsphinx"``)."""
@@ -113,3 +121,24 @@ class Engine(Protocol):
     ) -> None:
         """Stop workers and release models; pending work is cancelled."""
         ...
+
+
+def stream_capacity(engine: Engine) -> int | None:
+    """How many live streams ``engine`` says the machine keeps up with; ``None``: no limit.
+
+    A server that admitted more would not fail, it would fall further behind real time with
+    every session and leave all of them late, so it refuses the extra ones instead (as the
+    service does with ``quota_exceeded``). Engines without a ``max_streams`` attribute, or
+    with ``None``, are taken to have no limit.
+
+    Raises:
+        ConfigurationError: ``max_streams`` is set but is not a positive integer.
+    """
+    capacity = getattr(engine, "max_streams", None)
+    if capacity is None:
+        return None
+    if not isinstance(capacity, int) or isinstance(capacity, bool) or capacity <= 0:
+        raise ConfigurationError(
+            f"engine {engine.name!r} has max_streams={capacity!r}; expected int > 0"
+        )
+    return capacity

@@ -55,6 +55,7 @@ from speechmatics_modes.local._engine import ENGINE_SAMPLE_RATE, EngineWord, Str
 __all__ = [
     "LM_WEIGHT_SCALE",
     "MAX_BATCH_WORKERS",
+    "STREAMS_PER_CORE",
     "EngineFailure",
     "PocketsphinxEngine",
     "StreamingDecoder",
@@ -67,6 +68,10 @@ LM_WEIGHT_SCALE = 0.8
 
 MAX_BATCH_WORKERS = 2
 """Batch decoder processes; each uses one core and ~100 MB."""
+
+STREAMS_PER_CORE = 2
+"""Live streams one core keeps up with: a stream costs about 0.46 of a core (real-time factor
+in docs/engines.md), and 2 cores kept 4 paced streams on time."""
 
 FRAMES_PER_SECOND = 100
 """pocketsphinx's feature frame rate, the unit of segment times."""
@@ -490,6 +495,8 @@ class PocketsphinxEngine:
             batch_workers: Processes decoding batch jobs in parallel (capped by the CPU count).
         """
         self._batch_workers = max(1, min(batch_workers, multiprocessing.cpu_count()))
+        self.max_streams = STREAMS_PER_CORE * multiprocessing.cpu_count()
+        """Live streams the server admits by default (each has its own decoder process)."""
         self._context: BaseContext | None = None
         self._pool: concurrent.futures.ProcessPoolExecutor | None = None
         self._sessions: set[_WorkerSession] = set()

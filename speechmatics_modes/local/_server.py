@@ -31,7 +31,7 @@ from pydantic import SecretStr
 from speechmatics_modes._exceptions import ConfigurationError
 from speechmatics_modes._settings import Settings
 from speechmatics_modes.local._batch_api import BatchApi, ErrorAnswer, error_response
-from speechmatics_modes.local._engine import Engine
+from speechmatics_modes.local._engine import Engine, stream_capacity
 from speechmatics_modes.local._faults import Faults, FaultState
 from speechmatics_modes.local._jobs import Job, JobStore, process_job
 from speechmatics_modes.local._realtime_api import RealtimeApi
@@ -93,7 +93,8 @@ class LocalServer:
             idle_timeout_seconds: Real-time limit without audio (service: 1 h), with warnings
                 15/10/5 min before, proportionally for limits under an hour.
             max_sessions: Concurrent real-time sessions allowed (``quota_exceeded`` beyond);
-                ``None`` for no limit.
+                ``None`` for as many as the engine says the machine keeps up with (its
+                ``max_streams``; Whisper: one per decode worker), or no limit if it does not say.
             max_upload_bytes: Largest ``data_file`` accepted (413 beyond); ``None`` for none.
             realtime_factor: A batch job stays ``running`` at least ``duration * factor``
                 seconds, so clients see polling happen (the service runs at roughly 0.1-0.5).
@@ -218,7 +219,7 @@ class LocalServer:
             self.stats,
             self._fault_state,
             limits=self._limits,
-            max_sessions=self._max_sessions,
+            max_sessions=self._max_sessions or stream_capacity(self._running_engine),
         )
         app = web.Application(middlewares=[self._middleware])
         batch.add_routes(app)

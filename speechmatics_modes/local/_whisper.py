@@ -338,6 +338,11 @@ class WhisperEngine:
         self.workers = max(1, workers if workers is not None else min(cpus, 4))
         """Decodes that may run at once."""
         self._cpu_threads = max(1, cpu_threads if cpu_threads is not None else cpus // self.workers)
+        self.max_streams = self.workers
+        """Live streams the server admits by default: one per decode worker. A stream
+        re-decodes up to 12 s of audio every second, which keeps a one-thread worker about
+        90 % busy (real-time factor 0.875 in docs/engines.md); 2 workers on 2 cores kept up
+        with 2 paced streams and fell behind with 3."""
         self._model: Any = None
         self._limiter: anyio.CapacityLimiter | None = None
 
