@@ -75,6 +75,13 @@ def examples(session: nox.Session) -> None:
 
 
 @nox.session
+def docs(session: nox.Session) -> None:
+    """Check every snippet in the README and docs/ against the public API."""
+    session.install("-e", RUNTIME_EXTRAS, *TEST_DEPS)
+    session.run("pytest", "tests/test_docs.py", "tests/test_readme.py", *session.posargs)
+
+
+@nox.session
 def bench(session: nox.Session) -> None:
     """Benchmarks against the local server; JSON results go to bench-results/."""
     session.install("-e", RUNTIME_EXTRAS)
