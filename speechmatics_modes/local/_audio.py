@@ -20,8 +20,13 @@ Decisions a reader would otherwise have to rediscover:
   recorder that crashed, or one that wrote 0 or ``0xFFFFFFFF`` because it streamed) means "read
   to the end of the file"; a partial last frame is dropped. :attr:`AudioInfo.truncated` tells the
   caller, who may log it; refusing such files would only hide speech that is there.
+* **Compressed files go to PyAV, chosen by magic bytes.** A batch upload whose first bytes say
+  MP3, FLAC, Ogg, MP4/M4A or WebM is decoded by :mod:`~speechmatics_modes.local._av` when PyAV
+  is installed (it comes with faster-whisper); WAV never needs it. Real-time audio stays raw PCM
+  or WAV, as the service's real-time API defines it.
 * **Formats we cannot decode are named**, from their magic bytes, so the error tells the user
-  what they sent (MP3, FLAC, Ogg, MP4, WebM, AIFF, AMR, or not audio at all) and what to send.
+  what they sent (MP3, FLAC, Ogg, MP4, WebM, AIFF, AMR, or not audio at all), why it cannot be
+  decoded, and what to send.
 """
 
 from __future__ import annotations
@@ -57,6 +62,7 @@ __all__ = [
     "convert_file_to_engine_pcm",
     "identify_non_wav",
     "parse_wav_header",
+    "pyav_demuxer",
 ]
 
 RawEncoding = Literal["pcm_s16le", "pcm_f32le", "mulaw"]
@@ -66,6 +72,17 @@ Samples = npt.NDArray[np.float64]
 
 _MAX_HEADER_BYTES = 16 * 1024 * 1024
 _FILE_BLOCK_BYTES = 1024 * 1024
+_MAGIC_BYTES = 16
+_MPEG_FRAMES = "MPEG audio frames (MP3 or AAC)"
+
+_PYAV_DEMUXERS = {
+    "MP3 (ID3 tag)": "mp3",
+    "FLAC": "flac",
+    "Ogg (Vorbis, Opus or FLAC)": "ogg",
+    "MP4/M4A": "mov",
+    "WebM/Matroska": "matroska",
+}
+"""The FFmpeg demuxer for each format :func:`identify_non_wav` names that PyAV decodes."""
 
 
 _RAW_FORMATS: dict[str, tuple[SampleEncoding, int]] = {
@@ -320,8 +337,22 @@ class WavStreamConverter:
         return self._converter.convert(chunk)
 
 
+def pyav_demuxer(head: bytes) -> str | None:
+    """The FFmpeg demuxer for a file starting with ``head`` if PyAV should decode it, else None.
+
+    MPEG frame sync starts both MP3 and ADTS AAC streams; the layer bits, always 0 in ADTS,
+    tell them apart.
+    """
+    found = identify_non_wav(head[:_MAGIC_BYTES])
+    if found == _MPEG_FRAMES:
+        return "aac" if head[1] & 0x06 == 0 else "mp3"
+    return None if found is None else _PYAV_DEMUXERS.get(found)
+
+
 def convert_file_to_engine_pcm(src: Path, dst: Path) -> AudioInfo:
-    """Convert a WAV file to raw 16 kHz mono s16le, in blocks (memory does not grow with size).
+    """Convert an audio file to raw 16 kHz mono s16le, in blocks (memory does not grow with size).
+
+    WAV is decoded here; MP3, FLAC, Ogg, M4A and WebM by PyAV (see :func:`pyav_demuxer`).
 
     Args:
         src: The uploaded file.
@@ -331,8 +362,33 @@ def convert_file_to_engine_pcm(src: Path, dst: Path) -> AudioInfo:
         What was read and written; ``truncated`` if the file held less than its header said.
 
     Raises:
-        AudioDecodeError: Not a WAV we can decode (the message names what it is instead).
+        AudioDecodeError: Not a file we can decode (the message names what it is instead and
+            why it cannot be decoded).
     """
+    with src.open("rb") as reader:
+        head = reader.read(_MAGIC_BYTES)
+    demuxer = pyav_demuxer(head)
+    if demuxer is not None:
+        return _convert_with_pyav(src, dst, head, demuxer)
+    return _convert_wav(src, dst)
+
+
+def _convert_with_pyav(src: Path, dst: Path, head: bytes, demuxer: str) -> AudioInfo:
+    found = identify_non_wav(head) or demuxer
+    try:
+        from speechmatics_modes.local._av import convert_with_pyav
+    except ModuleNotFoundError as exc:
+        if exc.name != "av":
+            raise
+        raise AudioDecodeError(
+            f"{src.name}: found {found}, which needs PyAV to decode and PyAV is not installed "
+            f"(pip install av, or the 'local' extra); {SUPPORTED_DESCRIPTION}"
+        ) from exc
+    with dst.open("wb") as writer:
+        return convert_with_pyav(src, writer, found=found, demuxer=demuxer)
+
+
+def _convert_wav(src: Path, dst: Path) -> AudioInfo:
     with src.open("rb") as reader, dst.open("wb") as writer:
         header = _read_file_header(reader, src.name)
         reader.seek(header.data_offset)
