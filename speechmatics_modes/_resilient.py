@@ -16,6 +16,7 @@ decisions about which audio to send and which words to emit are the bookkeeping 
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 from collections.abc import AsyncIterator, Callable
@@ -46,6 +47,9 @@ __all__ = ["ResilientSession"]
 
 _CONNECTION_EVENTS = 64
 """Events a connection may hold while an earlier one drains; then it pauses its audio."""
+_IN_FLIGHT_SECONDS = 2.0
+"""Audio sent ahead of acknowledgements: small, so that a session handed over (or dropped)
+has little unfinished audio to drain (or replay), yet enough to keep a loopback link busy."""
 _POLL_SECONDS = 0.25
 """How often the driver re-checks clocks (budget, pause deadline, idleness) while waiting."""
 
@@ -137,7 +141,7 @@ class ResilientSession:
         self._source_failure: Exception | None = None
         self._last_audio_at = 0.0
         self._sent_point = 0
-        self._draining = 0
+        self._draining: set[_Connection] = set()
         self._next_handover_at = 0.0
         self._session_ids: list[str] = []
         self._word_delimiter = " "
@@ -243,7 +247,7 @@ class ResilientSession:
             changed = self._changed
             if current.done.is_set():
                 return await self._after_end(group, current, handover)
-            self._ring.release(current.place.final_end)
+            self._ring.release(self._needed_from(current))
             if self._ring.start > current.place.sent:
                 return await self._skip_lost_audio(group, current, handover)
             handover = self._plan_handover(group, current, handover)
@@ -260,6 +264,10 @@ class ResilientSession:
                 closing = True
                 current.chunks.close()  # EndOfStream; the last finals follow
             await self._wait(changed)
+
+    def _needed_from(self, current: _Connection) -> int:
+        """The oldest audio a session may still need replayed (draining ones included)."""
+        return min([current.place.final_end, *(old.place.final_end for old in self._draining)])
 
     async def _send(self, current: _Connection, data: bytes) -> None:
         try:
@@ -355,6 +363,7 @@ class ResilientSession:
             options=self._options,
             audio_format=self._format,
             events=event_sender,
+            max_in_flight_seconds=_IN_FLIGHT_SECONDS,
         )
         connection = _Connection(
             session=session,
@@ -383,8 +392,6 @@ class ResilientSession:
         finally:
             connection.chunks.close()
             connection.done.set()
-            if connection.retired:
-                self._draining -= 1
             self._notify()
 
     def _commit(self, connection: _Connection, base: int, intro: list[StreamEvent]) -> None:
@@ -406,8 +413,7 @@ class ResilientSession:
     def _retire(self, connection: _Connection) -> None:
         """Hand the connection's last audio over: EndOfStream, then it drains on its own."""
         connection.retired = True
-        if not connection.done.is_set():
-            self._draining += 1
+        self._draining.add(connection)
         connection.chunks.close()
 
     def _plan_handover(
@@ -579,12 +585,47 @@ class ResilientSession:
         await connection.done.wait()
         place = connection.place
         if connection.retired and connection.error is not None and place.final_end < place.sent:
-            # A session that failed while draining took its unfinished words with it.
+            await self._patch(place)
+        self._draining.discard(connection)
+
+    async def _patch(self, failed: Leg) -> None:
+        """Transcribe again what a session left unfinished when it failed while draining.
+
+        Its successor's words are held until this returns, so the order stays right. One
+        attempt: what it cannot finish becomes an :class:`AudioGap`.
+        """
+        start = max(failed.final_end, self._ring.start)
+        audio = self._ring.copy(start, failed.sent)
+        place = Leg(self._bps, self._format.bytes_per_sample)
+        place.commit(start)
+        place.sent = failed.sent
+        sender, receiver = anyio.create_memory_object_stream[StreamEvent](_CONNECTION_EVENTS)
+        session = RealtimeSession(
+            settings=self._settings,
+            options=self._options,
+            audio_format=self._format,
+            events=sender,
+            max_in_flight_seconds=_IN_FLIGHT_SECONDS,
+        )
+        self.metrics.connection_attempts += 1
+        self.metrics.replayed_seconds += len(audio) / self._bps
+
+        async def replay() -> None:
+            with sender, contextlib.suppress(SpeechmaticsModesError):
+                await session.run(_chunked(audio, self._format.chunk_size))
+
+        async with anyio.create_task_group() as group, receiver:
+            group.start_soon(replay)
+            async for event in receiver:
+                place.observe(event)
+                rebased = self._words.rebase(event, place.offset)
+                if rebased is not None and not isinstance(rebased, SessionInfo):
+                    await self._publish(rebased)
+        lost_from = failed.final_end if start > failed.final_end else place.final_end
+        if lost_from < failed.sent:
             self.metrics.gaps += 1
-            self.metrics.gap_seconds += (place.sent - place.final_end) / self._bps
-            await self._publish(
-                AudioGap(start=place.final_end / self._bps, end=place.sent / self._bps)
-            )
+            self.metrics.gap_seconds += (failed.sent - lost_from) / self._bps
+            await self._publish(AudioGap(start=lost_from / self._bps, end=failed.sent / self._bps))
 
     def _note(self, connection: _Connection, event: StreamEvent) -> None:
         if isinstance(event, SessionInfo):
@@ -597,6 +638,11 @@ class ResilientSession:
     async def _publish(self, event: StreamEvent) -> None:
         if self._events is not None:
             await self._events.send(event)
+
+
+async def _chunked(audio: bytes, size: int) -> AsyncIterator[bytes]:
+    for offset in range(0, len(audio), size):
+        yield audio[offset : offset + size]
 
 
 async def _first_of(*events: anyio.Event) -> None:

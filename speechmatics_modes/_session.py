@@ -152,6 +152,21 @@ class AudioRing:
                 return block.data[offset - block.start :]
         return b""
 
+    def copy(self, start: int, end: int) -> bytes:
+        """The held audio in ``[start, end)``, as one copy.
+
+        Raises:
+            ValueError: ``start`` is no longer held.
+        """
+        parts: list[bytes] = []
+        while start < end:
+            data = self.read(start)[: end - start]
+            if not data:
+                break
+            parts.append(data)
+            start += len(data)
+        return b"".join(parts)
+
     def quiet_run(self, offset: int) -> int:
         """How many bytes of quiet audio end exactly at ``offset`` (0 if the audio is loud)."""
         for block in reversed(self._blocks):
