@@ -18,12 +18,15 @@ from pathlib import Path
 
 import anyio
 
-from speechmatics_modes import Final, Microphone, Settings, stream
-from speechmatics_modes._rollover import (
+from speechmatics_modes import (
     AudioGap,
+    Final,
+    Microphone,
     Reconnected,
     RolloverPolicy,
     SessionRollover,
+    Settings,
+    stream,
 )
 
 SAMPLE = Path(__file__).parent / "sample.wav"

@@ -55,6 +55,7 @@ from ._models import (
     Transcript,
     Word,
 )
+from ._rollover import AudioGap, Reconnected, RolloverPolicy, SessionRollover, StreamMetrics
 from ._settings import Settings
 
 __version__ = "0.1.0"
@@ -62,6 +63,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AudioFiltering",
     "AudioFormat",
+    "AudioGap",
     "AudioSource",
     "AudioSourceError",
     "AuthenticationError",
@@ -83,16 +85,20 @@ __all__ = [
     "OutputOptions",
     "Partial",
     "PunctuationOverrides",
+    "Reconnected",
+    "RolloverPolicy",
     "Segment",
     "ServerError",
     "ServerWarning",
     "SessionInfo",
     "SessionLimitError",
+    "SessionRollover",
     "Settings",
     "SpeakerDiarization",
     "SpeakerIdentifier",
     "SpeechmaticsModesError",
     "StreamEvent",
+    "StreamMetrics",
     "Summarization",
     "TopicDetection",
     "Tracking",
