@@ -20,6 +20,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 from speechmatics.batch import AsyncClient, JobError, JobStatus, TranscriptionConfig
+from speechmatics.batch import Transcript as BatchTranscript
 
 from speechmatics_modes.local import LocalServer
 from speechmatics_modes.local._audio import (
@@ -146,6 +147,7 @@ async def test_every_format_is_transcribed_through_the_batch_sdk(
                 str(encoded[suffix]), transcription_config=TranscriptionConfig(language="en")
             )
             result = await client.wait_for_completion(job.id, polling_interval=0.2, timeout=60)
+            assert isinstance(result, BatchTranscript)
             texts[suffix] = plain_words(result.transcript_text)
 
         async with anyio.create_task_group() as group:
