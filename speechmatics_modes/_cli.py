@@ -245,9 +245,17 @@ def _add_serve(commands: _Commands, common: argparse.ArgumentParser) -> None:
     )
     command.add_argument(
         "--engine",
-        choices=("default", "scripted"),
+        choices=("default", "whisper", "pocketsphinx", "scripted"),
         default="default",
-        help="Testing aid: 'scripted' answers fixed words instantly instead of recognising.",
+        help="Speech engine: whisper (the default when installed), pocketsphinx (lighter, less "
+        "accurate), or scripted (a testing aid: fixed words, instantly).",
+    )
+    command.add_argument(
+        "--max-session-seconds",
+        type=float,
+        default=48 * 3600.0,
+        help="Real-time session limit, with the service's warnings before it (default: 48 h); "
+        "shorten it to test rollover.",
     )
     command.add_argument(
         "--job-seconds",
@@ -679,12 +687,15 @@ class _Captions:
 def _serve(args: argparse.Namespace) -> int:
     from .local import Faults, LocalServer, ScriptedEngine
 
-    engine = ScriptedEngine.from_text(_SCRIPT) if args.engine == "scripted" else None
+    engine: Any = None if args.engine == "default" else args.engine  # LocalServer takes names
+    if args.engine == "scripted":
+        engine = ScriptedEngine.from_text(_SCRIPT)
     server = LocalServer(
         host=args.host,
         port=args.port,
         api_key=args.api_key,
         engine=engine,
+        max_session_seconds=args.max_session_seconds,
         faults=Faults(job_seconds=args.job_seconds),
     )
     anyio.run(_serve_until_signalled, server, args)
