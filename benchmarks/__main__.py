@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS = ("engine_accuracy", "facade")
+BENCHMARKS = ("engines", "engine_accuracy", "facade", "bulk")
 
 
 def main(names: list[str]) -> None:
@@ -16,6 +16,7 @@ def main(names: list[str]) -> None:
         if name not in BENCHMARKS:
             raise SystemExit(f"unknown benchmark {name!r}; choose from {', '.join(BENCHMARKS)}")
         print(f"== {name}")
+        sys.argv = [f"benchmarks.{name}"]  # each runs with its own defaults
         importlib.import_module(f"benchmarks.{name}").main()
 
 
