@@ -59,8 +59,8 @@ def convert_with_pyav(src: Path, writer: BinaryIO, *, found: str, demuxer: str) 
 
 def _undecodable(src: Path, found: str, why: str) -> AudioDecodeError:
     return AudioDecodeError(
-        f"{src.name}: found {found}, but it cannot be decoded ({why}). Converting it to WAV "
-        "always works: only WAV (integer PCM, IEEE float or mu-law) is decoded without PyAV."
+        f"{src.name}: found {found}, but it cannot be decoded ({why}); WAV (integer PCM, "
+        "IEEE float or mu-law) always works"
     )
 
 
