@@ -280,8 +280,8 @@ class RealtimeSession:
 
     async def _send_audio(self, client: sm.AsyncClient, chunks: AsyncIterator[bytes]) -> None:
         async for chunk in chunks:
-            while self._in_flight + len(chunk) > self._window_bytes and self._in_flight:
-                await self._wait_for_progress(client)
+            while self._window_full(len(chunk)) and self._error is None and not self._ended:
+                await self._wait_for_progress(client)  # an Error or a drop ends the wait
             if self._error is not None or self._ended:
                 return
             try:
@@ -295,6 +295,9 @@ class RealtimeSession:
                 return
             self._sent_sizes.append(len(chunk))
             self._in_flight += len(chunk)
+
+    def _window_full(self, size: int) -> bool:
+        return bool(self._in_flight) and self._in_flight + size > self._window_bytes
 
     async def _wait_for_progress(self, client: sm.AsyncClient) -> None:
         """Wait for an acknowledgement, an error or the end; notice a dropped connection."""

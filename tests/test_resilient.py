@@ -24,6 +24,7 @@ from speechmatics_modes import (
     AudioSource,
     AuthenticationError,
     Final,
+    SessionLimitError,
     Settings,
     StreamEvent,
     Transcript,
@@ -209,6 +210,15 @@ async def test_dropped_sessions_are_replayed_from_the_last_final(close_code: int
     offsets = [r.offset for r in reconnects]
     assert offsets == sorted(offsets)
     assert not [e for e in events if isinstance(e, AudioGap)]
+
+
+async def test_a_session_ended_while_the_window_is_full_raises_instead_of_hanging() -> None:
+    """The service's limit arrives while audio waits for acknowledgements that never come."""
+    audio, _ = tone_audio(60)
+    slow_acks = Faults(message_latency=0.02)  # the client fills its in-flight window
+    async with LocalServer(engine=ToneEngine(), max_session_seconds=1.0, faults=slow_acks) as s:
+        with anyio.fail_after(20), pytest.raises(SessionLimitError, match="session_timeout"):
+            await transcribe(wav(audio), "realtime", settings=s.settings(), audio_format=FORMAT)
 
 
 async def test_a_refused_key_surfaces_at_once() -> None:
