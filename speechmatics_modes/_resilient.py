@@ -577,7 +577,7 @@ class ResilientSession:
             async for event in connection.events:
                 connection.place.observe(event)
                 self._note(connection, event)
-                rebased = self._words.rebase(event, connection.place.offset)
+                rebased = self._words.rebase(event, connection.place)
                 self.metrics.deduplicated_words = self._words.deduplicated
                 if rebased is not None:
                     await self._publish(rebased)
@@ -618,7 +618,7 @@ class ResilientSession:
             group.start_soon(replay)
             async for event in receiver:
                 place.observe(event)
-                rebased = self._words.rebase(event, place.offset)
+                rebased = self._words.rebase(event, place)
                 if rebased is not None and not isinstance(rebased, SessionInfo):
                     await self._publish(rebased)
         lost_from = failed.final_end if start > failed.final_end else place.final_end

@@ -28,7 +28,7 @@ from ._models import EndOfUtterance, Final, Partial, StreamEvent, Word
 __all__ = ["AudioRing", "Backoff", "Leg", "WordLedger", "level_dbfs"]
 
 _DEDUP_EPSILON = 1e-3
-"""Seconds of slack when comparing a replayed word's start with what was already emitted."""
+"""Seconds of slack when comparing a replayed word with what was already emitted."""
 
 
 def level_dbfs(chunk: bytes, audio_format: AudioFormat) -> float:
@@ -232,7 +232,14 @@ class Leg:
 
 @dataclass
 class WordLedger:
-    """What the stream has emitted: its words (optionally) and where its last final word ends."""
+    """What the stream has emitted: its words (optionally) and where its last final word ends.
+
+    Only a *different* session can repeat a word: one session never finalises the same audio
+    twice, so its own words are never compared with each other (engines let a word start a
+    little before the previous one ends, and such a word is new). A session's word repeats an
+    earlier session's when most of it (its midpoint) lies before the end of what those sessions
+    emitted: replayed audio is heard again at the same place, a cut word's second half is not.
+    """
 
     keep_words: bool = True
     emitted_until: float = 0.0
@@ -240,14 +247,22 @@ class WordLedger:
     words: list[Word] = field(default_factory=list)
     deduplicated: int = 0
     """Words dropped because an earlier session had emitted them already."""
+    _emitting: Leg | None = field(default=None, repr=False)
+    """The session whose finals were emitted last."""
+    _earlier_until: float = 0.0
+    """Stream seconds: the end of the words emitted by the sessions before ``_emitting``."""
 
-    def rebase(self, event: StreamEvent, offset: float) -> StreamEvent | None:
-        """The event on the stream's clock, without already-emitted words; None if nothing new.
+    def rebase(self, event: StreamEvent, leg: Leg) -> StreamEvent | None:
+        """``leg``'s event on the stream's clock, without words an earlier session emitted.
 
-        A final's surviving words are recorded as emitted; a partial's are only shown.
+        Returns ``None`` if nothing new is left. A final's surviving words are recorded as
+        emitted; a partial's are only shown.
         """
+        offset = leg.offset
         if isinstance(event, Final):
-            words = self._fresh(event.words, offset, count=True)
+            if leg is not self._emitting:
+                self._emitting, self._earlier_until = leg, self.emitted_until
+            words = self._fresh(event.words, offset, self._earlier_until, count=True)
             if not words:
                 return None
             self.emitted_until = max(self.emitted_until, max(word.end for word in words))
@@ -255,18 +270,22 @@ class WordLedger:
                 self.words.extend(words)
             return event.model_copy(update=_span(event, offset, words))
         if isinstance(event, Partial):
-            words = self._fresh(event.words, offset, count=False)
+            until = self._earlier_until if leg is self._emitting else self.emitted_until
+            words = self._fresh(event.words, offset, until, count=False)
             return event.model_copy(update=_span(event, offset, words))
         if isinstance(event, EndOfUtterance):
             return event.model_copy(update={"time": event.time + offset})
         return event
 
-    def _fresh(self, words: tuple[Word, ...], offset: float, *, count: bool) -> tuple[Word, ...]:
+    def _fresh(
+        self, words: tuple[Word, ...], offset: float, until: float, *, count: bool
+    ) -> tuple[Word, ...]:
+        """``words`` on the stream's clock, without those lying mostly before ``until``."""
         kept: list[Word] = []
         dropped_previous = False
         for word in words:
-            start = word.start + offset
-            stale = start < self.emitted_until - _DEDUP_EPSILON
+            start, end = word.start + offset, word.end + offset
+            stale = (start + end) / 2 < until - _DEDUP_EPSILON
             dangling = dropped_previous and word.joins_previous
             if stale or dangling:
                 dropped_previous = True
@@ -274,7 +293,7 @@ class WordLedger:
                     self.deduplicated += 1
                 continue
             dropped_previous = False
-            kept.append(word.model_copy(update={"start": start, "end": word.end + offset}))
+            kept.append(word.model_copy(update={"start": start, "end": end}))
         return tuple(kept)
 
 

@@ -60,13 +60,18 @@ class ToneEngine:
 
     name = "tones"
 
+    def __init__(self, overhang: float = 0.0) -> None:
+        self.overhang = overhang
+        """Seconds each word's end is reported late, so it overlaps the next word (Whisper's
+        timestamps do that)."""
+
     async def recognize_file(self, path: Path) -> list[EngineWord]:
-        stream = ToneStream()
+        stream = ToneStream(self.overhang)
         update = await stream.feed(await anyio.Path(path).read_bytes())
         return [*update.finals, *(await stream.flush()).finals]
 
     async def open_stream(self, *, max_delay: float) -> ToneStream:
-        return ToneStream()
+        return ToneStream(self.overhang)
 
     async def __aenter__(self) -> ToneEngine:
         return self
@@ -81,7 +86,8 @@ class ToneEngine:
 
 
 class ToneStream:
-    def __init__(self) -> None:
+    def __init__(self, overhang: float) -> None:
+        self._overhang = overhang
         self._samples = 0
         self._run: tuple[int, int] | None = None  # (value, first sample)
 
@@ -105,10 +111,9 @@ class ToneStream:
     async def aclose(self) -> None:
         return None
 
-    @staticmethod
-    def _word(run: tuple[int, int], end: int) -> EngineWord:
+    def _word(self, run: tuple[int, int], end: int) -> EngineWord:
         value, start = run
-        return EngineWord(f"w{value // 100 - 20}", start / RATE, end / RATE, 1.0)
+        return EngineWord(f"w{value // 100 - 20}", start / RATE, end / RATE + self._overhang, 1.0)
 
 
 Expected = list[tuple[str, float, float]]
@@ -183,6 +188,17 @@ async def test_budget_rollovers_hand_over_at_pauses_without_losing_a_word() -> N
     assert len(transcript.session_ids) == metrics.sessions == len(rollovers) + 1
     spoken = [w.content.lower() for w in transcript.words if not w.is_punctuation]
     assert spoken == [w[0] for w in expected]
+
+
+async def test_one_session_keeps_words_that_overlap_the_previous_one() -> None:
+    audio, _ = tone_audio(20)
+    async with LocalServer(engine=ToneEngine(overhang=GAP_SECONDS + 0.1)) as server:
+        plain = await transcribe(wav(audio), "realtime", settings=server.settings())
+        _, words, metrics, _ = await run_stream(server, wav(audio), FAST)
+    assert metrics.sessions == 1
+    assert metrics.deduplicated_words == 0
+    spoken = [w.content.lower() for w in plain.words if not w.is_punctuation]
+    assert [w[0] for w in words] == spoken
 
 
 async def test_service_warning_starts_a_handover_before_the_session_limit() -> None:

@@ -154,10 +154,18 @@ class TestLeg:
         assert states == [False, True, True]
 
 
+def session_at(seconds: float) -> Leg:
+    """A session whose audio starts ``seconds`` into the stream."""
+    leg = Leg(BPS, 2)
+    leg.commit(int(seconds * BPS))
+    return leg
+
+
 class TestWordLedger:
     def test_times_are_shifted_by_the_session_offset(self) -> None:
         ledger = WordLedger()
-        event = ledger.rebase(final(word("hello", 0.5, 0.9), word("there", 1.0, 1.4)), 10.0)
+        first = final(word("hello", 0.5, 0.9), word("there", 1.0, 1.4))
+        event = ledger.rebase(first, session_at(10.0))
         assert isinstance(event, Final)
         assert [(w.start, w.end) for w in event.words] == [(10.5, 10.9), (11.0, 11.4)]
         assert (event.start, event.end) == (10.5, 11.4)
@@ -166,13 +174,13 @@ class TestWordLedger:
 
     def test_replayed_words_already_emitted_are_dropped_and_counted(self) -> None:
         ledger = WordLedger()
-        ledger.rebase(final(word("one", 0.0, 0.5), word("two", 0.6, 1.0)), 0.0)
+        ledger.rebase(final(word("one", 0.0, 0.5), word("two", 0.6, 1.0)), session_at(0.0))
         replay = final(
             word("two", 0.1, 0.5),
             word(".", 0.5, 0.5, punctuation=True),
             word("three", 0.6, 1.0),
         )
-        event = ledger.rebase(replay, 0.5)  # the new session's audio starts at 0.5 s
+        event = ledger.rebase(replay, session_at(0.5))  # the new session starts at 0.5 s
         assert isinstance(event, Final)
         assert [w.content for w in event.words] == ["three"]
         assert ledger.deduplicated == 1
@@ -180,19 +188,48 @@ class TestWordLedger:
 
     def test_a_final_with_only_stale_words_disappears(self) -> None:
         ledger = WordLedger()
-        ledger.rebase(final(word("one", 0.0, 0.5)), 0.0)
-        assert ledger.rebase(final(word("one", 0.0, 0.4)), 0.0) is None
+        ledger.rebase(final(word("one", 0.0, 0.5)), session_at(0.0))
+        assert ledger.rebase(final(word("one", 0.0, 0.4)), session_at(0.0)) is None
 
     def test_a_word_starting_where_the_last_ended_is_new(self) -> None:
         ledger = WordLedger()
-        ledger.rebase(final(word("one", 0.0, 0.5)), 0.0)
-        event = ledger.rebase(final(word("two", 0.0, 0.3)), 0.5)
+        ledger.rebase(final(word("one", 0.0, 0.5)), session_at(0.0))
+        event = ledger.rebase(final(word("two", 0.0, 0.3)), session_at(0.5))
         assert isinstance(event, Final)
         assert [w.content for w in event.words] == ["two"]
 
+    def test_a_cut_word_whose_second_half_is_heard_again_is_kept(self) -> None:
+        ledger = WordLedger()
+        ledger.rebase(final(word("wor", 0.0, 1.0)), session_at(0.0))
+        event = ledger.rebase(final(word("ward", 0.9, 1.5)), session_at(0.0))
+        assert isinstance(event, Final)
+        assert [w.content for w in event.words] == ["ward"]
+
+    def test_one_session_never_deduplicates_its_own_overlapping_words(self) -> None:
+        ledger = WordLedger()
+        session = session_at(0.0)
+        ledger.rebase(final(word("let's", 10.12, 11.08)), session)
+        event = ledger.rebase(final(word("begin", 11.0, 11.32)), session)  # starts 80 ms early
+        assert isinstance(event, Final)
+        assert [w.content for w in ledger.words] == ["let's", "begin"]
+        assert ledger.deduplicated == 0
+
+    def test_a_session_still_drops_what_an_earlier_one_emitted_after_its_own_first_final(
+        self,
+    ) -> None:
+        ledger = WordLedger()
+        ledger.rebase(final(word("one", 0.0, 0.5), word("two", 0.6, 1.0)), session_at(0.0))
+        replay = session_at(0.0)
+        ledger.rebase(final(word("one", 0.0, 0.5)), replay)
+        event = ledger.rebase(final(word("two", 0.6, 1.0), word("three", 1.1, 1.5)), replay)
+        assert isinstance(event, Final)
+        assert [w.content for w in event.words] == ["three"]
+        assert ledger.deduplicated == 2
+
     def test_partials_are_rebased_but_not_recorded(self) -> None:
         ledger = WordLedger()
-        event = ledger.rebase(Partial(words=(word("x", 0, 1),), text="x", start=0, end=1), 2.0)
+        partial = Partial(words=(word("x", 0, 1),), text="x", start=0, end=1)
+        event = ledger.rebase(partial, session_at(2.0))
         assert isinstance(event, Partial)
         assert (event.words[0].start, event.end) == (2.0, 3.0)
         assert ledger.words == []
@@ -200,13 +237,14 @@ class TestWordLedger:
 
     def test_end_of_utterance_is_rebased_and_other_events_pass(self) -> None:
         ledger = WordLedger()
-        assert ledger.rebase(EndOfUtterance(time=1.0), 2.0) == EndOfUtterance(time=3.0)
+        session = session_at(2.0)
+        assert ledger.rebase(EndOfUtterance(time=1.0), session) == EndOfUtterance(time=3.0)
         info = SessionInfo(session_id="s")
-        assert ledger.rebase(info, 2.0) is info
+        assert ledger.rebase(info, session) is info
 
     def test_without_keep_words_nothing_accumulates(self) -> None:
         ledger = WordLedger(keep_words=False)
-        ledger.rebase(final(word("one", 0.0, 0.5)), 0.0)
+        ledger.rebase(final(word("one", 0.0, 0.5)), session_at(0.0))
         assert ledger.words == []
         assert ledger.emitted_until == 0.5
 
