@@ -1,39 +1,47 @@
 """A local server in its own process, so a benchmark's client measures only itself.
 
-``python -m benchmarks._server [scripted|default]`` prints ``PORT <n>`` once listening and runs
-until its standard input closes (the benchmark holds the pipe, so the server cannot outlive it).
+``python -m benchmarks._server [scripted|default] [JSON]`` prints ``PORT <n>`` once listening and
+runs until its standard input closes (the benchmark holds the pipe, so the server cannot outlive
+it). JSON holds ``LocalServer`` keyword arguments, plus ``drop_after_seconds`` for a
+``SocketFault`` that drops every session after that long.
 """
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import anyio
 
-from speechmatics_modes.local import LocalServer, ScriptedEngine
+from speechmatics_modes.local import Faults, LocalServer, ScriptedEngine, SocketFault
 from speechmatics_modes.local._engine import Engine
 
 
 def _engine(kind: str) -> Engine | None:
-    if kind == "scripted":
-        return ScriptedEngine.from_text("hello world. how are you", word_seconds=0.4)
+    if kind == "scripted":  # two words every 1.9 s, for 190 s of each session
+        return ScriptedEngine.from_text(" ".join(["hello world."] * 100), word_seconds=0.4)
     return None
 
 
-async def _serve(kind: str) -> None:
-    async with LocalServer(engine=_engine(kind), max_upload_bytes=4 * 1024**3) as server:
+async def _serve(kind: str, options: dict[str, Any]) -> None:
+    drop_after = options.pop("drop_after_seconds", None)
+    if drop_after is not None:
+        options["faults"] = Faults(socket=SocketFault(after_seconds=drop_after))
+    options.setdefault("max_upload_bytes", 4 * 1024**3)
+    async with LocalServer(engine=_engine(kind), **options) as server:
         print(f"PORT {server.port}", flush=True)
         await anyio.to_thread.run_sync(sys.stdin.read)
 
 
 @contextmanager
-def server_process(kind: str) -> Iterator[tuple[str, str]]:
+def server_process(kind: str, **options: Any) -> Iterator[tuple[str, str]]:
     """Start a server process; yield its (batch_url, rt_url); stop it on exit."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "benchmarks._server", kind],
+        [sys.executable, "-m", "benchmarks._server", kind, json.dumps(options)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -52,4 +60,5 @@ def server_process(kind: str) -> Iterator[tuple[str, str]]:
 
 
 if __name__ == "__main__":
-    anyio.run(_serve, sys.argv[1] if len(sys.argv) > 1 else "default")
+    kind = sys.argv[1] if len(sys.argv) > 1 else "default"
+    anyio.run(_serve, kind, json.loads(sys.argv[2]) if len(sys.argv) > 2 else {})
