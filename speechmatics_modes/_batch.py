@@ -40,6 +40,7 @@ from ._exceptions import (
     translated,
 )
 from ._models import Transcript
+from ._sdk_logging import prune_duplicate_null_handlers
 from ._settings import Settings
 from ._sources import Upload
 
@@ -259,6 +260,7 @@ class BatchClient:
             client = await stack.enter_async_context(
                 sm.AsyncClient(api_key=api_key, url=self._settings.batch_url)
             )
+            prune_duplicate_null_handlers("speechmatics.batch")
             self._client, self._retry_after = client, _RetryAfter(client)
             self._stack = stack.pop_all()
         return self

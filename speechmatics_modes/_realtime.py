@@ -39,6 +39,7 @@ from ._exceptions import (
     translated,
 )
 from ._models import Final, Mode, StreamEvent, Transcript, stream_event
+from ._sdk_logging import prune_duplicate_null_handlers
 from ._settings import Settings
 
 __all__ = [
@@ -215,6 +216,7 @@ class RealtimeSession:
         """
         api_key = self._settings.api_key.get_secret_value() if self._settings.api_key else None
         client = sm.AsyncClient(api_key=api_key, url=self._settings.rt_url)
+        prune_duplicate_null_handlers("speechmatics.rt")
         for message_type in _SESSION_MESSAGES:
             client.on(message_type, self._receive)
         try:
