@@ -18,6 +18,7 @@ not recognition.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import sys
@@ -40,6 +41,12 @@ PACE = 60.0
 WORDS_PER_SECOND = 2 / 1.9
 
 
+def _trimmed_rss_mb() -> float:
+    """RSS once glibc has returned freed memory to the system: what is really in use."""
+    ctypes.CDLL("libc.so.6").malloc_trim(0)
+    return _rss_mb()
+
+
 def _rss_mb() -> float:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -47,17 +54,19 @@ def _rss_mb() -> float:
     return float("nan")
 
 
-async def _audio(seconds: float, readings: list[tuple[float, float]]) -> AsyncIterator[bytes]:
+async def _audio(
+    seconds: float, readings: list[tuple[float, float, float]]
+) -> AsyncIterator[bytes]:
     """Quiet noise (a pause everywhere, so handovers need not wait), with RSS read as it goes."""
     chunk = bytes(range(4)) * (CHUNK // 4)  # tiny, non-zero samples
     started = anyio.current_time()
     for index in range(int(seconds * 10)):
         if index % 6_000 == 0:  # every ten minutes of audio
-            readings.append((index / 10, _rss_mb()))
+            readings.append((index / 10, _rss_mb(), _trimmed_rss_mb()))
         if index % 10 == 0:
             await _keep_pace(started, index / 10)
         yield chunk
-    readings.append((seconds, _rss_mb()))
+    readings.append((seconds, _rss_mb(), _trimmed_rss_mb()))
 
 
 async def _keep_pace(started: float, audio_seconds: float) -> None:
@@ -79,7 +88,7 @@ async def _ours(seconds: float, rt_url: str, batch_url: str, max_session: float)
         backoff_max=0.5,
         max_attempts=None,
     )
-    readings: list[tuple[float, float]] = []
+    readings: list[tuple[float, float, float]] = []
     words = 0
     started = anyio.current_time()
     async with stream(
@@ -159,11 +168,8 @@ def _print_table(results: dict[str, Any]) -> None:
         f"{metrics.get('sessions')} sessions, {metrics.get('rollovers')} rollovers, "
         f"{long['words']} words"
     )
-    print(
-        "  client RSS (MB) by audio time: "
-        + ", ".join(f"{second / 60:.0f} min {mb:.1f}" for second, mb in readings)
-    )
-    print(f"  first {readings[0][1]:.1f} MB, last {readings[-1][1]:.1f} MB")
+    print("  client RSS in MB by minutes of audio (after malloc_trim in brackets):")
+    print("  " + ", ".join(f"{s / 60:.0f}: {mb:.1f} ({trim:.1f})" for s, mb, trim in readings))
     ours, sdk = results["drops_ours"], results["drops_sdk"]
     expected = results["drops_expected_words"]
     print(f"10 min of audio, every session dropped 2 s in ({expected:.0f} words in the audio):")
