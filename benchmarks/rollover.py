@@ -19,6 +19,7 @@ not recognition.
 from __future__ import annotations
 
 import ctypes
+import gc
 import json
 import os
 import sys
@@ -42,7 +43,8 @@ WORDS_PER_SECOND = 2 / 1.9
 
 
 def _trimmed_rss_mb() -> float:
-    """RSS once glibc has returned freed memory to the system: what is really in use."""
+    """RSS once garbage is collected and glibc has returned freed memory: what is in use."""
+    gc.collect()
     ctypes.CDLL("libc.so.6").malloc_trim(0)
     return _rss_mb()
 
