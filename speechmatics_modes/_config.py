@@ -49,6 +49,16 @@ __all__ = [
 
 Model = Literal["standard", "enhanced", "melia-1", "oak-1"]
 Diarization = Literal["none", "speaker", "channel", "channel_and_speaker"]
+NotificationContent = Literal[
+    "jobinfo",
+    "transcript",
+    "transcript.json-v2",
+    "transcript.txt",
+    "transcript.srt",
+    "data",
+    "text",
+]
+"""What a batch job's webhook may carry (the service's ``notification_config.contents``)."""
 AudioEncoding = Literal["pcm_s16le", "pcm_f32le", "mulaw"]
 """Raw audio encodings the real-time API accepts."""
 
@@ -403,21 +413,9 @@ class Notification(_Value):
     """A webhook called when the job finishes."""
 
     url: str = Field(pattern=r"^https?://", description="Where to send the notification.")
-    contents: (
-        tuple[
-            Literal[
-                "jobinfo",
-                "transcript",
-                "transcript.json-v2",
-                "transcript.txt",
-                "transcript.srt",
-                "data",
-                "text",
-            ],
-            ...,
-        ]
-        | None
-    ) = Field(default=None, description="What to attach; nothing means job info only.")
+    contents: tuple[NotificationContent, ...] | None = Field(
+        default=None, description="What to attach; nothing means job info only."
+    )
     method: Literal["post", "put"] | None = Field(default=None, description="HTTP method.")
     auth_headers: tuple[str, ...] | None = Field(
         default=None, description="Headers the service adds to the callback."

@@ -12,6 +12,8 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from speechmatics_modes._config import NotificationContent
+
 __all__ = [
     "BatchJobConfig",
     "ConfigProblem",
@@ -157,20 +159,7 @@ class _FetchData(BaseModel):
 class _Notification(BaseModel):
     model_config = _STRICT
     url: str
-    contents: (
-        list[
-            Literal[
-                "jobinfo",
-                "transcript",
-                "transcript.json-v2",
-                "transcript.txt",
-                "transcript.srt",
-                "data",
-                "text",
-            ]
-        ]
-        | None
-    ) = None
+    contents: list[NotificationContent] | None = None
     method: Literal["post", "put"] | None = None
     auth_headers: list[str] | None = None
 
