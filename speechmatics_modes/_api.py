@@ -172,9 +172,11 @@ def stream(
             clock and without duplicated words (see docs/streaming.md). ``None``: one session,
             which ends the stream when it ends.
     """
+    transcription = _validated(options, TranscriptionOptions, "options")
+    transcription.check_mode("realtime")
     return TranscriptStream(
         source,
-        options=_validated(options, TranscriptionOptions, "options"),
+        options=transcription,
         audio_format=audio_format,
         settings=settings,
         timeout=timeout,
@@ -186,8 +188,8 @@ def stream(
 class TranscriptStream:
     """A running real-time transcription: an async iterator of events, then a transcript.
 
-    Returned by :func:`stream`; the session starts on ``async with`` and is closed (every task
-    and socket) when the block ends, however it ends.
+    Returned by :func:`stream`, which has checked the options for real time; the session starts
+    on ``async with`` and is closed (every task and socket) when the block ends, however it ends.
     """
 
     def __init__(
@@ -202,7 +204,6 @@ class TranscriptStream:
         rollover: RolloverPolicy | None = None,
     ) -> None:
         natural_mode(source)  # unsupported kinds fail here, with the list of accepted ones
-        options.check_mode("realtime")
         _check_timeout(timeout)
         self._source = source
         self._options = options

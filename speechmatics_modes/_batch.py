@@ -58,8 +58,7 @@ T = TypeVar("T")
 
 
 def batch_transcription_config(options: TranscriptionOptions) -> sm.TranscriptionConfig:
-    """Build the batch SDK's ``TranscriptionConfig``; real-time-only fields are an error."""
-    options.check_mode("batch")
+    """Build the batch SDK's ``TranscriptionConfig`` from options already checked for batch."""
     wire = options.to_wire()
     kwargs: dict[str, Any] = dict(wire)
     if "model" in wire:
@@ -284,13 +283,18 @@ class BatchClient:
     async def submit(
         self, upload: Upload, *, options: TranscriptionOptions, batch_options: BatchOptions
     ) -> str:
-        """Create a job for ``upload`` and return its id (see :func:`_submit` for retries)."""
+        """Create a job for ``upload`` and return its id (see :func:`_submit` for retries).
+
+        Raises:
+            ConfigurationError: ``options`` sets a real-time-only field.
+        """
         client, retry_after = self._open
+        options.check_mode("batch")
         if upload.url is not None:
             batch_options = batch_options.model_copy(
                 update={"fetch_data": FetchData(url=upload.url)}
             )
-        job_config = batch_options.to_job_config(options)
+        job_config = batch_job_config(options, batch_options)
         job_id = await _submit(client, upload, job_config, retry_after)
         logger.info("batch job %s submitted (%s)", job_id, upload.filename)
         return job_id

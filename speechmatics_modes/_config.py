@@ -7,8 +7,11 @@ silently when the other mode runs, :meth:`TranscriptionOptions.check_mode` raise
 sent. Batch-only job features (translation, summaries, webhooks, ...) live apart, in
 :class:`BatchOptions`, because the service configures them per job, not per transcription.
 
-The models here never import the SDKs: translation into SDK objects happens in the backend
-modules (``_batch.py``, ``_realtime.py``), the only places that may.
+The models here describe what the caller wants and know nothing of the SDKs or the backends:
+translation into SDK objects happens in the backend modules (``_batch.py``, ``_realtime.py``),
+the only places that may. The ``to_*`` methods that once handed SDK objects out are deprecated
+shims kept for callers until 0.2 (``tests/test_import_graph.py`` lets them, and only them, reach
+a backend).
 """
 
 from __future__ import annotations
@@ -17,10 +20,11 @@ import re
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from typing_extensions import deprecated
 
 from ._exceptions import ConfigurationError
 
-if TYPE_CHECKING:  # the SDK types only name return values here; the backends build them
+if TYPE_CHECKING:  # the SDK types only name the deprecated shims' return values
     import speechmatics.batch as sm_batch  # noqa: TID251
     import speechmatics.rt as sm_rt  # noqa: TID251
 
@@ -309,24 +313,34 @@ class TranscriptionOptions(_Value):
                 _wrong_mode_message("speaker_diarization_config.get_speakers", None, mode)
             )
 
+    @deprecated(
+        "TranscriptionOptions.to_batch() hands out an SDK type and will be removed in 0.2: pass "
+        "the options to transcribe(), or use to_wire() for the JSON the service receives"
+    )
     def to_batch(self) -> sm_batch.TranscriptionConfig:
-        """Translate into ``speechmatics.batch.TranscriptionConfig``.
+        """Deprecated: the batch SDK's ``TranscriptionConfig`` for these options.
 
         Raises:
             ConfigurationError: a real-time-only field is set.
         """
         from ._batch import batch_transcription_config
 
+        self.check_mode("batch")
         return batch_transcription_config(self)
 
+    @deprecated(
+        "TranscriptionOptions.to_realtime() hands out an SDK type and will be removed in 0.2: "
+        "pass the options to stream(), or use to_wire() for the JSON the service receives"
+    )
     def to_realtime(self) -> sm_rt.TranscriptionConfig:
-        """Translate into ``speechmatics.rt.TranscriptionConfig``.
+        """Deprecated: the real-time SDK's ``TranscriptionConfig`` for these options.
 
         Raises:
             ConfigurationError: a batch-only field (or value) is set.
         """
         from ._realtime import realtime_transcription_config
 
+        self.check_mode("realtime")
         return realtime_transcription_config(self)
 
 
@@ -390,8 +404,12 @@ class AudioFormat(_Value):
         """Bytes of mono audio per second: converts byte counts into the stream's clock."""
         return self.bytes_per_sample * self.sample_rate
 
+    @deprecated(
+        "AudioFormat.to_realtime() hands out an SDK type and will be removed in 0.2: pass the "
+        "format to stream()"
+    )
     def to_realtime(self) -> sm_rt.AudioFormat:
-        """Translate into ``speechmatics.rt.AudioFormat``."""
+        """Deprecated: the real-time SDK's ``AudioFormat``."""
         from ._realtime import realtime_audio_format
 
         return realtime_audio_format(self)
@@ -514,12 +532,18 @@ class BatchOptions(_Value):
         default=None, description="Shape of the service's SRT output."
     )
 
+    @deprecated(
+        "BatchOptions.to_job_config() hands out an SDK type and will be removed in 0.2: pass "
+        "the options to transcribe(), or use to_wire() for the JSON the service receives"
+    )
     def to_job_config(self, options: TranscriptionOptions | None = None) -> sm_batch.JobConfig:
-        """Translate, with the transcription options, into ``speechmatics.batch.JobConfig``.
+        """Deprecated: the batch SDK's ``JobConfig`` for these and the transcription options.
 
         Raises:
             ConfigurationError: a real-time-only transcription field is set.
         """
         from ._batch import batch_job_config
 
-        return batch_job_config(options or TranscriptionOptions(), self)
+        transcription = options or TranscriptionOptions()
+        transcription.check_mode("batch")
+        return batch_job_config(transcription, self)

@@ -53,8 +53,11 @@ logger = logging.getLogger("speechmatics_modes")
 
 
 def realtime_transcription_config(options: TranscriptionOptions) -> sm.TranscriptionConfig:
-    """Build the real-time SDK's ``TranscriptionConfig``; batch-only fields are an error."""
-    options.check_mode("realtime")
+    """Build the real-time SDK's ``TranscriptionConfig`` from options checked for real time.
+
+    The caller checks (:meth:`TranscriptionOptions.check_mode`) once, at the public door: a
+    rolling stream translates the same options for every session it opens.
+    """
     wire = options.to_wire()
     kwargs: dict[str, Any] = dict(wire)
     if "model" in wire:
@@ -173,7 +176,7 @@ class RealtimeSession:
         end_of_transcript_timeout: float = 30.0,
     ) -> None:
         self._settings = settings
-        self._config = options.to_realtime()
+        self._config = realtime_transcription_config(options)
         self._audio_format = audio_format
         self._events = events
         self._window_bytes = max(

@@ -18,6 +18,8 @@ from speechmatics_modes import (
     ConfigurationError,
     TranscriptionOptions,
 )
+from speechmatics_modes._batch import batch_job_config, batch_transcription_config
+from speechmatics_modes._realtime import realtime_audio_format, realtime_transcription_config
 
 # One sample value per field, as the caller would write it, and what the SDK must then hold.
 FIELD_SAMPLES: dict[str, Any] = {
@@ -101,7 +103,7 @@ def test_field_reaches_the_realtime_sdk_unchanged(name: str) -> None:
     options = _options_for(name)
     if name == "model":
         options = TranscriptionOptions(model="melia-1")
-    sdk = options.to_realtime()
+    sdk = _to_realtime(options)
     assert isinstance(sdk, sm_rt.TranscriptionConfig)
     assert _plain(getattr(sdk, name)) == options.to_wire()[name]
     assert _plain(sdk.to_dict())[name] == options.to_wire()[name]
@@ -110,7 +112,7 @@ def test_field_reaches_the_realtime_sdk_unchanged(name: str) -> None:
 @pytest.mark.parametrize("name", sorted(set(FIELD_SAMPLES) - REALTIME_ONLY))
 def test_field_reaches_the_batch_sdk_unchanged(name: str) -> None:
     options = _options_for(name)
-    sdk = options.to_batch()
+    sdk = _to_batch(options)
     assert isinstance(sdk, sm_batch.TranscriptionConfig)
     sent = _plain(sdk.to_dict())[name]
     if name == "transcript_filtering_config":  # the SDK's dataclass always sends this flag
@@ -120,11 +122,11 @@ def test_field_reaches_the_batch_sdk_unchanged(name: str) -> None:
 
 
 def test_unset_fields_are_left_to_the_sdk_defaults() -> None:
-    assert _plain(TranscriptionOptions().to_batch().to_dict()) == {
+    assert _plain(_to_batch(TranscriptionOptions()).to_dict()) == {
         "language": "en",
         "model": "enhanced",
     }
-    assert _plain(TranscriptionOptions().to_realtime().to_dict()) == {
+    assert _plain(_to_realtime(TranscriptionOptions()).to_dict()) == {
         "language": "en",
         "model": "enhanced",
     }
@@ -133,7 +135,7 @@ def test_unset_fields_are_left_to_the_sdk_defaults() -> None:
 @pytest.mark.parametrize("name", sorted(REALTIME_ONLY))
 def test_realtime_only_field_is_an_error_for_batch(name: str) -> None:
     with pytest.raises(ConfigurationError, match=rf"^{name}.*batch transcription.*realtime"):
-        _options_for(name).to_batch()
+        _to_batch(_options_for(name))
 
 
 @pytest.mark.parametrize(
@@ -164,21 +166,21 @@ def test_realtime_only_field_is_an_error_for_batch(name: str) -> None:
 def test_mode_specific_values_name_field_and_mode(
     options: TranscriptionOptions, field: str, mode: str
 ) -> None:
-    translate = options.to_realtime if mode == "real-time" else options.to_batch
+    translate = _to_realtime if mode == "real-time" else _to_batch
     with pytest.raises(ConfigurationError) as caught:
-        translate()
+        translate(options)
     message = str(caught.value)
     assert message.startswith(field)
     assert f"not available in {mode} transcription" in message
 
 
 def test_mode_specific_values_allowed_in_their_own_mode() -> None:
-    assert TranscriptionOptions(model="oak-1").to_batch().model == sm_batch.Model.OAK_1
+    assert _to_batch(TranscriptionOptions(model="oak-1")).model == sm_batch.Model.OAK_1
     both = TranscriptionOptions(diarization="channel_and_speaker")
-    assert both.to_realtime().diarization == "channel_and_speaker"
-    speakers = TranscriptionOptions(
-        diarization="speaker", speaker_diarization_config={"max_speakers": 3}
-    ).to_realtime()
+    assert _to_realtime(both).diarization == "channel_and_speaker"
+    speakers = _to_realtime(
+        TranscriptionOptions(diarization="speaker", speaker_diarization_config={"max_speakers": 3})
+    )
     assert speakers.speaker_diarization_config == sm_rt.SpeakerDiarizationConfig(max_speakers=3)
 
 
@@ -187,10 +189,10 @@ def test_known_speakers_become_sdk_identifiers() -> None:
         diarization="speaker",
         speaker_diarization_config={"speakers": [{"label": "Ann", "speaker_identifiers": ["x1"]}]},
     )
-    speakers = options.to_realtime().speaker_diarization_config
+    speakers = _to_realtime(options).speaker_diarization_config
     assert speakers is not None
     assert speakers.speakers == [sm_rt.SpeakerIdentifier(label="Ann", speaker_identifiers=["x1"])]
-    assert options.to_batch().speaker_diarization_config == {
+    assert _to_batch(options).speaker_diarization_config == {
         "speakers": [{"label": "Ann", "speaker_identifiers": ["x1"]}]
     }
 
@@ -300,7 +302,7 @@ def test_every_job_config_field_is_reachable() -> None:
 
 
 def test_batch_options_become_the_sdk_job_config() -> None:
-    job = FULL_BATCH_OPTIONS.to_job_config(TranscriptionOptions(language="en"))
+    job = batch_job_config(TranscriptionOptions(language="en"), FULL_BATCH_OPTIONS)
     assert isinstance(job, sm_batch.JobConfig)
     sent = _plain(job.to_dict())
     assert sent == {
@@ -312,17 +314,17 @@ def test_batch_options_become_the_sdk_job_config() -> None:
 
 def test_job_config_survives_the_sdks_strict_parser() -> None:
     """The service echoes the config back and the SDK parses it strictly: it must round-trip."""
-    sent = _plain(FULL_BATCH_OPTIONS.to_job_config().to_dict())
+    sent = _plain(batch_job_config(TranscriptionOptions(), FULL_BATCH_OPTIONS).to_dict())
     assert _plain(sm_batch.JobConfig.from_dict(sent).to_dict()) == sent
 
 
 def test_job_options_need_batch_transcription_options() -> None:
     with pytest.raises(ConfigurationError, match="enable_partials"):
-        BatchOptions(auto_chapters=True).to_job_config(TranscriptionOptions(enable_partials=True))
+        _to_job_config(TranscriptionOptions(enable_partials=True), BatchOptions(auto_chapters=True))
 
 
 def test_empty_audio_event_types_ask_for_every_type() -> None:
-    job = BatchOptions(audio_event_types=[]).to_job_config()
+    job = batch_job_config(TranscriptionOptions(), BatchOptions(audio_event_types=[]))
     assert job.to_dict()["audio_events_config"] == {}
 
 
@@ -354,7 +356,7 @@ def test_invalid_batch_options_are_rejected(bad: dict[str, Any]) -> None:
 )
 def test_audio_format_translates(encoding: Any, sdk_encoding: Any, width: int) -> None:
     audio = AudioFormat(encoding=encoding, sample_rate=8000, chunk_size=1600)
-    sdk = audio.to_realtime()
+    sdk = realtime_audio_format(audio)
     assert (sdk.encoding, sdk.sample_rate, sdk.chunk_size) == (sdk_encoding, 8000, 1600)
     assert sdk.bytes_per_sample == audio.bytes_per_sample == width
     assert audio.bytes_per_second == 8000 * width
@@ -375,3 +377,54 @@ def test_audio_format_translates(encoding: Any, sdk_encoding: Any, width: int) -
 def test_invalid_audio_format_is_rejected(bad: dict[str, Any]) -> None:
     with pytest.raises(ValidationError):
         AudioFormat(**bad)
+
+
+def _to_batch(options: TranscriptionOptions) -> sm_batch.TranscriptionConfig:
+    """What the batch backend sends: options checked at the door, then translated."""
+    options.check_mode("batch")
+    return batch_transcription_config(options)
+
+
+def _to_realtime(options: TranscriptionOptions) -> sm_rt.TranscriptionConfig:
+    options.check_mode("realtime")
+    return realtime_transcription_config(options)
+
+
+def _to_job_config(options: TranscriptionOptions, job: BatchOptions) -> sm_batch.JobConfig:
+    options.check_mode("batch")
+    return batch_job_config(options, job)
+
+
+@pytest.mark.parametrize(
+    ("call", "translated"),
+    [
+        (
+            lambda: TranscriptionOptions(language="de").to_batch(),
+            lambda: _to_batch(TranscriptionOptions(language="de")),
+        ),
+        (
+            lambda: TranscriptionOptions(language="de").to_realtime(),
+            lambda: _to_realtime(TranscriptionOptions(language="de")),
+        ),
+        (
+            lambda: FULL_BATCH_OPTIONS.to_job_config(),
+            lambda: _to_job_config(TranscriptionOptions(), FULL_BATCH_OPTIONS),
+        ),
+        (lambda: AudioFormat().to_realtime(), lambda: realtime_audio_format(AudioFormat())),
+    ],
+    ids=["to_batch", "to_realtime", "to_job_config", "AudioFormat.to_realtime"],
+)
+def test_the_sdk_returning_methods_are_deprecated_but_still_work(
+    call: Any, translated: Any
+) -> None:
+    with pytest.warns(DeprecationWarning, match=r"SDK type and will be removed in 0\.2"):
+        old = call()
+    assert old == translated()
+
+
+def test_the_deprecated_translation_still_checks_the_mode() -> None:
+    with (
+        pytest.warns(DeprecationWarning, match="to_batch"),
+        pytest.raises(ConfigurationError, match="enable_partials"),
+    ):
+        TranscriptionOptions(enable_partials=True).to_batch()
