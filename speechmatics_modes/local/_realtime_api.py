@@ -1,6 +1,6 @@
 """The real-time WebSocket API (``/v2``) of the local server: pumps sockets through the protocol.
 
-Every rule lives in :class:`~speechmatics_modes.local._rt_protocol.RealtimeSession`; this module
+Every rule lives in :class:`~speechmatics_modes.local._rt_protocol.RealtimeProtocol`; this module
 only moves bytes between the socket, the session and the engine, runs the session's clock and
 injects socket faults. Each connection is one aiohttp handler task, and engines decode off the
 event loop, so a slow session delays only itself: while its engine works, its socket is not
@@ -29,7 +29,7 @@ from speechmatics_modes.local._rt_protocol import (
     Feed,
     Flush,
     OpenStream,
-    RealtimeSession,
+    RealtimeProtocol,
     Send,
     SessionLimits,
 )
@@ -91,7 +91,7 @@ class RealtimeApi:
         self._sockets.add(socket)
         self._stats.sessions_opened += 1
         self._stats.sessions_active += 1
-        session = RealtimeSession(str(uuid.uuid4()), self._limits, anyio.current_time())
+        session = RealtimeProtocol(str(uuid.uuid4()), self._limits, anyio.current_time())
         connection = _Connection(self, request, socket, session, self._faults.take_socket_fault())
         try:
             await connection.run()
@@ -130,7 +130,7 @@ class _Connection:
         api: RealtimeApi,
         request: web.Request,
         socket: web.WebSocketResponse,
-        session: RealtimeSession,
+        session: RealtimeProtocol,
         fault: SocketFault | None,
     ) -> None:
         self._api = api

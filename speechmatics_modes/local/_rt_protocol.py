@@ -1,6 +1,6 @@
 """The real-time session of the local server as a state machine without I/O.
 
-:class:`RealtimeSession` is fed what arrives (text, binary frames, the engine's results, the
+:class:`RealtimeProtocol` is fed what arrives (text, binary frames, the engine's results, the
 clock) and answers with :data:`Action` values for the caller to carry out: messages to send,
 audio to feed the engine, a close. It never awaits anything, so every protocol rule (message
 order, errors and their close codes, limits and their warnings, sentence shaping) is tested
@@ -8,7 +8,7 @@ without a socket, and ``_realtime_api.py`` is left with pumping.
 
 Times: the caller passes a monotonic ``now`` (seconds) to every method that cares; the session
 compares it with deadlines it computes itself and reports the next one with
-:meth:`RealtimeSession.next_deadline`.
+:meth:`RealtimeProtocol.next_deadline`.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ __all__ = [
     "Feed",
     "Flush",
     "OpenStream",
-    "RealtimeSession",
+    "RealtimeProtocol",
     "Send",
     "SessionLimits",
     "warning_offsets",
@@ -212,8 +212,8 @@ class _Config:
 
 
 @dataclass
-class RealtimeSession:
-    """One real-time session: every rule of the protocol, no I/O.
+class RealtimeProtocol:
+    """The server side of one real-time session: every rule of the protocol, no I/O.
 
     Args:
         session_id: The ``id`` of ``RecognitionStarted``.

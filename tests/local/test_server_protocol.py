@@ -14,7 +14,7 @@ from speechmatics_modes.local._rt_protocol import (
     Feed,
     Flush,
     OpenStream,
-    RealtimeSession,
+    RealtimeProtocol,
     Send,
     SessionLimits,
     warning_offsets,
@@ -29,8 +29,8 @@ HELLO = EngineWord("hello", 0.5, 0.9, 0.9)
 WORLD = EngineWord("world", 1.0, 1.4, 0.8)
 
 
-def started(limits: SessionLimits | None = None, **config: Any) -> RealtimeSession:
-    session = RealtimeSession("sid", limits or SessionLimits(), now=0.0)
+def started(limits: SessionLimits | None = None, **config: Any) -> RealtimeProtocol:
+    session = RealtimeProtocol("sid", limits or SessionLimits(), now=0.0)
     start = {**START, "transcription_config": {"language": "en", **config}}
     actions = session.receive_text(json.dumps(start), 0.0)
     assert actions == [OpenStream(max_delay=config.get("max_delay", 4.0))]
@@ -51,7 +51,7 @@ def error_of(actions: list[Action]) -> tuple[str, int]:
 
 
 def test_recognition_started_names_session_and_language() -> None:
-    session = RealtimeSession("abc", SessionLimits(), now=0.0)
+    session = RealtimeProtocol("abc", SessionLimits(), now=0.0)
     session.receive_text(json.dumps(START), 0.0)
     (message,) = sent(session.started())
     assert message["id"] == "abc"
@@ -68,14 +68,14 @@ def test_recognition_started_names_session_and_language() -> None:
     ],
 )
 def test_bad_first_messages_end_the_session(text: str, expected: tuple[str, int]) -> None:
-    session = RealtimeSession("sid", SessionLimits(), now=0.0)
+    session = RealtimeProtocol("sid", SessionLimits(), now=0.0)
     assert error_of(session.receive_text(text, 0.0)) == expected
     assert session.closed
     assert session.receive_text(json.dumps(START), 0.0) == []
 
 
 def test_audio_before_start_is_a_protocol_error() -> None:
-    session = RealtimeSession("sid", SessionLimits(), now=0.0)
+    session = RealtimeProtocol("sid", SessionLimits(), now=0.0)
     assert error_of(session.receive_bytes(b"\x00\x00", 0.0)) == ("protocol_error", 1003)
 
 
@@ -98,7 +98,7 @@ def test_second_start_is_a_protocol_error() -> None:
     ],
 )
 def test_invalid_start_is_rejected(change: dict[str, Any], expected_type: str) -> None:
-    session = RealtimeSession("sid", SessionLimits(), now=0.0)
+    session = RealtimeProtocol("sid", SessionLimits(), now=0.0)
     assert error_of(session.receive_text(json.dumps({**START, **change}), 0.0))[0] == expected_type
 
 
@@ -242,7 +242,7 @@ def test_idle_timer_restarts_on_audio() -> None:
 
 
 def test_refusal_is_an_error_and_a_close() -> None:
-    session = RealtimeSession("sid", SessionLimits(), now=0.0)
+    session = RealtimeProtocol("sid", SessionLimits(), now=0.0)
     session.receive_text(json.dumps(START), 0.0)
     assert error_of(session.refuse("quota_exceeded", "Concurrent Quota Exceeded")) == (
         "quota_exceeded",
