@@ -19,10 +19,11 @@ from pathlib import Path
 import anyio
 import speechmatics.batch as sm
 
+from benchmarks import AUDIO
 from speechmatics_modes._bulk import transcribe_many
 from speechmatics_modes.local import Faults, LocalServer, ScriptedEngine
 
-CLIP = Path(__file__).parents[2] / "shared" / "audio" / "synthetic" / "espeak-hello-world.wav"
+CLIP = AUDIO / "synthetic" / "espeak-hello-world.wav"
 
 
 async def _bulk(server: LocalServer, files: list[Path], concurrency: int) -> float:

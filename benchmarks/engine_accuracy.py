@@ -1,4 +1,4 @@
-"""Accuracy and speed of the pocketsphinx engine on the shared clips.
+"""Accuracy and speed of the pocketsphinx engine on the test clips.
 
 Run from the repository root: ``python -m benchmarks.engine_accuracy``. Prints a table and
 writes ``bench-results/engine_accuracy.json``. Three measurements:
@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from benchmarks import AUDIO
 from benchmarks._wer import normalise, word_error_rate, word_errors
 from speechmatics_modes.local._engine import EngineWord
 from speechmatics_modes.local._pocketsphinx import (
@@ -34,9 +35,6 @@ from speechmatics_modes.local._pocketsphinx import (
     recognize_pcm_file,
 )
 
-AUDIO = Path(
-    os.environ.get("SPEECHMATICS_MODES_TEST_AUDIO", Path.cwd().parent / "shared" / "audio")
-)
 RESULTS = Path("bench-results") / "engine_accuracy.json"
 CHUNK_BYTES = 3_200
 LW_SCALES = (1.0, 0.9, 0.8, 0.7, 0.6)

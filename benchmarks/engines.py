@@ -1,4 +1,4 @@
-"""Whisper against pocketsphinx, batch and real-time, on the shared clips.
+"""Whisper against pocketsphinx, batch and real-time, on the test clips.
 
 Run from the repository root: ``python -m benchmarks.engines``. Writes
 ``bench-results/engines.json`` and prints the markdown table kept in ``docs/engines.md``.

@@ -29,11 +29,9 @@ from typing import Any
 
 import anyio
 
+from benchmarks import AUDIO
 from benchmarks._server import server_process
 
-AUDIO = Path(
-    os.environ.get("SPEECHMATICS_MODES_TEST_AUDIO", Path.cwd().parent / "shared" / "audio")
-)
 RESULTS = Path("bench-results") / "facade.json"
 WORK = Path("bench-results") / "work"
 BIG_WAV_MB = int(os.environ.get("BENCH_BIG_WAV_MB", "500"))
@@ -55,7 +53,7 @@ def _big_wav(path: Path, megabytes: int) -> Path:
 
 
 def _speech_minute(path: Path) -> Path:
-    """About a minute of the shared clips, back to back, as one 16 kHz WAV."""
+    """About a minute of the test clips, back to back, as one 16 kHz WAV."""
     if path.exists():
         return path
     pcm = b""

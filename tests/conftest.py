@@ -1,4 +1,4 @@
-"""Fixtures every test shares: hermetic environment, the asyncio backend, the shared audio."""
+"""Fixtures every test shares: hermetic environment, the asyncio backend, the test audio."""
 
 from __future__ import annotations
 
@@ -9,15 +9,16 @@ from pathlib import Path
 
 import pytest
 
-SHARED_AUDIO = Path(
-    os.environ.get("SPEECHMATICS_MODES_TEST_AUDIO", Path(__file__).parents[2] / "shared" / "audio")
-)
-"""Real speech with reference transcripts, kept beside the repo (never copied into it)."""
+TEST_AUDIO = Path(__file__).parent / "data"
+"""Real speech with reference transcripts (credits and licences in data/NOTICE)."""
+
+SYNTHETIC_AUDIO = TEST_AUDIO / "synthetic"
+"""Speech generated with espeak-ng: clean, so exact transcripts can be asserted."""
 
 
 @dataclass(frozen=True)
 class Clip:
-    """One clip of ../shared/audio with its reference transcript."""
+    """One clip of tests/data with its reference transcript."""
 
     path: Path
     duration: float
@@ -39,23 +40,15 @@ def anyio_backend() -> str:
 
 
 def _read_manifest() -> list[Clip]:
-    manifest = SHARED_AUDIO / "manifest.tsv"
-    if not manifest.exists():
-        return []
-    with manifest.open(newline="") as handle:
+    with (TEST_AUDIO / "manifest.tsv").open(newline="") as handle:
         rows = csv.DictReader(handle, delimiter="\t")
         return [
-            Clip(SHARED_AUDIO / row["filename"], float(row["duration_s"]), row["reference"])
+            Clip(TEST_AUDIO / row["filename"], float(row["duration_s"]), row["reference"])
             for row in rows
         ]
 
 
 @pytest.fixture(scope="session")
 def speech_clips() -> list[Clip]:
-    """Every real-speech clip in ../shared/audio; the suite needs them (CI has them too)."""
-    clips = _read_manifest()
-    if not clips:
-        pytest.fail(
-            f"no speech clips found under {SHARED_AUDIO}; set SPEECHMATICS_MODES_TEST_AUDIO"
-        )
-    return clips
+    """Every real-speech clip in tests/data, in manifest order."""
+    return _read_manifest()

@@ -16,11 +16,11 @@ from speechmatics_modes._exceptions import AudioSourceError, ConfigurationError
 from speechmatics_modes._journal import Journal
 from speechmatics_modes._sources import open_upload
 from speechmatics_modes.local import Faults, HttpFailure, LocalServer, ScriptedEngine
-from tests.conftest import SHARED_AUDIO
+from tests.conftest import SYNTHETIC_AUDIO
 
 pytestmark = pytest.mark.anyio
 
-HELLO = SHARED_AUDIO / "synthetic" / "espeak-hello-world.wav"
+HELLO = SYNTHETIC_AUDIO / "espeak-hello-world.wav"
 
 
 @pytest.fixture

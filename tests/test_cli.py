@@ -20,10 +20,10 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 from speechmatics_modes._cli import EXIT_CODES
 from speechmatics_modes.local import Faults, LocalServer, ScriptedEngine
 from tests._virtual_mic import missing_tools, virtual_microphone
-from tests.conftest import SHARED_AUDIO
+from tests.conftest import SYNTHETIC_AUDIO
 
-SYNTHETIC = sorted((SHARED_AUDIO / "synthetic").glob("*.wav"))
-HELLO = SHARED_AUDIO / "synthetic" / "espeak-hello-world.wav"
+SYNTHETIC = sorted(SYNTHETIC_AUDIO.glob("*.wav"))
+HELLO = SYNTHETIC_AUDIO / "espeak-hello-world.wav"
 CLI = [sys.executable, "-m", "speechmatics_modes"]
 RUN_SECONDS = 60
 

@@ -31,9 +31,9 @@ from speechmatics_modes._config import AudioFormat
 from speechmatics_modes._exceptions import AudioSourceError, ConfigurationError
 from speechmatics_modes._microphone import InputDevice, Microphone, list_input_devices
 from tests._virtual_mic import VirtualMicrophone, missing_tools, virtual_microphone
-from tests.conftest import SHARED_AUDIO
+from tests.conftest import TEST_AUDIO
 
-SPEECH = SHARED_AUDIO / "librispeech-1988-24833-0000.wav"
+SPEECH = TEST_AUDIO / "librispeech-1988-24833-0000.wav"
 """3.3 s of LibriSpeech ("the two stray kittens gradually make themselves at home")."""
 
 PA_INPUT_OVERFLOW = 2

@@ -1,6 +1,6 @@
 """The proof on real speech: tens of session switches change (almost) nothing.
 
-A minute of ../shared/audio clips, joined with 1 s pauses, is transcribed three
+A minute of tests/data clips, joined with 1 s pauses, is transcribed three
 times by the local server: once in one session (the reference), once with sessions limited to
 a few seconds (planned handovers), once with the server dropping every connection after a few
 seconds (reconnections with replay). Each run's words must match the reference: none
