@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -24,11 +24,11 @@ from aiohttp import BodyPartReader, web
 
 from speechmatics_modes._models import Transcript
 from speechmatics_modes.local._jobs import Job, JobStore
-from speechmatics_modes.local._results import LANGUAGE_NAMES
+from speechmatics_modes.local._results import LANGUAGE_NAMES, transcript_txt
 from speechmatics_modes.local._schema import BatchJobConfig, ConfigProblem, check
 from speechmatics_modes.local._stats import ServerStats
 
-__all__ = ["BatchApi", "ErrorAnswer", "error_response"]
+__all__ = ["BatchApi", "ErrorAnswer", "error_name", "error_response"]
 
 JSON_V2_CONTENT_TYPE = "application/vnd.speechmatics.v2+json"
 MAX_WAIT_SECONDS = 3600
@@ -37,6 +37,25 @@ MAX_WAIT_SECONDS = 3600
 _CHUNK = 256 * 1024
 _MAX_CONFIG_BYTES = 1024 * 1024
 _FORMATS = ("json-v2", "txt", "srt")
+_ERROR_NAMES = {
+    400: "Bad Request",
+    401: "Permission Denied",
+    403: "Forbidden",
+    404: "Requested product not available",
+    410: "Job Expired",
+    413: "Job rejected",
+    422: "Unprocessable Entity",
+    423: "Resource Locked",
+    501: "Not Implemented",
+}
+"""The ``error`` for a status no handler named; every value is on the API's fixed list (the JS
+batch client refuses any other), so an unknown path is "Requested product not available"."""
+
+
+def error_name(status: int) -> str:
+    """The ``error`` string of the API's fixed list that fits ``status`` best."""
+    default = "Internal Server Error" if status >= 500 else "Bad Request"
+    return _ERROR_NAMES.get(status, default)
 
 
 def error_response(
@@ -66,11 +85,13 @@ class BatchApi:
         stats: ServerStats,
         *,
         max_upload_bytes: int | None,
+        prepare_job: Callable[[Job], Awaitable[None]],
         start_job: Callable[[Job], None],
     ) -> None:
         self._store = store
         self._stats = stats
         self._max_upload_bytes = max_upload_bytes
+        self._prepare_job = prepare_job
         self._start_job = start_job
 
     def add_routes(self, app: web.Application) -> None:
@@ -93,9 +114,15 @@ class BatchApi:
             self._stats.jobs_refused += 1
             return refused.response
         job = Job(job_id, _utcnow(), config, data_name, directory)
+        try:
+            await self._prepare_job(job)
+        except BaseException:  # the client went away mid-conversion: keep nothing
+            shutil.rmtree(directory, ignore_errors=True)
+            raise
         self._store.add(job)
         self._stats.jobs_submitted += 1
-        self._start_job(job)
+        if job.running:
+            self._start_job(job)
         body: dict[str, Any] = {"id": job.id}
         wait = _wait_seconds(request)
         if wait is not None:
@@ -112,20 +139,21 @@ class BatchApi:
         return web.json_response({"job": job.details()})
 
     async def list_jobs(self, request: web.Request) -> web.StreamResponse:
-        """``GET /v2/jobs?limit=&created_before=&include_deleted=``."""
+        """``GET /v2/jobs?limit=&created_before=&created_after=&include_deleted=``."""
         try:
             limit = int(request.query.get("limit", "100"))
-            before = request.query.get("created_before")
-            created_before = (
-                datetime.fromisoformat(before.replace("Z", "+00:00")) if before else None
-            )
+            created_before = _query_time(request, "created_before")
+            created_after = _query_time(request, "created_after")
         except ValueError as exc:
             raise _unprocessable(f"bad list query: {exc}") from exc
         if not 1 <= limit <= 100:
             raise _unprocessable("limit must be between 1 and 100")
         include_deleted = request.query.get("include_deleted", "false").lower() == "true"
         jobs = self._store.listing(
-            limit=limit, created_before=created_before, include_deleted=include_deleted
+            limit=limit,
+            created_before=created_before,
+            created_after=created_after,
+            include_deleted=include_deleted,
         )
         return web.json_response({"jobs": [job.details() for job in jobs]})
 
@@ -169,6 +197,28 @@ class BatchApi:
             raise ErrorAnswer(
                 error_response(400, "Malformed request", "expected multipart/form-data")
             )
+        try:
+            raw_config, data_name = await self._read_parts(request, upload)
+        except ValueError as exc:  # aiohttp's word for a broken multipart body
+            raise ErrorAnswer(
+                error_response(400, "Malformed request", f"the multipart body is malformed: {exc}")
+            ) from exc
+        config = _checked_config(raw_config)
+        fetch = config.get("fetch_data")
+        if data_name is not None and fetch is not None:
+            raise ErrorAnswer(
+                error_response(400, "Malformed request", "give data_file or fetch_data, not both")
+            )
+        if data_name is not None:
+            return config, data_name
+        if fetch is None:
+            raise ErrorAnswer(error_response(400, "Missing data_file"))
+        return config, str(fetch["url"]).rsplit("/", 1)[-1]
+
+    async def _read_parts(
+        self, request: web.Request, upload: Path
+    ) -> tuple[str | None, str | None]:
+        """The ``config`` text and the ``data_file`` name (its bytes go to ``upload``)."""
         reader = await request.multipart()
         raw_config: str | None = None
         data_name: str | None = None
@@ -182,17 +232,7 @@ class BatchApi:
                 await self._store_upload(part, upload, request)
             else:
                 await part.release()
-        config = _checked_config(raw_config)
-        fetch = config.get("fetch_data")
-        if data_name is not None and fetch is not None:
-            raise ErrorAnswer(
-                error_response(400, "Malformed request", "give data_file or fetch_data, not both")
-            )
-        if data_name is not None:
-            return config, data_name
-        if fetch is None:
-            raise ErrorAnswer(error_response(400, "Missing data_file"))
-        return config, str(fetch["url"]).rsplit("/", 1)[-1]
+        return raw_config, data_name
 
     async def _read_config_part(self, part: BodyPartReader) -> str:
         data = bytearray()
@@ -228,13 +268,13 @@ def _checked_config(raw: str | None) -> dict[str, Any]:
     try:
         config = json.loads(raw)
         check(BatchJobConfig, config)
-    except json.JSONDecodeError as exc:
-        raise ErrorAnswer(
-            error_response(400, "Job rejected", f"Job config JSON is invalid: {exc}")
-        ) from exc
     except ConfigProblem as exc:
         raise ErrorAnswer(
             error_response(400, "Job rejected", f"Job config is invalid: {exc}")
+        ) from exc
+    except (ValueError, RecursionError) as exc:  # bad JSON, a 5000-digit number, deep nesting
+        raise ErrorAnswer(
+            error_response(400, "Job rejected", f"Job config JSON is invalid: {_json_problem(exc)}")
         ) from exc
     transcription = config.get("transcription_config")
     if config["type"] == "transcription" and transcription is None:
@@ -251,11 +291,17 @@ def _checked_config(raw: str | None) -> dict[str, Any]:
     return dict(config)
 
 
+def _json_problem(exc: ValueError | RecursionError) -> str:
+    if isinstance(exc, RecursionError):
+        return "it is nested too deeply"
+    return str(exc)
+
+
 def _render(job: Job, output_format: str) -> str:
     assert job.transcript is not None
-    transcript = Transcript.from_batch_json(job.transcript)
     if output_format == "txt":
-        return transcript.to_text()
+        return transcript_txt(job.transcript["results"])
+    transcript = Transcript.from_batch_json(job.transcript)
     overrides = (job.config.get("output_config") or {}).get("srt_overrides") or {}
     return transcript.to_srt(**overrides)
 
@@ -289,9 +335,20 @@ async def _drain(request: web.Request) -> None:
         pass
 
 
+def _query_time(request: web.Request, name: str) -> datetime | None:
+    """An ISO 8601 time from the query (``Z`` or an offset; naive times are UTC)."""
+    raw = request.query.get(name)
+    if raw is None:
+        return None
+    moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
+
+
 def _unprocessable(detail: str) -> ErrorAnswer:
     return ErrorAnswer(error_response(422, "Unprocessable Entity", detail))
 
 
 def _utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    """Now, to the millisecond the API shows, so ``created_after=<a job's created_at>`` is exact."""
+    now = datetime.now(timezone.utc)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)

@@ -30,7 +30,7 @@ from speechmatics_modes.local._results import (
     language_pack_info,
 )
 
-__all__ = ["Job", "JobStatus", "JobStore", "process_job", "timestamp"]
+__all__ = ["Job", "JobStatus", "JobStore", "prepare_job", "process_job", "timestamp"]
 
 JobStatus = Literal["running", "done", "rejected", "deleted"]
 """The statuses the batch SDK understands (``expired`` jobs are answered with 410 instead)."""
@@ -68,6 +68,11 @@ class Job:
     def upload_path(self) -> Path:
         """Where the submitted (or fetched) audio is written."""
         return self.directory / "upload"
+
+    @property
+    def pcm_path(self) -> Path:
+        """Where the upload converted to engine PCM is written."""
+        return self.directory / "engine.pcm"
 
     @property
     def running(self) -> bool:
@@ -138,7 +143,12 @@ class JobStore:
         return _now() - job.created_at > self._retention
 
     def listing(
-        self, *, limit: int, created_before: datetime | None, include_deleted: bool
+        self,
+        *,
+        limit: int,
+        created_before: datetime | None,
+        created_after: datetime | None,
+        include_deleted: bool,
     ) -> Iterator[Job]:
         """Jobs newest first, as ``GET /v2/jobs`` returns them."""
         jobs = sorted(self._jobs.values(), key=lambda job: job.created_at, reverse=True)
@@ -148,6 +158,7 @@ class JobStore:
             if not self.expired(job)
             and (include_deleted or job.status != "deleted")
             and (created_before is None or job.created_at < created_before)
+            and (created_after is None or job.created_at > created_after)
         )
         for count, job in enumerate(shown):
             if count >= limit:
@@ -155,58 +166,74 @@ class JobStore:
             yield job
 
 
-async def process_job(
-    job: Job,
-    engine: Engine,
-    *,
-    http: aiohttp.ClientSession,
-    extra_seconds: float,
-    realtime_factor: float,
-) -> None:
-    """Fetch (if asked), convert, recognise; leaves the job ``done`` or ``rejected``.
+async def prepare_job(job: Job, *, http: aiohttp.ClientSession) -> None:
+    """Fetch (if asked) and convert the audio, so the job knows its duration.
+
+    The submit is answered only after this: clients read ``job.duration`` from the first
+    status they get (the legacy SDK's ``wait_for_completion`` does, and fails without it).
+    A job whose audio cannot be fetched or decoded is left ``rejected``, as the service
+    rejects it after accepting the submit.
 
     Args:
         job: A running job whose upload is on disk, or whose config has ``fetch_data``.
-        engine: Recognises the converted audio.
         http: Client session used to fetch ``fetch_data`` URLs.
+    """
+    with job.cancel_scope:
+        try:
+            await _prepare(job, http)
+        except Exception as exc:  # the server must outlive a failing disk or decoder
+            logger.exception("local batch job %s failed", job.id)
+            if job.running:
+                job.reject(f"Job error: {type(exc).__name__}")
+
+
+async def process_job(
+    job: Job, engine: Engine, *, extra_seconds: float, realtime_factor: float
+) -> None:
+    """Recognise a prepared job's audio; leaves the job ``done`` or ``rejected``.
+
+    Args:
+        job: A running job that :func:`prepare_job` converted.
+        engine: Recognises the converted audio.
         extra_seconds: Seconds the job stays running in addition (fault injection).
         realtime_factor: The job stays running at least ``duration * realtime_factor`` seconds,
             so clients see a realistic ``running`` phase.
     """
     with job.cancel_scope:
         try:
-            await _process(job, engine, http, extra_seconds, realtime_factor)
-        except Exception as exc:  # the server must outlive a failing engine or disk
+            await _recognise(job, engine, extra_seconds, realtime_factor)
+        except Exception as exc:  # the server must outlive a failing engine
             logger.exception("local batch job %s failed", job.id)
             if job.running:
                 job.reject(f"Job error: {type(exc).__name__}")
 
 
-async def _process(
-    job: Job,
-    engine: Engine,
-    http: aiohttp.ClientSession,
-    extra_seconds: float,
-    realtime_factor: float,
-) -> None:
-    clock = anyio.current_time()
+async def _prepare(job: Job, http: aiohttp.ClientSession) -> None:
     fetch = job.config.get("fetch_data")
     if fetch is not None:
         error = await _fetch(fetch, job.upload_path, http)
         if error is not None:
             job.reject(error)
             return
-    pcm_path = job.directory / "engine.pcm"
     try:
-        info = await anyio.to_thread.run_sync(convert_file_to_engine_pcm, job.upload_path, pcm_path)
+        info = await anyio.to_thread.run_sync(
+            convert_file_to_engine_pcm, job.upload_path, job.pcm_path
+        )
     except AudioDecodeError as exc:
         job.reject(f"Job rejected due to invalid audio: {exc}")
         return
     job.duration = info.duration
-    words = await engine.recognize_file(pcm_path)
+
+
+async def _recognise(
+    job: Job, engine: Engine, extra_seconds: float, realtime_factor: float
+) -> None:
+    clock = anyio.current_time()
+    duration = job.duration or 0.0
+    words = await engine.recognize_file(job.pcm_path)
     labels = labels_for(job.config.get("transcription_config") or {"language": "en"})
     transcript = _json_v2(job, batch_results(words, labels))
-    ready_at = clock + info.duration * realtime_factor + extra_seconds
+    ready_at = clock + duration * realtime_factor + extra_seconds
     await anyio.sleep(max(0.0, ready_at - anyio.current_time()))
     job.complete(transcript)
 

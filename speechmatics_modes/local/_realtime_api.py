@@ -40,6 +40,8 @@ __all__ = ["RealtimeApi"]
 logger = logging.getLogger(__name__)
 
 _QUOTA_REASON = "Concurrent Quota Exceeded"
+_LANGUAGE_PATH = r"[a-z]{2,3}(?:[_-][a-z]{2,4})*"
+"""Language codes as the service spells them in paths: ``en``, ``cmn``, ``cmn_en``, ``en-us``."""
 _ENDED_TYPES = frozenset({WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR})
 
 
@@ -64,8 +66,12 @@ class RealtimeApi:
         self._sockets: set[web.WebSocketResponse] = set()
 
     def add_routes(self, app: web.Application) -> None:
-        """``/v2``, ``/v2/`` and ``/v2/<language>``; query parameters are ignored."""
-        for path in ("/v2", "/v2/", "/v2/{language}"):
+        """``/v2``, ``/v2/`` and ``/v2/<language>``; query parameters are ignored.
+
+        Only a path that looks like a language is taken as one (the legacy SDK appends it):
+        ``/v2/agent`` is another product's protocol and answers 404.
+        """
+        for path in ("/v2", "/v2/", f"/v2/{{language:{_LANGUAGE_PATH}}}"):
             app.router.add_get(path, self.handle)
 
     async def close_all(self) -> None:

@@ -31,6 +31,7 @@ __all__ = [
     "language_pack_info",
     "transcript_message",
     "transcript_text",
+    "transcript_txt",
 ]
 
 JSON_FORMAT_VERSION = "2.9"
@@ -166,6 +167,35 @@ def transcript_text(results: Iterable[Mapping[str, Any]]) -> str:
         joined = result.get("attaches_to") in {"previous", "both"} or not text
         text += content if joined else f" {content}"
     return text
+
+
+def transcript_txt(results: Sequence[Mapping[str, Any]]) -> str:
+    """The batch ``txt`` format: turns of a known speaker or channel under a label line.
+
+    This is the service's form (a line ``SPEAKER: S1``, then the turn's text; turns apart by a
+    blank line);
+    words of an unknown speaker (``UU``) on no channel are plain text.
+    """
+    turns: list[tuple[tuple[str, ...], list[Mapping[str, Any]]]] = []
+    for result in results:
+        label = _turn_label(result)
+        if turns and (result["type"] == "punctuation" or turns[-1][0] == label):
+            turns[-1][1].append(result)
+        else:
+            turns.append((label, [result]))
+    return "\n\n".join(
+        "".join(f"{line}\n" for line in label) + transcript_text(words) for label, words in turns
+    )
+
+
+def _turn_label(result: Mapping[str, Any]) -> tuple[str, ...]:
+    label = []
+    if "channel" in result:
+        label.append(f"CHANNEL: {result['channel']}")
+    speaker = result["alternatives"][0].get("speaker")
+    if speaker not in {None, "UU"}:
+        label.append(f"SPEAKER: {speaker}")
+    return tuple(label)
 
 
 def _result(

@@ -269,6 +269,10 @@ class RealtimeProtocol:
             message = json.loads(text)
         except json.JSONDecodeError as exc:
             return self._error("invalid_message", f"message is not valid JSON: {exc.msg}")
+        except RecursionError:
+            return self._error("invalid_message", "message is not valid JSON: nested too deeply")
+        except ValueError as exc:  # a number too long to convert
+            return self._error("invalid_message", f"message is not valid JSON: {exc}")
         if not isinstance(message, dict) or not isinstance(message.get("message"), str):
             return self._error("invalid_message", "expected a JSON object with a 'message' field")
         return self._dispatch(message, now)

@@ -30,10 +30,10 @@ from pydantic import SecretStr
 
 from speechmatics_modes._exceptions import ConfigurationError
 from speechmatics_modes._settings import Settings
-from speechmatics_modes.local._batch_api import BatchApi, ErrorAnswer, error_response
+from speechmatics_modes.local._batch_api import BatchApi, ErrorAnswer, error_name, error_response
 from speechmatics_modes.local._engine import Engine, stream_capacity
 from speechmatics_modes.local._faults import Faults, FaultState
-from speechmatics_modes.local._jobs import Job, JobStore, process_job
+from speechmatics_modes.local._jobs import Job, JobStore, prepare_job, process_job
 from speechmatics_modes.local._realtime_api import RealtimeApi
 from speechmatics_modes.local._rt_protocol import SessionLimits
 from speechmatics_modes.local._stats import ServerStats
@@ -212,7 +212,11 @@ class LocalServer:
         assert self._running_engine is not None
         store = JobStore(workdir, self._retention)
         batch = BatchApi(
-            store, self.stats, max_upload_bytes=self._max_upload_bytes, start_job=self._start_job
+            store,
+            self.stats,
+            max_upload_bytes=self._max_upload_bytes,
+            prepare_job=self._prepare_job,
+            start_job=self._start_job,
         )
         realtime = RealtimeApi(
             self._running_engine,
@@ -243,19 +247,19 @@ class LocalServer:
         self._port = int(server.sockets[0].getsockname()[1])  # type: ignore[attr-defined]
         return realtime
 
+    async def _prepare_job(self, job: Job) -> None:
+        assert self._http is not None
+        await prepare_job(job, http=self._http)
+
     def _start_job(self, job: Job) -> None:
         assert self._jobs_group is not None
-        assert self._running_engine is not None
-        assert self._http is not None
         self._jobs_group.start_soon(self._run_job, job)
 
     async def _run_job(self, job: Job) -> None:
         assert self._running_engine is not None
-        assert self._http is not None
         await process_job(
             job,
             self._running_engine,
-            http=self._http,
             extra_seconds=self.faults.job_seconds,
             realtime_factor=self._realtime_factor,
         )
@@ -273,6 +277,8 @@ class LocalServer:
                 {} if failure.retry_after is None else {"Retry-After": str(failure.retry_after)}
             )
             return error_response(failure.status, _reason(failure.status), headers=headers)
+        if not _readable_headers(request):
+            return error_response(400, "Malformed request", "a header is not valid UTF-8")
         if not self._authorised(request):
             self.stats.unauthorised += 1
             return error_response(401, "Permission Denied", "missing or invalid API key")
@@ -280,6 +286,13 @@ class LocalServer:
             return await handler(request)
         except ErrorAnswer as answer:
             return answer.response
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            return _error_from(exc, request)
+        except Exception:  # every answer is JSON, even the server's own failure
+            logger.exception("local server failed on %s %s", request.method, request.path)
+            return error_response(500, "Internal Server Error", "the local server failed")
 
     def _authorised(self, request: web.Request) -> bool:
         if self._api_key is None:
@@ -350,6 +363,29 @@ def _engine_named(name: str | None) -> Engine:
     return PocketsphinxEngine()
 
 
+def _readable_headers(request: web.Request) -> bool:
+    """Whether every header decoded as UTF-8 (aiohttp keeps other bytes as surrogates)."""
+    try:
+        for value in request.headers.values():
+            value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _error_from(exc: web.HTTPException, request: web.Request) -> web.Response:
+    """Answers aiohttp makes itself (no route, wrong method, no upgrade) in the API's shape."""
+    if exc.status == 404:
+        detail = f"no endpoint at {request.path}"
+    elif exc.status == 405:
+        detail = f"{request.method} is not allowed on {request.path}"
+    else:
+        detail = exc.text or exc.reason
+    allow = exc.headers.get("Allow")
+    headers = {"Allow": allow} if allow is not None else None
+    return error_response(exc.status, error_name(exc.status), detail, headers=headers)
+
+
 def _is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -360,9 +396,4 @@ def _is_loopback(host: str) -> bool:
 
 
 def _reason(status: int) -> str:
-    reasons = {
-        429: "Max concurrent running jobs exceeded",
-        500: "Internal Server Error",
-        501: "Not Implemented",
-    }
-    return reasons.get(status, "Internal Server Error" if status >= 500 else "Bad Request")
+    return "Max concurrent running jobs exceeded" if status == 429 else error_name(status)

@@ -125,6 +125,17 @@ async def test_config_is_echoed_exactly(server: LocalServer) -> None:
     assert json.loads(info)["job"]["config"] == config
 
 
+async def test_txt_with_speakers_is_in_the_protocols_form(
+    server: LocalServer, write: Writer
+) -> None:
+    diarized = TranscriptionConfig(language="en", diarization="speaker")
+    async with AsyncClient(api_key="any", url=server.batch_url) as client:
+        text = await client.transcribe(
+            write(wav_bytes(4)), transcription_config=diarized, format_type=FormatType.TXT, wait=10
+        )
+    assert text == "SPEAKER: S1\nHello world. How are you."
+
+
 async def test_sdk_transcribe_with_wait_embeds_text(server: LocalServer, write: Writer) -> None:
     async with AsyncClient(api_key="any", url=server.batch_url) as client:
         text = await client.transcribe(
@@ -235,6 +246,11 @@ async def test_list_limit_and_bad_limit(server: LocalServer) -> None:
         )
     status, body, _ = await get(server, "/jobs?limit=2")
     assert (status, len(json.loads(body)["jobs"])) == (200, 2)
+    newest = json.loads(body)["jobs"][0]["created_at"]
+    status, body, _ = await get(server, f"/jobs?created_after={newest}")
+    assert (status, json.loads(body)["jobs"]) == (200, [])
+    status, body, _ = await get(server, "/jobs?created_after=2020-01-01T00:00:00Z")
+    assert len(json.loads(body)["jobs"]) == 3
     status, body, _ = await get(server, "/jobs?limit=abc")
     assert (status, json.loads(body)["code"]) == (422, 422)
     status, body, _ = await get(server, "/jobs/nosuchjob")
@@ -297,8 +313,19 @@ async def audio_host(tmp_path: Path) -> AsyncIterator[str]:
             return web.Response(status=403)
         return web.Response(body=audio, content_type="audio/wav")
 
+    async def serve_slowly(request: web.Request) -> web.StreamResponse:
+        """Half the file, a pause, the rest: a fetch that is still going on for a while."""
+        response = web.StreamResponse(headers={"Content-Type": "audio/wav"})
+        await response.prepare(request)
+        await response.write(audio[: len(audio) // 2])
+        await anyio.sleep(0.5)
+        await response.write(audio[len(audio) // 2 :])
+        await response.write_eof()
+        return response
+
     app = web.Application()
     app.router.add_get("/speech.wav", serve)
+    app.router.add_get("/slow.wav", serve_slowly)
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -328,6 +355,27 @@ async def test_fetch_data_from_another_local_server(server: LocalServer, audio_h
     assert body["status"] == "rejected"
     _, info, _ = await get(server, f"/jobs/{body['id']}")
     assert json.loads(info)["job"]["errors"][0]["message"] == "Audio fetch error, http status 404"
+
+
+async def test_duration_is_known_from_the_first_status(
+    server: LocalServer, audio_host: str, write: Writer
+) -> None:
+    """The legacy SDK reads job.duration from the first status after submit (KeyError without)."""
+    config = {
+        "type": "transcription",
+        "transcription_config": {"language": "en"},
+        "fetch_data": {"url": f"{audio_host}/slow.wav"},
+    }
+    server.faults = Faults(job_seconds=30)
+    _, body = await post_job(server, form(config))
+    _, info, _ = await get(server, f"/jobs/{body['id']}")
+    assert json.loads(info)["job"]["status"] == "running"
+    assert json.loads(info)["job"]["duration"] == 4
+    async with AsyncClient(api_key="any", url=server.batch_url) as client:
+        job = await client.submit_job(write(wav_bytes(3)), transcription_config=EN)
+        assert (await client.get_job_info(job.id)).duration == 3
+        await client.delete_job(job.id, force=True)
+        await client.delete_job(body["id"], force=True)
 
 
 async def test_upload_over_the_limit_is_413(no_leaks: None) -> None:

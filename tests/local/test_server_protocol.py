@@ -65,7 +65,10 @@ def test_recognition_started_names_session_and_language() -> None:
         ('["StartRecognition"]', ("invalid_message", 1003)),
         ('{"message": "Bogus"}', ("protocol_error", 1003)),
         ('{"message": "EndOfStream", "last_seq_no": 0}', ("protocol_error", 1003)),
+        ("[" * 100_000 + "]" * 100_000, ("invalid_message", 1003)),
+        ('{"message": "StartRecognition", "n": ' + "9" * 5000 + "}", ("invalid_message", 1003)),
     ],
+    ids=["not-json", "not-object", "unknown", "eos-first", "deep", "long-number"],
 )
 def test_bad_first_messages_end_the_session(text: str, expected: tuple[str, int]) -> None:
     session = RealtimeProtocol("sid", SessionLimits(), now=0.0)
