@@ -49,6 +49,7 @@ __all__ = [
     "Translation",
     "VocabEntry",
     "WordReplacement",
+    "fields_missing_in",
 ]
 
 Model = Literal["standard", "enhanced", "melia-1", "oak-1"]
@@ -356,6 +357,18 @@ _MODE_ONLY_VALUES: dict[str, tuple[str, tuple[Any, ...] | None]] = {
     "model": ("realtime", ("standard", "enhanced", "melia-1")),
 }
 """Fields (or some of their values) that exist in only one mode; checked by ``check_mode``."""
+
+
+def fields_missing_in(mode: Literal["batch", "realtime"]) -> frozenset[str]:
+    """The fields that ``mode`` lacks whatever their value (not those it lacks some values of).
+
+    The command line offers no flag for these on a command that runs only in ``mode``.
+    """
+    return frozenset(
+        name
+        for name, (lacking, allowed) in _MODE_ONLY_VALUES.items()
+        if lacking == mode and allowed is None
+    )
 
 
 def _wrong_mode_message(name: str, value: Any, mode: str) -> str:

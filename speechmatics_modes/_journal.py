@@ -99,6 +99,16 @@ class Journal:
         )
         return updated
 
+    def reopen(self, path: Path) -> None:
+        """Make a ``done`` input due again, keeping its job id.
+
+        The next run then fetches its transcript from that job again (no second upload), or
+        transcribes it afresh if the service no longer has the job.
+        """
+        entry = self.entry(path)
+        if entry.state == "done":
+            self.record(entry, "submitted", job_id=entry.job_id)
+
     def entries(self) -> list[Entry]:
         """Every row, in path order."""
         rows = self._db.execute(

@@ -29,7 +29,8 @@ SampleEncoding = Literal["int", "float", "mulaw"]
 NOT_AUDIO = "data that is not audio in any format we recognise"
 """What :func:`identify_non_wav` calls bytes with no known header (raw PCM looks like this)."""
 
-SUPPORTED_DESCRIPTION = "only WAV (integer PCM, IEEE float or mu-law) can be decoded here"
+SUPPORTED_DESCRIPTION = "WAV (integer PCM, IEEE float or mu-law) always works"
+"""Said after every refusal to decode: MP3, FLAC and others decode on the server only with PyAV."""
 
 _FORMAT_PCM = 0x0001
 _FORMAT_FLOAT = 0x0003

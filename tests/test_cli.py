@@ -277,10 +277,83 @@ def test_without_a_key_it_says_so_and_uses_the_embedded_server() -> None:
     assert "hello" in done.stdout.lower()
 
 
-def test_every_exit_status_is_documented() -> None:
+def test_every_exit_status_is_documented_as_help_describes_it() -> None:
     doc = (Path(__file__).parents[1] / "docs" / "cli.md").read_text()
-    documented = {int(code) for code in re.findall(r"^\| (\d+) \|", doc, flags=re.MULTILINE)}
-    assert documented == set(EXIT_CODES)
+    rows = re.findall(r"^\| (\d+) \| (.*) \|$", doc, flags=re.MULTILINE)
+    documented = {int(code): meaning for code, meaning in rows}
+    assert set(documented) == set(EXIT_CODES)
+    for code, meaning in EXIT_CODES.items():
+        assert documented[code] == meaning[0].upper() + meaning[1:] + ".", code
+
+
+def test_a_file_that_is_not_audio_is_a_rejected_job_exit_1_as_documented(
+    local: Served, tmp_path: Path
+) -> None:
+    notes = tmp_path / "notes.wav"
+    notes.write_text("these are meeting notes, not a recording\n" * 20)
+    done = run(["transcribe", str(notes)], local.env())
+    assert done.returncode == 1
+    line = one_error_line(done.stderr)
+    assert "not audio" in line
+    assert "WAV (integer PCM, IEEE float or mu-law) always works" in line
+    assert "can be decoded here" not in line  # MP3, FLAC... decode too, with PyAV
+    assert "rejected job (e.g. not audio)" in EXIT_CODES[1]
+
+
+def test_another_format_into_the_same_out_writes_it_from_the_same_job(
+    local: Served, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    first = run(["transcribe", str(HELLO), "--out", str(out)], local.env())
+    assert first.returncode == 0, first.stderr
+    again = run(["transcribe", str(HELLO), "--out", str(out), "--format", "srt"], local.env())
+    assert again.returncode == 0, again.stderr
+    assert "Hello world." in (out / "espeak-hello-world.srt").read_text()
+    assert local.server.stats.jobs_submitted == 1  # the journal's job, re-attached to
+    (out / "espeak-hello-world.txt").unlink()
+    deleted = run(["transcribe", str(HELLO), "--out", str(out)], local.env())
+    assert deleted.returncode == 0, deleted.stderr
+    assert (out / "espeak-hello-world.txt").read_text() == "Hello world.\n"
+    same = run(["transcribe", str(HELLO), "--out", str(out)], local.env())
+    assert "(done in an earlier run)" in same.stderr
+    assert local.server.stats.jobs_submitted == 1
+
+
+def test_jobs_without_a_key_says_an_embedded_server_has_none(local: Served) -> None:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("SPEECHMATICS_")}
+    for args in (["jobs", "list"], ["jobs", "show", "some-id"]):
+        done = run(args, clean)
+        assert done.returncode == 2
+        assert "SPEECHMATICS_API_KEY" in one_error_line(done.stderr)
+        assert done.stdout == ""
+    local_backend = run(["jobs", "list"], {**local.env(), "SPEECHMATICS_MODES_BACKEND": "local"})
+    assert local_backend.returncode == 2
+    assert "would have none" in one_error_line(local_backend.stderr)
+
+
+def test_listen_without_pyaudio_says_so_in_one_line_with_exit_status_3(
+    local: Served, tmp_path: Path
+) -> None:
+    (tmp_path / "pyaudio.py").write_text("raise ImportError('No module named pyaudio')\n")
+    env = {**local.env(), "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])}
+    done = run(["listen"], env)
+    assert done.returncode == 3
+    assert "needs the PyAudio package" in one_error_line(done.stderr)
+    assert len(done.stderr.splitlines()) == 1
+    assert local.server.stats.sessions_started == 0
+
+
+def test_listen_offers_every_option_the_realtime_api_has(local: Served) -> None:
+    shown = run(["listen", "--help"], {**local.env(), "COLUMNS": "500"})
+    assert "--model {standard,enhanced,melia-1,oak-1}" in shown.stdout
+    assert "--max-delay" in shown.stdout
+    assert "--enable-partials" not in shown.stdout  # listen always asks for partials
+    refused = run(["listen", "--model", "oak-1"], local.env())
+    assert refused.returncode == 2
+    assert "model='oak-1' is not available in real-time" in one_error_line(refused.stderr)
+    batch = run(["transcribe", "--help"], {**local.env(), "COLUMNS": "500"})
+    assert "--model" in batch.stdout
+    assert "--max-delay" not in batch.stdout
 
 
 def test_every_transcription_option_help_is_its_field_description(local: Served) -> None:
