@@ -35,7 +35,7 @@ from ._realtime import RealtimeSession
 from ._resilient import ResilientSession
 from ._rollover import RolloverPolicy, StreamMetrics
 from ._settings import Settings
-from ._sources import natural_mode, never_ends, open_live_audio, open_upload
+from ._sources import Source, classify, open_live_audio, open_upload
 
 __all__ = ["AudioSource", "TranscriptStream", "stream", "transcribe", "transcribe_sync"]
 
@@ -97,7 +97,8 @@ async def transcribe(
         ServerError, SessionLimitError, TransportError: the service or the connection failed.
         TranscriptionTimeout: ``timeout`` passed; ``partial_transcript`` holds what was done.
     """
-    chosen = _choose_mode(source, mode)
+    audio = classify(source)
+    chosen = _choose_mode(audio, mode)
     transcription = _validated(options, TranscriptionOptions, "options")
     transcription.check_mode("batch" if chosen is Mode.BATCH else "realtime")
     _check_timeout(timeout)
@@ -108,7 +109,7 @@ async def transcribe(
                 "transcribed in real time: remove them, or use mode='batch'"
             )
         async with TranscriptStream(
-            source,
+            audio,
             options=transcription,
             audio_format=audio_format,
             settings=settings,
@@ -127,7 +128,7 @@ async def transcribe(
     job = _validated(batch_options, BatchOptions, "batch_options")
     try:
         with anyio.fail_after(timeout):
-            async with endpoint(settings) as resolved, open_upload(source, audio_format) as upload:
+            async with endpoint(settings) as resolved, open_upload(audio, audio_format) as upload:
                 return await run_batch_job(
                     upload, options=transcription, batch_options=job, settings=resolved
                 )
@@ -175,7 +176,7 @@ def stream(
     transcription = _validated(options, TranscriptionOptions, "options")
     transcription.check_mode("realtime")
     return TranscriptStream(
-        source,
+        classify(source),
         options=transcription,
         audio_format=audio_format,
         settings=settings,
@@ -194,7 +195,7 @@ class TranscriptStream:
 
     def __init__(
         self,
-        source: AudioSource,
+        source: Source,
         *,
         options: TranscriptionOptions,
         audio_format: AudioFormat | None,
@@ -203,7 +204,6 @@ class TranscriptStream:
         pace: float | None,
         rollover: RolloverPolicy | None = None,
     ) -> None:
-        natural_mode(source)  # unsupported kinds fail here, with the list of accepted ones
         _check_timeout(timeout)
         self._source = source
         self._options = options
@@ -248,7 +248,7 @@ class TranscriptStream:
             audio_format=audio_format,
             events=send,
             policy=self._rollover,
-            live=natural_mode(self._source) is Mode.REALTIME,
+            live=self._source.natural_mode is Mode.REALTIME,
         )
 
     async def __aexit__(
@@ -319,21 +319,24 @@ def transcribe_sync(source: AudioSource, mode: ModeName = "auto", **kwargs: Any)
     )
 
 
-def _choose_mode(source: object, mode: ModeName) -> Mode:
+def _choose_mode(source: Source, mode: ModeName) -> Mode:
     try:
         requested = Mode(mode)
     except ValueError:
         raise ConfigurationError(
             f"mode must be 'auto', 'batch' or 'realtime', got {mode!r}"
         ) from None
-    chosen = natural_mode(source) if requested is Mode.AUTO else requested
-    if chosen is Mode.BATCH and never_ends(source):
+    chosen = source.natural_mode if requested is Mode.AUTO else requested
+    if chosen is Mode.BATCH and source.never_ends:
         raise AudioSourceError(
             "a Microphone never finishes, so it cannot be uploaded as a batch job: "
             "use mode='realtime' (or 'auto')"
         )
     logger.debug(
-        "mode=%s: transcribing %s in %s mode", requested.value, type(source).__name__, chosen.value
+        "mode=%s: transcribing %s in %s mode",
+        requested.value,
+        type(source.value).__name__,
+        chosen.value,
     )
     return chosen
 

@@ -25,7 +25,7 @@ from ._exceptions import ConfigurationError, JobFailedError, ServerError, Speech
 from ._journal import Entry, Journal, State
 from ._models import Transcript
 from ._settings import Settings
-from ._sources import open_upload
+from ._sources import Source, open_upload
 
 __all__ = ["BulkResult", "StatusCallback", "transcribe_many"]
 
@@ -187,7 +187,7 @@ class _Pool:
                         raise
             self._status(path, "uploading")
             self._record(entry, "submitting")
-            async with open_upload(path, None) as upload:
+            async with open_upload(Source("path", path), None) as upload:
                 job_id = await self._client.submit(
                     upload, options=self._options, batch_options=self._tagged(entry)
                 )

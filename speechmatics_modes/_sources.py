@@ -4,6 +4,9 @@ Finished audio (a path, URL, ``bytes``, a binary file object) suits batch; audio
 over time (an iterable or async iterable of chunks, a microphone) suits real-time. Either can be
 forced into the other mode: a file is streamed to the real-time API as raw PCM read from its WAV
 header, and a stream is spooled to a temporary WAV file for a batch upload.
+
+What the caller handed over is classified once, by :func:`classify`, into a :class:`Source`;
+everything after (mode choice, opening, naming) reads its ``kind`` instead of asking again.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterab
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, BinaryIO
+from typing import IO, Any, BinaryIO, Literal
 
 import anyio
 
@@ -31,10 +34,11 @@ from ._wav import NOT_AUDIO, AudioDecodeError, SampleFormat, identify_non_wav, p
 __all__ = [
     "ACCEPTED_SOURCES",
     "LiveAudio",
+    "Source",
+    "SourceKind",
     "Upload",
     "audio_chunks",
-    "natural_mode",
-    "never_ends",
+    "classify",
     "open_live_audio",
     "open_upload",
 ]
@@ -50,22 +54,62 @@ _HEADER_PROBE_BYTES = 64 * 1024
 _SPOOL_BLOCK = 1024 * 1024
 
 
-def natural_mode(source: object) -> Mode:
-    """The mode ``mode="auto"`` picks for ``source``: batch if finished, real-time if live.
+SourceKind = Literal["url", "path", "bytes", "file", "chunks", "microphone"]
+"""What a source is: the one question every later step would otherwise ask again."""
+
+_FINISHED: frozenset[SourceKind] = frozenset({"url", "path", "bytes", "file"})
+
+
+@dataclass(frozen=True)
+class Source:
+    """The caller's audio, classified once: what kind it is, and the object itself."""
+
+    kind: SourceKind
+    value: Any
+
+    @property
+    def natural_mode(self) -> Mode:
+        """The mode ``mode="auto"`` picks: batch for finished audio, real-time for live audio."""
+        return Mode.BATCH if self.kind in _FINISHED else Mode.REALTIME
+
+    @property
+    def never_ends(self) -> bool:
+        """A live device: it can be streamed, never uploaded as a finished file."""
+        return self.kind == "microphone"
+
+    @property
+    def name(self) -> str:
+        """How messages call this audio, and the file name a batch job records."""
+        if self.kind == "path":
+            return str(self.value)
+        if self.kind == "file":
+            return _file_name(self.value)
+        return "the audio bytes"
+
+
+def classify(source: object) -> Source:
+    """Say what kind of audio ``source`` is, once, for every later step to read.
 
     Raises:
-        AudioSourceError: ``source`` is none of the accepted kinds; the message lists them.
+        AudioSourceError: ``source`` is none of the accepted kinds (the message lists them),
+            or a file object open in text mode.
     """
-    if isinstance(source, (str, os.PathLike, bytes, bytearray, memoryview)):
-        return Mode.BATCH
+    if isinstance(source, str) and source.lower().startswith(("http://", "https://")):
+        return Source("url", source)  # fetched by the service, never downloaded by us
+    if isinstance(source, (str, os.PathLike)):
+        return Source("path", source)
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return Source("bytes", source)
     if isinstance(source, io.TextIOBase):
         raise AudioSourceError(
             f"{_describe(source)} is open in text mode: open audio files with mode 'rb'"
         )
     if callable(getattr(source, "read", None)):
-        return Mode.BATCH
+        return Source("file", source)
+    if isinstance(source, Microphone):
+        return Source("microphone", source)
     if isinstance(source, (AsyncIterable, Iterable)):
-        return Mode.REALTIME
+        return Source("chunks", source)
     raise AudioSourceError(f"cannot transcribe {_describe(source)}: expected {ACCEPTED_SOURCES}")
 
 
@@ -73,11 +117,6 @@ def _describe(source: object) -> str:
     name = getattr(source, "name", None)
     kind = type(source).__name__
     return f"{kind} {name!r}" if isinstance(name, str) else f"a {kind}"
-
-
-def is_url(source: object) -> bool:
-    """``http(s)://`` strings are fetched by the service, never downloaded by us."""
-    return isinstance(source, str) and source.lower().startswith(("http://", "https://"))
 
 
 @dataclass(frozen=True)
@@ -93,29 +132,25 @@ class Upload:
 
 
 @asynccontextmanager
-async def open_upload(source: Any, audio_format: AudioFormat | None) -> AsyncIterator[Upload]:
+async def open_upload(source: Source, audio_format: AudioFormat | None) -> AsyncIterator[Upload]:
     """Open ``source`` for a batch upload; files we opened are closed and spools deleted on exit.
 
     Raises:
         AudioSourceError: missing file, a directory, empty audio, or a live-only source.
     """
-    if is_url(source):
-        yield Upload(filename=source.rsplit("/", 1)[-1] or "audio", url=source)
-    elif isinstance(source, (str, os.PathLike)):
-        path = _checked_path(Path(source))
-        with path.open("rb") as file:
-            async with _upload_of(file, audio_format, path.name) as upload:
+    value = source.value
+    if source.kind == "url":
+        yield Upload(filename=value.rsplit("/", 1)[-1] or "audio", url=value)
+    elif source.kind in ("path", "bytes"):
+        with _opened_file(source) as file:
+            name = Path(value).name if source.kind == "path" else "audio.wav"
+            async with _upload_of(file, audio_format, name) as upload:
                 yield upload
-    elif isinstance(source, (bytes, bytearray, memoryview)):
-        if not source:
-            raise AudioSourceError("the audio bytes are empty: there is nothing to transcribe")
-        async with _upload_of(io.BytesIO(bytes(source)), audio_format, "audio.wav") as upload:
-            yield upload
-    elif callable(getattr(source, "read", None)):
-        async with _upload_of(source, audio_format, _file_name(source)) as upload:
+    elif source.kind == "file":
+        async with _upload_of(value, audio_format, source.name) as upload:
             yield upload
     else:
-        async with _spooled(source, audio_format) as file:
+        async with _spooled(value, audio_format) as file:
             yield Upload(filename="stream.wav", file=file)
 
 
@@ -216,11 +251,6 @@ async def _spooled(source: Any, audio_format: AudioFormat | None) -> AsyncIterat
         yield spool
 
 
-def never_ends(source: object) -> bool:
-    """A live device: it can be streamed, never uploaded as a finished file."""
-    return isinstance(source, Microphone)
-
-
 _WAV_HEADER_SIZE = 44
 _WAV_FORMAT_TAGS = {"pcm_s16le": 0x0001, "pcm_f32le": 0x0003, "mulaw": 0x0007}
 
@@ -318,7 +348,7 @@ class LiveAudio:
 
 @asynccontextmanager
 async def open_live_audio(
-    source: Any, audio_format: AudioFormat | None, *, pace: float | None
+    source: Source, audio_format: AudioFormat | None, *, pace: float | None
 ) -> AsyncIterator[LiveAudio]:
     """Prepare ``source`` for the real-time API.
 
@@ -331,18 +361,18 @@ async def open_live_audio(
         AudioSourceError: not WAV and no ``audio_format``; a WAV the real-time API cannot take
             as raw PCM; an ``audio_format`` that contradicts the WAV header; a URL.
     """
-    if is_url(source):
+    if source.kind == "url":
         raise AudioSourceError(
             "a URL can only be transcribed in batch mode (the service fetches it): "
             "use mode='batch' or 'auto'"
         )
-    if natural_mode(source) is Mode.REALTIME:
-        own_format = getattr(source, "audio_format", None)
+    if source.natural_mode is Mode.REALTIME:
+        own_format = getattr(source.value, "audio_format", None)
         chosen = audio_format or own_format or AudioFormat()
-        yield LiveAudio(chosen, audio_chunks(source, chosen))
+        yield LiveAudio(chosen, audio_chunks(source.value, chosen))
         return
     with _opened_file(source) as file:
-        chosen, data_size = _file_audio_format(file, audio_format, _name_of(source))
+        chosen, data_size = _file_audio_format(file, audio_format, source.name)
         chunks = _file_chunks(file, chosen, data_size, pace)
         try:
             yield LiveAudio(chosen, chunks)
@@ -350,23 +380,18 @@ async def open_live_audio(
             await chunks.aclose()
 
 
-def _name_of(source: object) -> str:
-    if isinstance(source, (str, os.PathLike)):
-        return str(source)
-    return _file_name(source) if callable(getattr(source, "read", None)) else "the audio bytes"
-
-
 @contextmanager
-def _opened_file(source: Any) -> Iterator[IO[bytes]]:
-    if isinstance(source, (str, os.PathLike)):
-        with _checked_path(Path(source)).open("rb") as file:
+def _opened_file(source: Source) -> Iterator[IO[bytes]]:
+    """A finished source as a binary file: paths opened (and closed), bytes wrapped."""
+    if source.kind == "path":
+        with _checked_path(Path(source.value)).open("rb") as file:
             yield file
-    elif isinstance(source, (bytes, bytearray, memoryview)):
-        if not source:
+    elif source.kind == "bytes":
+        if not source.value:
             raise AudioSourceError("the audio bytes are empty: there is nothing to transcribe")
-        yield io.BytesIO(bytes(source))
+        yield io.BytesIO(bytes(source.value))
     else:
-        yield source
+        yield source.value
 
 
 _RAW_ENCODINGS: dict[tuple[str, int], str] = {

@@ -14,7 +14,7 @@ from speechmatics_modes._bulk import BulkResult, transcribe_many
 from speechmatics_modes._config import BatchOptions, Tracking, TranscriptionOptions
 from speechmatics_modes._exceptions import AudioSourceError, ConfigurationError
 from speechmatics_modes._journal import Journal
-from speechmatics_modes._sources import open_upload
+from speechmatics_modes._sources import classify, open_upload
 from speechmatics_modes.local import Faults, HttpFailure, LocalServer, ScriptedEngine
 from tests.conftest import SYNTHETIC_AUDIO
 
@@ -92,7 +92,10 @@ async def test_a_submitted_job_is_re_attached_to_not_submitted_again(
 ) -> None:
     book = Journal(tmp_path / "journal.sqlite")
     entry = book.entry(clips[0])
-    async with BatchClient(server.settings()) as client, open_upload(clips[0], None) as upload:
+    async with (
+        BatchClient(server.settings()) as client,
+        open_upload(classify(clips[0]), None) as upload,
+    ):
         job_id = await client.submit(
             upload, options=TranscriptionOptions(), batch_options=BatchOptions()
         )
@@ -114,7 +117,10 @@ async def test_a_job_created_just_before_a_crash_is_found_by_its_reference(
     book.record(entry, "submitting")  # killed before the job id could be written down
     book.close()
     tagged = BatchOptions(tracking=Tracking(reference=entry.reference))
-    async with BatchClient(server.settings()) as client, open_upload(clips[0], None) as upload:
+    async with (
+        BatchClient(server.settings()) as client,
+        open_upload(classify(clips[0]), None) as upload,
+    ):
         job_id = await client.submit(upload, options=TranscriptionOptions(), batch_options=tagged)
     [result] = await collect(
         sources=clips[:1], settings=server.settings(), journal=tmp_path / "journal.sqlite"
