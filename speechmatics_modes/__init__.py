@@ -55,8 +55,8 @@ from ._models import (
     Transcript,
     Word,
 )
-from ._rollover import AudioGap, Reconnected, RolloverPolicy, SessionRollover, StreamMetrics
 from ._settings import Settings
+from ._stream._policy import AudioGap, Reconnected, RolloverPolicy, SessionRollover, StreamMetrics
 
 __version__ = "0.1.0"
 

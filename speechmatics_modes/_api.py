@@ -32,10 +32,10 @@ from ._exceptions import (
 )
 from ._models import Mode, StreamEvent, Transcript
 from ._realtime import RealtimeSession
-from ._resilient import ResilientSession
-from ._rollover import RolloverPolicy, StreamMetrics
 from ._settings import Settings
 from ._sources import Source, classify, open_live_audio, open_upload
+from ._stream._policy import RolloverPolicy, StreamMetrics
+from ._stream._rolling import RollingStream
 
 __all__ = ["AudioSource", "TranscriptStream", "stream", "transcribe", "transcribe_sync"]
 
@@ -213,7 +213,7 @@ class TranscriptStream:
         self._pace = pace
         self._rollover = rollover
         self._stack: AsyncExitStack | None = None
-        self._session: RealtimeSession | ResilientSession | None = None
+        self._session: RealtimeSession | RollingStream | None = None
         self._events: MemoryObjectReceiveStream[StreamEvent] | None = None
         self._error: SpeechmaticsModesError | None = None
 
@@ -237,12 +237,12 @@ class TranscriptStream:
         settings: Settings,
         audio_format: AudioFormat,
         send: MemoryObjectSendStream[StreamEvent],
-    ) -> RealtimeSession | ResilientSession:
+    ) -> RealtimeSession | RollingStream:
         if self._rollover is None:
             return RealtimeSession(
                 settings=settings, options=self._options, audio_format=audio_format, events=send
             )
-        return ResilientSession(
+        return RollingStream(
             settings=settings,
             options=self._options,
             audio_format=audio_format,
@@ -291,7 +291,7 @@ class TranscriptStream:
     @property
     def metrics(self) -> StreamMetrics | None:
         """Sessions, handovers, reconnections, replayed audio and gaps, with ``rollover``."""
-        return self._session.metrics if isinstance(self._session, ResilientSession) else None
+        return self._session.metrics if isinstance(self._session, RollingStream) else None
 
     @property
     def transcript(self) -> Transcript:

@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from typing_extensions import Self
 
 from speechmatics_modes._exceptions import ServerError
-from speechmatics_modes._rollover import AudioGap, Reconnected, SessionRollover
+from speechmatics_modes._stream._policy import AudioGap, Reconnected, SessionRollover
 from speechmatics_modes._subtitles import (
     DEFAULT_MAX_DURATION,
     DEFAULT_MAX_LINE_LENGTH,

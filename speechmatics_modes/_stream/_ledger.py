@@ -1,6 +1,6 @@
 """Bookkeeping of a real-time stream that spans sessions: plain code, no sockets, no clocks.
 
-The reconnecting stream (``_resilient.py``) only pumps bytes and events; every decision about
+The rolling stream (``_rolling.py``) only pumps bytes and events; every decision about
 *which* audio and *which* words lives here, where it is tested on its own:
 
 - :class:`AudioRing` keeps the stream's audio by absolute byte offset (the stream's sample
@@ -22,8 +22,8 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from ._config import AudioFormat
-from ._models import EndOfUtterance, Final, Partial, StreamEvent, Word
+from speechmatics_modes._config import AudioFormat
+from speechmatics_modes._models import EndOfUtterance, Final, Partial, StreamEvent, Word
 
 __all__ = ["AudioRing", "Backoff", "Leg", "WordLedger", "level_dbfs"]
 

@@ -1,13 +1,14 @@
 """One real-time stream across many sessions: planned handovers, idle closes, reconnections.
 
-:class:`ResilientSession` has the interface of
+:class:`RollingStream` has the interface of
 :class:`~speechmatics_modes._realtime.RealtimeSession` (``run(chunks)``, ``transcript()``) and
-runs one ``RealtimeSession`` per server session (a *connection* here). It only pumps: the
-decisions about which audio to send and which words to emit are the bookkeeping of
-``_session.py``. Three tasks share the work:
+runs one ``RealtimeSession`` per server session. It only pumps: the decisions about which
+audio to send and which words to emit are the bookkeeping of ``_ledger.py``. Three tasks share
+the work:
 
-- the *reader* moves the caller's chunks into the :class:`~speechmatics_modes._session.AudioRing`
-  (the stream's sample clock), keeping it bounded;
+- the *reader* moves the caller's chunks into the
+  :class:`~speechmatics_modes._stream._ledger.AudioRing` (the stream's sample clock), keeping it
+  bounded;
 - the *driver* sends audio from the ring to the current connection and decides when to hand
   over (budget or warning, at a pause), close for idleness, or reconnect after a drop;
 - the *emitter* passes each connection's events on in connection order, rebased and deduplicated,
@@ -30,20 +31,26 @@ from anyio.streams.memory import (
     MemoryObjectSendStream,
 )
 
-from ._config import AudioFormat, TranscriptionOptions
-from ._exceptions import (
+from speechmatics_modes._config import AudioFormat, TranscriptionOptions
+from speechmatics_modes._exceptions import (
     AudioSourceError,
     SpeechmaticsModesError,
     TransportError,
     describe,
 )
-from ._models import Mode, ServerWarning, SessionInfo, StreamEvent, Transcript
-from ._realtime import RealtimeSession
-from ._rollover import AudioGap, Reconnected, RolloverPolicy, SessionRollover, StreamMetrics
-from ._session import AudioRing, Backoff, Leg, WordLedger
-from ._settings import Settings
+from speechmatics_modes._models import Mode, ServerWarning, SessionInfo, StreamEvent, Transcript
+from speechmatics_modes._realtime import RealtimeSession
+from speechmatics_modes._settings import Settings
+from speechmatics_modes._stream._ledger import AudioRing, Backoff, Leg, WordLedger
+from speechmatics_modes._stream._policy import (
+    AudioGap,
+    Reconnected,
+    RolloverPolicy,
+    SessionRollover,
+    StreamMetrics,
+)
 
-__all__ = ["ResilientSession"]
+__all__ = ["RollingStream"]
 
 _CONNECTION_EVENTS = 64
 """Events a connection may hold while an earlier one drains; then it pauses its audio."""
@@ -55,7 +62,7 @@ _POLL_SECONDS = 0.25
 
 
 @dataclass(eq=False)
-class _Connection:
+class _SessionOnStream:
     """One server session in flight, and where it sits on the stream."""
 
     session: RealtimeSession
@@ -85,12 +92,12 @@ class _Connection:
 
 @dataclass
 class _Handover:
-    connection: _Connection
+    connection: _SessionOnStream
     reason: Literal["budget", "warning"]
     due_at: float
 
 
-class ResilientSession:
+class RollingStream:
     """A real-time stream that outlives its sessions (see the module docstring).
 
     Args:
@@ -141,11 +148,11 @@ class ResilientSession:
         self._source_failure: Exception | None = None
         self._last_audio_at = 0.0
         self._sent_point = 0
-        self._draining: set[_Connection] = set()
+        self._draining: set[_SessionOnStream] = set()
         self._next_handover_at = 0.0
         self._session_ids: list[str] = []
         self._word_delimiter = " "
-        self._queue: MemoryObjectSendStream[_Connection] | None = None
+        self._queue: MemoryObjectSendStream[_SessionOnStream] | None = None
 
     def transcript(self) -> Transcript:
         """Every final word emitted so far, on the stream's clock."""
@@ -171,7 +178,7 @@ class ResilientSession:
             Each carries ``partial_transcript``.
         """
         error: SpeechmaticsModesError | None = None
-        queue, backlog = anyio.create_memory_object_stream[_Connection](math.inf)
+        queue, backlog = anyio.create_memory_object_stream[_SessionOnStream](math.inf)
         self._queue = queue
         self._last_audio_at = anyio.current_time()
         async with anyio.create_task_group() as group:
@@ -235,11 +242,11 @@ class ResilientSession:
     async def _drive(self, group: TaskGroup) -> None:
         first, _ = await self._connect(group)
         self._commit(first, 0, [])
-        current: _Connection | None = first
+        current: _SessionOnStream | None = first
         while current is not None:
             current = await self._serve(group, current)
 
-    async def _serve(self, group: TaskGroup, current: _Connection) -> _Connection | None:
+    async def _serve(self, group: TaskGroup, current: _SessionOnStream) -> _SessionOnStream | None:
         """Send audio to ``current`` until another connection (or none) takes over."""
         handover: _Handover | None = None
         closing = False
@@ -265,11 +272,11 @@ class ResilientSession:
                 current.chunks.close()  # EndOfStream; the last finals follow
             await self._wait(changed)
 
-    def _needed_from(self, current: _Connection) -> int:
+    def _needed_from(self, current: _SessionOnStream) -> int:
         """The oldest audio a session may still need replayed (draining ones included)."""
         return min([current.place.final_end, *(old.place.final_end for old in self._draining)])
 
-    async def _send(self, current: _Connection, data: bytes) -> None:
+    async def _send(self, current: _SessionOnStream, data: bytes) -> None:
         try:
             await current.chunks.send(data)
         except (anyio.BrokenResourceError, anyio.ClosedResourceError):
@@ -280,8 +287,8 @@ class ResilientSession:
         self._notify()
 
     async def _after_end(
-        self, group: TaskGroup, ended: _Connection, handover: _Handover | None
-    ) -> _Connection | None:
+        self, group: TaskGroup, ended: _SessionOnStream, handover: _Handover | None
+    ) -> _SessionOnStream | None:
         """The current connection ended: the stream is complete, or it must reconnect."""
         await ended.drained.wait()
         complete = self._source_done and ended.place.sent >= self._ring.end
@@ -293,8 +300,8 @@ class ResilientSession:
         return await self._reconnect(group, ended, handover)
 
     async def _reconnect(
-        self, group: TaskGroup, failed: _Connection, handover: _Handover | None
-    ) -> _Connection:
+        self, group: TaskGroup, failed: _SessionOnStream, handover: _Handover | None
+    ) -> _SessionOnStream:
         error = failed.error
         assert error is not None
         if not error.retryable:
@@ -335,7 +342,7 @@ class ResilientSession:
             raise error
         await anyio.sleep(self._backoff.next_delay())
 
-    async def _connect(self, group: TaskGroup) -> tuple[_Connection, int]:
+    async def _connect(self, group: TaskGroup) -> tuple[_SessionOnStream, int]:
         """Open connections until one starts, backing off between attempts.
 
         Returns:
@@ -353,7 +360,7 @@ class ResilientSession:
                 connection.error or TransportError("the session ended before it started")
             )
 
-    def _open(self, group: TaskGroup) -> _Connection:
+    def _open(self, group: TaskGroup) -> _SessionOnStream:
         chunk_sender, chunk_receiver = anyio.create_memory_object_stream[bytes](0)
         event_sender, event_receiver = anyio.create_memory_object_stream[StreamEvent](
             _CONNECTION_EVENTS
@@ -365,7 +372,7 @@ class ResilientSession:
             events=event_sender,
             max_in_flight_seconds=_IN_FLIGHT_SECONDS,
         )
-        connection = _Connection(
+        connection = _SessionOnStream(
             session=session,
             place=Leg(self._bps, self._format.bytes_per_sample),
             chunks=chunk_sender,
@@ -380,7 +387,7 @@ class ResilientSession:
 
     async def _run_connection(
         self,
-        connection: _Connection,
+        connection: _SessionOnStream,
         chunks: MemoryObjectReceiveStream[bytes],
         events: MemoryObjectSendStream[StreamEvent],
     ) -> None:
@@ -394,7 +401,7 @@ class ResilientSession:
             connection.done.set()
             self._notify()
 
-    def _commit(self, connection: _Connection, base: int, intro: list[StreamEvent]) -> None:
+    def _commit(self, connection: _SessionOnStream, base: int, intro: list[StreamEvent]) -> None:
         connection.place.commit(base)
         connection.place.session_id = connection.session.session_id
         connection.intro = intro
@@ -402,7 +409,7 @@ class ResilientSession:
         self._sent_point = base
         self.metrics.sessions += 1
 
-    def _abandon(self, connection: _Connection | None) -> None:
+    def _abandon(self, connection: _SessionOnStream | None) -> None:
         """Give up a connection that never carried audio; the emitter skips it."""
         if connection is None:
             return
@@ -410,14 +417,14 @@ class ResilientSession:
         connection.chunks.close()
         connection.committed.set()
 
-    def _retire(self, connection: _Connection) -> None:
+    def _retire(self, connection: _SessionOnStream) -> None:
         """Hand the connection's last audio over: EndOfStream, then it drains on its own."""
         connection.retired = True
         self._draining.add(connection)
         connection.chunks.close()
 
     def _plan_handover(
-        self, group: TaskGroup, current: _Connection, handover: _Handover | None
+        self, group: TaskGroup, current: _SessionOnStream, handover: _Handover | None
     ) -> _Handover | None:
         """Open the next session once the current one is due to be replaced."""
         now = anyio.current_time()
@@ -433,13 +440,13 @@ class ResilientSession:
             return _Handover(self._open(group), "warning", now)
         return None
 
-    def _switch_now(self, current: _Connection, handover: _Handover) -> bool:
+    def _switch_now(self, current: _SessionOnStream, handover: _Handover) -> bool:
         if not handover.connection.ready:
             return False
         forced = anyio.current_time() >= handover.due_at + self._policy.pause_wait
         return forced or self._at_pause(current)
 
-    def _at_pause(self, current: _Connection) -> bool:
+    def _at_pause(self, current: _SessionOnStream) -> bool:
         """Quiet audio just sent, or (with partials) nothing pending after the last final."""
         pause = self._policy.min_pause * self._bps
         if self._ring.quiet_run(current.place.sent) >= pause:
@@ -451,7 +458,7 @@ class ResilientSession:
             and (place.sent - place.final_end <= pause)
         )
 
-    def _switch(self, current: _Connection, handover: _Handover) -> _Connection:
+    def _switch(self, current: _SessionOnStream, handover: _Handover) -> _SessionOnStream:
         successor = handover.connection
         self._commit(
             successor,
@@ -471,7 +478,7 @@ class ResilientSession:
         self._backoff.reset()
         return successor
 
-    def _idle(self, current: _Connection) -> bool:
+    def _idle(self, current: _SessionOnStream) -> bool:
         idle_after = self._policy.idle_after
         if idle_after is None or current.place.sent < self._ring.end or self._source_done:
             return False
@@ -479,8 +486,8 @@ class ResilientSession:
         return silent or self._ring.quiet_run(self._ring.end) >= idle_after * self._bps
 
     async def _close_for_idleness(
-        self, group: TaskGroup, current: _Connection
-    ) -> _Connection | None:
+        self, group: TaskGroup, current: _SessionOnStream
+    ) -> _SessionOnStream | None:
         """Close the session while the source is quiet; open a new one when speech returns."""
         self._retire(current)
         self.metrics.idle_closes += 1
@@ -518,8 +525,8 @@ class ResilientSession:
         return successor
 
     async def _skip_lost_audio(
-        self, group: TaskGroup, current: _Connection, handover: _Handover | None
-    ) -> _Connection:
+        self, group: TaskGroup, current: _SessionOnStream, handover: _Handover | None
+    ) -> _SessionOnStream:
         """Start a new session where the ring now starts, after an explicit gap.
 
         The ring discarded audio before it was sent; sending on would break the session's
@@ -557,7 +564,7 @@ class ResilientSession:
 
     # The emitter --------------------------------------------------------------------------
 
-    async def _emit(self, backlog: MemoryObjectReceiveStream[_Connection]) -> None:
+    async def _emit(self, backlog: MemoryObjectReceiveStream[_SessionOnStream]) -> None:
         async with backlog:
             async for connection in backlog:
                 await connection.committed.wait()
@@ -570,7 +577,7 @@ class ResilientSession:
                 connection.drained.set()
                 self._notify()
 
-    async def _emit_connection(self, connection: _Connection) -> None:
+    async def _emit_connection(self, connection: _SessionOnStream) -> None:
         for event in connection.intro:
             await self._publish(event)
         async with connection.events:
@@ -627,7 +634,7 @@ class ResilientSession:
             self.metrics.gap_seconds += (failed.sent - lost_from) / self._bps
             await self._publish(AudioGap(start=lost_from / self._bps, end=failed.sent / self._bps))
 
-    def _note(self, connection: _Connection, event: StreamEvent) -> None:
+    def _note(self, connection: _SessionOnStream, event: StreamEvent) -> None:
         if isinstance(event, SessionInfo):
             if event.session_id is not None:
                 self._session_ids.append(event.session_id)

@@ -3,7 +3,7 @@
 The engine here hears *content*: each word is a block of constant-valued samples whose value
 names the word, so a session that is replayed audio recognises exactly the same words at the
 same stream times. That makes "no word lost, none duplicated, timestamps exact" checkable
-without real speech; the proof on real speech is in test_resilient_speech.py.
+without real speech; the proof on real speech is in test_rolling_stream_speech.py.
 """
 
 from __future__ import annotations
@@ -21,23 +21,21 @@ from pydantic import SecretStr
 
 from speechmatics_modes import (
     AudioFormat,
+    AudioGap,
     AudioSource,
     AuthenticationError,
     Final,
+    Reconnected,
+    RolloverPolicy,
     SessionLimitError,
+    SessionRollover,
     Settings,
     StreamEvent,
+    StreamMetrics,
     Transcript,
     TransportError,
     stream,
     transcribe,
-)
-from speechmatics_modes._rollover import (
-    AudioGap,
-    Reconnected,
-    RolloverPolicy,
-    SessionRollover,
-    StreamMetrics,
 )
 from speechmatics_modes.local import EngineWord, Faults, LocalServer, SocketFault, StreamUpdate
 

@@ -8,7 +8,7 @@ import struct
 import pytest
 
 from speechmatics_modes import AudioFormat, EndOfUtterance, Final, Partial, SessionInfo, Word
-from speechmatics_modes._session import AudioRing, Backoff, Leg, WordLedger, level_dbfs
+from speechmatics_modes._stream._ledger import AudioRing, Backoff, Leg, WordLedger, level_dbfs
 
 PCM = AudioFormat(encoding="pcm_s16le", sample_rate=16000, chunk_size=320)
 BPS = PCM.bytes_per_second

@@ -22,8 +22,15 @@ from dataclasses import dataclass
 
 import pytest
 
-from speechmatics_modes import AudioFormat, Final, StreamEvent, stream
-from speechmatics_modes._rollover import Reconnected, RolloverPolicy, SessionRollover
+from speechmatics_modes import (
+    AudioFormat,
+    Final,
+    Reconnected,
+    RolloverPolicy,
+    SessionRollover,
+    StreamEvent,
+    stream,
+)
 from speechmatics_modes.local import Faults, LocalServer, SocketFault
 from tests.conftest import Clip
 
