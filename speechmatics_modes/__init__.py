@@ -55,6 +55,7 @@ from ._models import (
     Transcript,
     Word,
 )
+from ._retry import RetryPolicy
 from ._settings import Settings
 from ._stream._policy import AudioGap, Reconnected, RolloverPolicy, SessionRollover, StreamMetrics
 
@@ -86,6 +87,7 @@ __all__ = [
     "Partial",
     "PunctuationOverrides",
     "Reconnected",
+    "RetryPolicy",
     "RolloverPolicy",
     "Segment",
     "ServerError",

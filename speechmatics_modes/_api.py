@@ -32,6 +32,7 @@ from ._exceptions import (
 )
 from ._models import Mode, StreamEvent, Transcript
 from ._realtime import RealtimeSession
+from ._retry import RetryPolicy
 from ._settings import Settings
 from ._sources import Source, classify, open_live_audio, open_upload
 from ._stream._policy import RolloverPolicy, StreamMetrics
@@ -66,6 +67,7 @@ async def transcribe(
     timeout: float | None = None,
     pace: float | None = None,
     rollover: RolloverPolicy | None = None,
+    retry: RetryPolicy | None = None,
 ) -> Transcript:
     """Transcribe ``source``: batch for a finished file, real-time for a live stream.
 
@@ -88,6 +90,8 @@ async def transcribe(
             feed); ``None`` sends as fast as the service acknowledges.
         rollover: Real-time only: carry the transcription across session ends (limits,
             drops); see :func:`stream`.
+        retry: Batch only: how requests ride out transient failures and how often the job is
+            polled; :class:`RetryPolicy` defaults when omitted.
 
     Raises:
         AudioSourceError: the source cannot be transcribed (the message says why).
@@ -104,10 +108,9 @@ async def transcribe(
     _check_timeout(timeout)
     if chosen is Mode.REALTIME:
         if batch_options is not None:
-            raise ConfigurationError(
-                "batch_options only apply to batch transcription, and this source is being "
-                "transcribed in real time: remove them, or use mode='batch'"
-            )
+            raise _only_in(Mode.BATCH, "batch_options only apply", "them")
+        if retry is not None:
+            raise _only_in(Mode.BATCH, "retry only applies", "it")
         async with TranscriptStream(
             audio,
             options=transcription,
@@ -121,16 +124,13 @@ async def transcribe(
                 pass
         return events.transcript
     if rollover is not None:
-        raise ConfigurationError(
-            "rollover only applies to real-time transcription, and this source is being "
-            "transcribed in batch: remove it, or use mode='realtime'"
-        )
+        raise _only_in(Mode.REALTIME, "rollover only applies", "it")
     job = _validated(batch_options, BatchOptions, "batch_options")
     try:
         with anyio.fail_after(timeout):
             async with endpoint(settings) as resolved, open_upload(audio, audio_format) as upload:
                 return await run_batch_job(
-                    upload, options=transcription, batch_options=job, settings=resolved
+                    upload, options=transcription, batch_options=job, settings=resolved, retry=retry
                 )
     except TimeoutError as exc:
         if isinstance(exc, SpeechmaticsModesError):
@@ -339,6 +339,17 @@ def _choose_mode(source: Source, mode: ModeName) -> Mode:
         chosen.value,
     )
     return chosen
+
+
+def _only_in(mode: Mode, what: str, pronoun: str) -> ConfigurationError:
+    """An option of the other mode than the one chosen: say which, and how to get it."""
+    adjective = {Mode.BATCH: "batch", Mode.REALTIME: "real-time"}
+    manner = {Mode.BATCH: "batch", Mode.REALTIME: "real time"}
+    chosen = Mode.REALTIME if mode is Mode.BATCH else Mode.BATCH
+    return ConfigurationError(
+        f"{what} to {adjective[mode]} transcription, and this source is being transcribed in "
+        f"{manner[chosen]}: remove {pronoun}, or use mode={mode.value!r}"
+    )
 
 
 def _validated(value: M | Mapping[str, Any] | None, model: type[M], name: str) -> M:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import random
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import AsyncExitStack, contextmanager
 from dataclasses import dataclass
@@ -40,6 +39,7 @@ from ._exceptions import (
     translated,
 )
 from ._models import Transcript
+from ._retry import Backoff, RetryPolicy
 from ._sdk_logging import prune_duplicate_null_handlers
 from ._settings import Settings
 from ._sources import Upload
@@ -196,6 +196,7 @@ async def run_batch_job(
     options: TranscriptionOptions,
     batch_options: BatchOptions,
     settings: Settings,
+    retry: RetryPolicy | None = None,
 ) -> Transcript:
     """Submit one job, wait for it, and return its transcript.
 
@@ -208,7 +209,7 @@ async def run_batch_job(
         JobFailedError: the service rejected or deleted the job; ``reasons`` says why.
         AuthenticationError, ServerError, TransportError: see ``BATCH_ERRORS``.
     """
-    async with BatchClient(settings) as client:
+    async with BatchClient(settings, retry=retry) as client:
         job_id = await client.submit(upload, options=options, batch_options=batch_options)
         try:
             return await client.transcript(job_id)
@@ -243,11 +244,17 @@ class BatchClient:
     caller can record the job id in between and re-attach to the job after a crash instead of
     submitting the audio again. Every request through one client shares its rate limit: when
     the service answers 429 or 503 to any of them, all requests wait (for the ``Retry-After``
-    the service gave, else our backoff), so a pool of jobs slows down as one.
+    the service gave, else the backoff of ``retry``), so a pool of jobs slows down as one.
+
+    Args:
+        settings: Where to connect, with which key.
+        retry: How requests are retried and jobs polled; :class:`RetryPolicy` defaults if
+            omitted.
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, retry: RetryPolicy | None = None) -> None:
         self._settings = settings
+        self._retry = retry or RetryPolicy()
         self._stack: AsyncExitStack | None = None
         self._client: sm.AsyncClient | None = None
         self._retry_after: _RetryAfter | None = None
@@ -260,7 +267,7 @@ class BatchClient:
                 sm.AsyncClient(api_key=api_key, url=self._settings.batch_url)
             )
             prune_duplicate_null_handlers("speechmatics.batch")
-            self._client, self._retry_after = client, _RetryAfter(client)
+            self._client, self._retry_after = client, _RetryAfter(client, self._retry)
             self._stack = stack.pop_all()
         return self
 
@@ -354,10 +361,6 @@ def _batch_job(details: sm.JobDetails) -> BatchJob:
 
 
 _DELETE_SECONDS = 10.0
-_MAX_TRANSIENT_FAILURES = 5
-_FIRST_POLL_SECONDS = 0.5
-_POLL_GROWTH = 1.6
-_MAX_POLL_SECONDS = 5.0
 
 
 async def _submit(
@@ -372,7 +375,7 @@ async def _submit(
     those errors surface at once.
     """
     start = upload.file.tell() if upload.file is not None else 0
-    failures = 0
+    backoff = retry_after.backoff()
     while True:
         await retry_after.wait()
         try:
@@ -380,10 +383,10 @@ async def _submit(
                 job = await client.submit_job(file, config=job_config)
             return str(job.id)
         except (TransportError, ServerError) as exc:
-            failures += 1
-            if not _submit_never_reached(exc) or failures > _MAX_TRANSIENT_FAILURES:
+            if not _submit_never_reached(exc) or retry_after.exhausted(backoff):
                 raise
-            await retry_after.back_off(exc, retry_after.take() or _backoff(failures))
+            ours = backoff.next_delay()  # counts the failure even when the service says when
+            await retry_after.back_off(exc, retry_after.take() or ours)
             if upload.file is not None:
                 upload.file.seek(start)
 
@@ -423,7 +426,7 @@ def _submit_never_reached(exc: BaseException) -> bool:
 
 async def _wait_until_done(client: sm.AsyncClient, job_id: str, retry_after: _RetryAfter) -> None:
     """Poll the job's status with growing, jittered gaps until it is done or has failed."""
-    polls = 0
+    polls = retry_after.backoff()
     while True:
         info = await _with_retries(
             lambda: client.get_job_info(job_id), retry_after, what="job status"
@@ -437,31 +440,24 @@ async def _wait_until_done(client: sm.AsyncClient, job_id: str, retry_after: _Re
             raise JobFailedError(
                 f"job {job_id} was {status}: {detail}", job_id=job_id, reasons=reasons
             )
-        polls += 1
-        await anyio.sleep(_backoff(polls))
-
-
-def _backoff(attempt: int) -> float:
-    """0.5 s, 0.8 s, 1.28 s... capped at 5 s, each +-20 %: polls from many jobs spread out."""
-    base = min(_MAX_POLL_SECONDS, _FIRST_POLL_SECONDS * _POLL_GROWTH ** (attempt - 1))
-    return float(base * random.uniform(0.8, 1.2))
+        await anyio.sleep(polls.next_delay())
 
 
 async def _with_retries(
     call: Callable[[], Awaitable[T]], retry_after: _RetryAfter, *, what: str
 ) -> T:
     """Run a read-only request, retrying transient failures; reads are safe to repeat."""
-    failures = 0
+    backoff = retry_after.backoff()
     while True:
         await retry_after.wait()
         try:
             with translated(BATCH_ERRORS):
                 return await call()
         except SpeechmaticsModesError as exc:
-            failures += 1
-            if not exc.retryable or failures > _MAX_TRANSIENT_FAILURES:
+            if not exc.retryable or retry_after.exhausted(backoff):
                 raise
-            delay = retry_after.take() or _backoff(failures)
+            ours = backoff.next_delay()
+            delay = retry_after.take() or ours
             logger.info("reading the %s failed (%s); retrying in %.1f s", what, exc, delay)
             await retry_after.back_off(exc, delay)
 
@@ -483,7 +479,9 @@ async def _delete_quietly(client: sm.AsyncClient, job_id: str) -> None:
 
 
 class _RetryAfter:
-    """Remembers the ``Retry-After`` of the last 429/503 answer, and holds every request back.
+    """A client's retry state: its policy, and the ``Retry-After`` that holds every request back.
+
+    It remembers the ``Retry-After`` of the last 429/503 answer.
 
     The SDK drops response headers when it raises, so the one response hook it has is wrapped:
     this is the only place that touches the SDK's transport internals, and the rate-limit
@@ -491,7 +489,8 @@ class _RetryAfter:
     client, so when jobs share a client, a rate limit met by one pauses them all.
     """
 
-    def __init__(self, client: sm.AsyncClient) -> None:
+    def __init__(self, client: sm.AsyncClient, policy: RetryPolicy) -> None:
+        self._policy = policy
         self._seconds: float | None = None
         self._resume_at = 0.0
         transport = client._transport
@@ -503,6 +502,14 @@ class _RetryAfter:
             return await original(response)
 
         transport._handle_response = remembering  # type: ignore[method-assign]
+
+    def backoff(self) -> Backoff:
+        """A fresh backoff on the policy's curve, for one request or one job's polls."""
+        return Backoff.following(self._policy)
+
+    def exhausted(self, backoff: Backoff) -> bool:
+        """Whether the request has failed as often as the policy tolerates."""
+        return backoff.failures >= self._policy.max_failures
 
     def take(self) -> float | None:
         """The delay the service asked for, once; ``None`` if it asked for none."""

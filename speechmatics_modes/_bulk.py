@@ -24,6 +24,7 @@ from ._endpoint import endpoint
 from ._exceptions import ConfigurationError, JobFailedError, ServerError, SpeechmaticsModesError
 from ._journal import Entry, Journal, State
 from ._models import Transcript
+from ._retry import RetryPolicy
 from ._settings import Settings
 from ._sources import Source, open_upload
 
@@ -66,6 +67,7 @@ async def transcribe_many(
     settings: Settings | None = None,
     journal: str | os.PathLike[str] | None = None,
     on_status: StatusCallback | None = None,
+    retry: RetryPolicy | None = None,
 ) -> AsyncIterator[BulkResult]:
     """Transcribe files ``concurrency`` at a time, yielding each result as it finishes.
 
@@ -85,6 +87,8 @@ async def transcribe_many(
             handed to the caller, so a run interrupted while the caller was saving a transcript
             does that input again.
         on_status: Called (in the event loop) as each input moves from step to step.
+        retry: How batch requests are retried and jobs polled; shared by every input, as the
+            service's rate limits are.
 
     Raises:
         ConfigurationError: invalid options or ``concurrency``, before anything is sent.
@@ -100,7 +104,7 @@ async def transcribe_many(
     paths = [Path(source) for source in sources]
     book = Journal(journal) if journal is not None else None
     try:
-        async with endpoint(settings) as resolved, BatchClient(resolved) as client:
+        async with endpoint(settings) as resolved, BatchClient(resolved, retry=retry) as client:
             pool = _Pool(client, resolved, transcription, job, mode, book, on_status)
             async for result, entry in pool.run(paths, concurrency):
                 yield result

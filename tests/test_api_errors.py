@@ -34,6 +34,7 @@ from speechmatics_modes import (
     Final,
     JobFailedError,
     Microphone,
+    RetryPolicy,
     ServerError,
     SessionLimitError,
     Settings,
@@ -583,6 +584,41 @@ async def test_status_polls_answered_503_are_retried(clean: None, tmp_path: Path
         assert spoken(transcript) == ["hello", "world"]
         assert server.stats.http_failures_injected == 2
         assert server.stats.jobs_submitted == 1
+
+
+async def test_a_retry_policy_decides_how_many_transient_failures_a_request_rides_out(
+    clean: None, tmp_path: Path
+) -> None:
+    path = tmp_path / "a.wav"
+    path.write_bytes(wav_bytes(2.0))
+    unavailable = HttpFailure(count=2, status=503, retry_after=0, method="GET")
+    quick = {"backoff_initial": 0.01, "backoff_max": 0.01}
+    async with LocalServer(
+        engine=scripted_engine(), faults=Faults(http_failure=unavailable)
+    ) as server:
+        with anyio.fail_after(HANG_GUARD), pytest.raises(ServerError) as caught:
+            await transcribe(
+                path, settings=server.settings(), retry=RetryPolicy(max_failures=1, **quick)
+            )
+        assert caught.value.status == 503
+        assert server.stats.http_failures_injected == 2
+    async with LocalServer(
+        engine=scripted_engine(), faults=Faults(http_failure=unavailable)
+    ) as server:
+        with anyio.fail_after(HANG_GUARD):
+            transcript = await transcribe(
+                path, settings=server.settings(), retry=RetryPolicy(max_failures=2, **quick)
+            )
+        assert spoken(transcript) == ["hello", "world"]
+
+
+async def test_a_retry_policy_for_a_real_time_transcription_is_refused(
+    server: LocalServer,
+) -> None:
+    refused = r"^retry only applies to batch transcription.*mode='batch'$"
+    with pytest.raises(ConfigurationError, match=refused):
+        await transcribe(chunks_of(pcm_bytes(1.0)), settings=server.settings(), retry=RetryPolicy())
+    assert server.stats.sessions_started == 0
 
 
 async def test_a_429_on_submit_waits_for_retry_after_and_submits_once(

@@ -1,4 +1,4 @@
-"""The sans-I/O bookkeeping of a stream spanning sessions: ring, legs, rebasing, dedup, backoff."""
+"""The sans-I/O bookkeeping of a stream spanning sessions: ring, legs, rebasing, dedup."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import struct
 import pytest
 
 from speechmatics_modes import AudioFormat, EndOfUtterance, Final, Partial, SessionInfo, Word
-from speechmatics_modes._stream._ledger import AudioRing, Backoff, Leg, WordLedger, level_dbfs
+from speechmatics_modes._stream._ledger import AudioRing, Leg, WordLedger, level_dbfs
 
 PCM = AudioFormat(encoding="pcm_s16le", sample_rate=16000, chunk_size=320)
 BPS = PCM.bytes_per_second
@@ -247,18 +247,3 @@ class TestWordLedger:
         ledger.rebase(final(word("one", 0.0, 0.5)), session_at(0.0))
         assert ledger.words == []
         assert ledger.emitted_until == 0.5
-
-
-class TestBackoff:
-    def test_delays_grow_to_the_cap_and_reset(self) -> None:
-        backoff = Backoff(initial=0.5, factor=2, maximum=3, jitter=0, random=lambda: 0.0)
-        assert [backoff.next_delay() for _ in range(5)] == [0.5, 1.0, 2.0, 3.0, 3.0]
-        assert backoff.failures == 5
-        backoff.reset()
-        assert backoff.next_delay() == 0.5
-
-    def test_jitter_shortens_each_delay_by_up_to_its_fraction(self) -> None:
-        backoff = Backoff(initial=1.0, factor=2, maximum=8, jitter=0.5, random=lambda: 1.0)
-        assert backoff.next_delay() == 0.5
-        backoff = Backoff(initial=1.0, factor=2, maximum=8, jitter=0.5, random=lambda: 0.0)
-        assert backoff.next_delay() == 1.0

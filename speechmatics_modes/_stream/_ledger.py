@@ -8,8 +8,10 @@ The rolling stream (``_rolling.py``) only pumps bytes and events; every decision
 - :class:`Leg` is one server session's view: where its audio starts on the stream's clock, how
   much it was sent, how far its finals reach;
 - :class:`WordLedger` turns a session's events into the stream's: times rebased onto the one
-  clock, words already emitted by an earlier session dropped;
-- :class:`Backoff` spaces out reconnection attempts.
+  clock, words already emitted by an earlier session dropped.
+
+Reconnection attempts are spaced out by :class:`~speechmatics_modes._retry.Backoff`, which batch
+requests share.
 """
 
 from __future__ import annotations
@@ -19,13 +21,13 @@ import operator
 import sys
 from array import array
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from speechmatics_modes._config import AudioFormat
 from speechmatics_modes._models import EndOfUtterance, Final, Partial, StreamEvent, Word
 
-__all__ = ["AudioRing", "Backoff", "Leg", "WordLedger", "level_dbfs"]
+__all__ = ["AudioRing", "Leg", "WordLedger", "level_dbfs"]
 
 _DEDUP_EPSILON = 1e-3
 """Seconds of slack when comparing a replayed word with what was already emitted."""
@@ -300,34 +302,3 @@ class WordLedger:
 def _span(event: Final | Partial, offset: float, words: tuple[Word, ...]) -> dict[str, object]:
     start = max(event.start + offset, words[0].start) if words else event.start + offset
     return {"words": words, "start": start, "end": event.end + offset}
-
-
-@dataclass
-class Backoff:
-    """Exponential backoff with jitter; :meth:`reset` after a session that proved healthy.
-
-    Args:
-        initial: First delay, seconds.
-        factor: Growth per failed attempt.
-        maximum: Cap on the delay.
-        jitter: Each delay is shortened by up to this fraction, at random.
-        random: Returns a float in [0, 1); injectable so tests are deterministic.
-    """
-
-    initial: float
-    factor: float
-    maximum: float
-    jitter: float
-    random: Callable[[], float]
-    failures: int = 0
-    """Consecutive failed attempts since the last reset."""
-
-    def next_delay(self) -> float:
-        """The delay before the next attempt; counts one more failure."""
-        delay = min(self.maximum, self.initial * self.factor**self.failures)
-        self.failures += 1
-        return delay * (1 - self.jitter * self.random())
-
-    def reset(self) -> None:
-        """Start again from the initial delay."""
-        self.failures = 0

@@ -40,8 +40,9 @@ from speechmatics_modes._exceptions import (
 )
 from speechmatics_modes._models import Mode, ServerWarning, SessionInfo, StreamEvent, Transcript
 from speechmatics_modes._realtime import RealtimeSession
+from speechmatics_modes._retry import Backoff
 from speechmatics_modes._settings import Settings
-from speechmatics_modes._stream._ledger import AudioRing, Backoff, Leg, WordLedger
+from speechmatics_modes._stream._ledger import AudioRing, Leg, WordLedger
 from speechmatics_modes._stream._policy import (
     AudioGap,
     Reconnected,
@@ -134,13 +135,7 @@ class RollingStream:
         mode = policy.on_buffer_full or ("drop_oldest" if live else "wait")
         self._source_waits = mode == "wait"
         self._words = WordLedger(keep_words=policy.keep_transcript)
-        self._backoff = Backoff(
-            policy.backoff_initial,
-            policy.backoff_factor,
-            policy.backoff_max,
-            policy.backoff_jitter,
-            random,
-        )
+        self._backoff = Backoff.following(policy, random)
         self.metrics = StreamMetrics()
         """Counters of sessions, handovers, reconnections, replayed audio and gaps."""
         self._changed = anyio.Event()
