@@ -19,10 +19,11 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 from typing_extensions import deprecated
 
 from ._exceptions import ConfigurationError
+from ._frozen import FrozenModel
 
 if TYPE_CHECKING:  # the SDK types only name the deprecated shims' return values
     import speechmatics.batch as sm_batch  # noqa: TID251
@@ -72,10 +73,10 @@ _CHANNEL_LABEL = r"^[A-Za-z0-9._]+$"
 _RESERVED_SPEAKER_LABEL = re.compile(r"^(S\d+|UU)$")
 
 
-class _Value(BaseModel):
-    """Base of every option model: immutable values, and a typo is an error, not a no-op."""
+class _Value(FrozenModel):
+    """Base of every option model: a frozen value, with the JSON the service expects."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+    model_config = ConfigDict(use_attribute_docstrings=True)
 
     def to_wire(self) -> dict[str, Any]:
         """The JSON the service expects: field names as on the wire, unset fields left out."""

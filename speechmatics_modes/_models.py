@@ -20,10 +20,11 @@ from enum import Enum
 from itertools import groupby
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 from typing_extensions import Self
 
 from speechmatics_modes._exceptions import ServerError
+from speechmatics_modes._frozen import FrozenModel
 from speechmatics_modes._stream._policy import AudioGap, Reconnected, SessionRollover
 from speechmatics_modes._subtitles import (
     DEFAULT_MAX_DURATION,
@@ -67,10 +68,8 @@ class Mode(str, Enum):
     """Stream audio over the real-time WebSocket; words arrive while the audio plays."""
 
 
-class Word(BaseModel):
+class Word(FrozenModel):
     """One recognised word or punctuation mark, with its timing and who said it."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     content: str = Field(description="The text as the service wrote it (a word or a mark).")
     start: float = Field(ge=0, description="Start in seconds from the beginning of the audio.")
@@ -121,10 +120,8 @@ class Word(BaseModel):
         return self.is_punctuation and self.attaches_to in ("next", "both")
 
 
-class Segment(BaseModel):
+class Segment(FrozenModel):
     """Consecutive words of one speaker on one channel: a turn in a conversation."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     words: tuple[Word, ...] = Field(min_length=1, description="The words, in time order.")
     speaker: str | None = Field(description="The speaker of the words ('UU' for unknown).")
@@ -157,10 +154,8 @@ class Segment(BaseModel):
         return " ".join(parts)
 
 
-class Transcript(BaseModel):
+class Transcript(FrozenModel):
     """A finished transcript: the same model whether it came from batch or real-time."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     words: tuple[Word, ...] = Field(default=(), description="Every word and mark, in order.")
     mode: Literal[Mode.BATCH, Mode.REALTIME] = Field(
@@ -357,10 +352,8 @@ class Transcript(BaseModel):
         return [_subtitle_unit(unit) for unit in _units(self.words)]
 
 
-class _TranscriptEvent(BaseModel):
+class _TranscriptEvent(FrozenModel):
     """What partials and finals share: the words of one ``Add(Partial)Transcript`` message."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     words: tuple[Word, ...] = Field(description="The words of this message, in order.")
     text: str = Field(description="The service's own text for these words (metadata.transcript).")
@@ -384,10 +377,8 @@ class Final(_TranscriptEvent):
     )
 
 
-class EndOfUtterance(BaseModel):
+class EndOfUtterance(FrozenModel):
     """The speaker paused long enough to end a turn (``end_of_utterance_silence_trigger``)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     kind: Literal["end_of_utterance"] = "end_of_utterance"
     time: float = Field(description="Where in the audio the utterance ended, in seconds.")
@@ -397,20 +388,16 @@ class EndOfUtterance(BaseModel):
     )
 
 
-class ServerWarning(BaseModel):
+class ServerWarning(FrozenModel):
     """A ``Warning`` from the service; the session goes on (e.g. ``session_timeout`` ahead)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     kind: Literal["warning"] = "warning"
     type: str = Field(description="The service's warning type, e.g. 'idle_timeout'.")
     reason: str = Field(description="The service's human-readable explanation.")
 
 
-class SessionInfo(BaseModel):
+class SessionInfo(FrozenModel):
     """A real-time session started (``RecognitionStarted``); one per connection."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     kind: Literal["session"] = "session"
     session_id: str | None = Field(description="The service's id of the session, if it gave one.")

@@ -16,8 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 from typing_extensions import Self
+
+from ._frozen import FrozenModel
 
 __all__ = ["Backoff", "RetryPolicy"]
 
@@ -79,7 +81,7 @@ class Backoff:
         self.failures = 0
 
 
-class RetryPolicy(BaseModel):
+class RetryPolicy(FrozenModel):
     """How batch requests ride out transient failures, and how often a job's status is polled.
 
     The defaults retry a request up to five times, 0.5 s after the first failure and up to
@@ -88,8 +90,6 @@ class RetryPolicy(BaseModel):
     of the client, not only the one that met it. A submit is retried only where the service
     cannot have created the job (see docs/errors.md).
     """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     max_failures: int = Field(
         default=5,

@@ -12,23 +12,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 from typing_extensions import Self
+
+from speechmatics_modes._frozen import FrozenModel
 
 __all__ = ["AudioGap", "Reconnected", "RolloverPolicy", "SessionRollover", "StreamMetrics"]
 
 _SERVICE_SESSION_LIMIT = 48 * 3600.0
 
 
-class RolloverPolicy(BaseModel):
+class RolloverPolicy(FrozenModel):
     """When to hand a stream over to a new session, and how to recover from a dropped one.
 
     The defaults suit the service: hand over a quarter of an hour before the 48-hour limit (or
     at its first ``session_timeout`` warning), close the session after 30 minutes without
     speech, reconnect with backoff from half a second up to 30 s. Tests compress them.
     """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     max_session: float = Field(
         default=_SERVICE_SESSION_LIMIT - 15 * 60,
@@ -113,10 +113,8 @@ class RolloverPolicy(BaseModel):
         return self
 
 
-class SessionRollover(BaseModel):
+class SessionRollover(FrozenModel):
     """The stream switched to a new session on purpose (budget, service warning, idle reopen)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     kind: Literal["rollover"] = "rollover"
     reason: Literal["budget", "warning", "idle", "overflow"] = Field(
@@ -134,10 +132,8 @@ class SessionRollover(BaseModel):
     session_id: str | None = Field(description="The session handed over to.")
 
 
-class Reconnected(BaseModel):
+class Reconnected(FrozenModel):
     """A session ended unexpectedly and a new one took over, replaying the unfinished audio."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     kind: Literal["reconnected"] = "reconnected"
     offset: float = Field(
@@ -152,10 +148,8 @@ class Reconnected(BaseModel):
     session_id: str | None = Field(description="The new session.")
 
 
-class AudioGap(BaseModel):
+class AudioGap(FrozenModel):
     """Audio that was never transcribed: the buffer had to discard it, or a drain failed."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     kind: Literal["gap"] = "gap"
     start: float = Field(description="Start of the lost audio on the stream's clock, seconds.")
