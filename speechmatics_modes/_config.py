@@ -17,7 +17,7 @@ a backend).
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 from typing_extensions import deprecated
@@ -53,7 +53,10 @@ __all__ = [
     "fields_missing_in",
 ]
 
-Model = Literal["standard", "enhanced", "melia-1", "oak-1"]
+RealtimeModel = Literal["standard", "enhanced", "melia-1"]
+"""The models real-time transcription offers."""
+Model = Literal[RealtimeModel, "oak-1"]
+"""Every model; ``oak-1`` is batch only."""
 Diarization = Literal["none", "speaker", "channel", "channel_and_speaker"]
 NotificationContent = Literal[
     "jobinfo",
@@ -355,7 +358,7 @@ _MODE_ONLY_VALUES: dict[str, tuple[str, tuple[Any, ...] | None]] = {
     "streaming_mode": ("batch", None),
     "ctrl": ("batch", None),
     "diarization": ("batch", ("none", "speaker", "channel")),
-    "model": ("realtime", ("standard", "enhanced", "melia-1")),
+    "model": ("realtime", get_args(RealtimeModel)),
 }
 """Fields (or some of their values) that exist in only one mode; checked by ``check_mode``."""
 

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Iterable
 from typing import Any
 
 import anyio
+import anyio.abc
 from aiohttp import WSMsgType, web
 
 from speechmatics_modes.local._engine import Engine, StreamingRecognizer
@@ -161,7 +162,7 @@ class _Connection:
             async with anyio.create_task_group() as tasks:
                 tasks.start_soon(self._clock)
                 try:
-                    await self._read()
+                    await self._read(tasks)
                 finally:
                     tasks.cancel_scope.cancel()
         finally:
@@ -170,7 +171,7 @@ class _Connection:
             if self._admitted:
                 self._api.release()
 
-    async def _read(self) -> None:
+    async def _read(self, tasks: anyio.abc.TaskGroup) -> None:
         stats = self._api.stats
         while not self._over and not self._session.closed:
             message = await self._socket.receive()
@@ -186,8 +187,18 @@ class _Connection:
                 actions = self._session.receive_text(message.data, now)
             else:
                 continue
-            async with self._lock:
-                await self._run_actions(actions)
+            if any(isinstance(action, Flush) and action.end_of_stream for action in actions):
+                # The engine's last words take a while: keep reading meanwhile, so audio sent
+                # after EndOfStream is warned about before EndOfTranscript, as the service does.
+                tasks.start_soon(self._run_locked, actions)
+            elif all(isinstance(action, Send) for action in actions):
+                await self._run_actions(actions)  # answers only: no need to wait for the engine
+            else:
+                await self._run_locked(actions)
+
+    async def _run_locked(self, actions: list[Action]) -> None:
+        async with self._lock:
+            await self._run_actions(actions)
 
     async def _clock(self) -> None:
         while not self._over:

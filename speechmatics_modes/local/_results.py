@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from speechmatics_modes._models import UNKNOWN_SPEAKER
 from speechmatics_modes.local._engine import EngineWord
 
 __all__ = [
@@ -59,10 +60,13 @@ def language_pack_info(language: str) -> dict[str, Any]:
 
 @dataclass(frozen=True, slots=True)
 class Labels:
-    """What every alternative carries besides its content."""
+    """What every result carries besides its content."""
 
     language: str
-    speaker: str
+    speaker: str | None
+    """The alternatives' ``speaker``; ``None`` leaves the field out."""
+    channel: str | None = None
+    """The result's ``channel`` (multichannel sessions, channel diarization)."""
 
 
 @dataclass
@@ -114,14 +118,17 @@ class Sentencer:
         }
 
 
-def labels_for(transcription_config: Mapping[str, Any]) -> Labels:
-    """The language and speaker label every result of a session or job carries.
+def labels_for(
+    transcription_config: Mapping[str, Any], *, realtime: bool = False, channel: str | None = None
+) -> Labels:
+    """The language, speaker and channel labels every result of a session or job carries.
 
-    There is no diarizer: with diarization on, everything is said by ``S1``; otherwise words
-    carry ``UU`` as the service's do when diarization is off.
+    There is no diarizer: with speaker diarization on, everything is said by ``S1``. Without
+    it the service labels batch words ``UU`` and gives real-time words no speaker at all.
     """
     diarized = transcription_config.get("diarization") in {"speaker", "channel_and_speaker"}
-    return Labels(str(transcription_config["language"]), "S1" if diarized else "UU")
+    undiarized = None if realtime else UNKNOWN_SPEAKER
+    return Labels(str(transcription_config["language"]), "S1" if diarized else undiarized, channel)
 
 
 def batch_results(words: Sequence[EngineWord], labels: Labels) -> list[dict[str, Any]]:
@@ -193,7 +200,7 @@ def _turn_label(result: Mapping[str, Any]) -> tuple[str, ...]:
     if "channel" in result:
         label.append(f"CHANNEL: {result['channel']}")
     speaker = result["alternatives"][0].get("speaker")
-    if speaker not in {None, "UU"}:
+    if speaker not in {None, UNKNOWN_SPEAKER}:
         label.append(f"SPEAKER: {speaker}")
     return tuple(label)
 
@@ -201,18 +208,22 @@ def _turn_label(result: Mapping[str, Any]) -> tuple[str, ...]:
 def _result(
     kind: str, start: float, end: float, content: str, confidence: float, labels: Labels
 ) -> dict[str, Any]:
-    alternative = {
+    alternative: dict[str, Any] = {
         "content": content,
         "confidence": round(confidence, 3),
         "language": labels.language,
-        "speaker": labels.speaker,
     }
-    return {
+    if labels.speaker is not None:
+        alternative["speaker"] = labels.speaker
+    result: dict[str, Any] = {
         "type": kind,
         "start_time": _seconds(start),
         "end_time": _seconds(end),
         "alternatives": [alternative],
     }
+    if labels.channel is not None:
+        result["channel"] = labels.channel
+    return result
 
 
 def _capitalised(text: str) -> str:

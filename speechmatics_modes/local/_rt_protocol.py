@@ -89,7 +89,6 @@ CLOSE_REASONS = {
 _SESSION_WARNINGS = (45 * 60.0, 30 * 60.0, 15 * 60.0)
 _IDLE_WARNINGS = (15 * 60.0, 10 * 60.0, 5 * 60.0)
 _WARNING_SCALE = 3600.0
-_END_GRACE_SECONDS = 10.0
 _BYTES_PER_SECOND = ENGINE_SAMPLE_RATE * 2
 _SETTABLE = frozenset(
     {
@@ -237,7 +236,6 @@ class RealtimeProtocol:
     _last_final_end: float = 0.0
     _transcription_config: dict[str, Any] = field(default_factory=dict)
     _timers: list[_Timer] = field(default_factory=list)
-    _ended_at: float | None = None
 
     def __post_init__(self) -> None:
         session = self.limits.max_session_seconds
@@ -341,27 +339,22 @@ class RealtimeProtocol:
         if self._config.final_speakers:
             actions.append(self._speakers())
         actions.append(Send({"message": "EndOfTranscript"}))
+        # The service closes the socket itself once the transcript is complete, which frees
+        # the session's quota slot even if the client never closes.
+        self._state = _State.CLOSED
+        actions.append(Close(1000, ""))
         return actions
 
     def next_deadline(self) -> float | None:
         """The monotonic time at which :meth:`tick` must next be called, if any."""
-        if self.closed:
-            return None
-        if self._state is _State.ENDED:
-            assert self._ended_at is not None
-            return self._ended_at + _END_GRACE_SECONDS
+        if self.closed or self._state is _State.ENDED:
+            return None  # ended: the engine's last words, then EndOfTranscript, end it
         return min(timer.due() for timer in self._timers)
 
     def tick(self, now: float) -> list[Action]:
         """Time passed: warnings and limits that fell due."""
         self.now = now
-        if self.closed:
-            return []
-        if self._state is _State.ENDED:
-            assert self._ended_at is not None
-            if now >= self._ended_at + _END_GRACE_SECONDS:
-                self._state = _State.CLOSED
-                return [Close(1000, "")]
+        if self.closed or self._state is _State.ENDED:
             return []
         actions: list[Action] = []
         for timer in self._timers:
@@ -390,7 +383,7 @@ class RealtimeProtocol:
         if self._state is _State.ENDED:
             return []
         if kind == "EndOfStream":
-            return self._end_of_stream(message, now)
+            return self._end_of_stream(message)
         if kind == "ForceEndOfUtterance":
             return [Flush(end_of_stream=False)]
         if kind == "SetRecognitionConfig":
@@ -421,7 +414,7 @@ class RealtimeProtocol:
         )
         self.language = config.language
         self._transcription_config = message["transcription_config"]
-        self._sentencer = Sentencer(labels_for(self._transcription_config))
+        self._sentencer = Sentencer(labels_for(self._transcription_config, realtime=True))
         self._apply(config)
         speakers = config.speaker_diarization_config
         self._config.final_speakers = bool(speakers and speakers.get_speakers)
@@ -451,11 +444,10 @@ class RealtimeProtocol:
         self._apply(config)
         return []
 
-    def _end_of_stream(self, message: dict[str, Any], now: float) -> list[Action]:
+    def _end_of_stream(self, message: dict[str, Any]) -> list[Action]:
         if not isinstance(message.get("last_seq_no", 0), int):
             return self._error("invalid_message", "last_seq_no must be an integer")
         self._state = _State.ENDED
-        self._ended_at = now
         actions: list[Action] = []
         assert self._converter is not None
         try:
@@ -509,7 +501,7 @@ class RealtimeProtocol:
     def _speakers(self) -> Send:
         assert self._sentencer is not None
         speaker = self._sentencer.labels.speaker
-        heard = speaker != "UU" and self._last_final_end > 0
+        heard = speaker is not None and self._last_final_end > 0
         speakers = [
             {"label": speaker, "speaker_identifiers": [f"local-{self.session_id}-{speaker}"]}
         ]

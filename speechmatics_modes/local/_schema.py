@@ -12,7 +12,7 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from speechmatics_modes._config import NotificationContent
+from speechmatics_modes._config import Model, NotificationContent, RealtimeModel
 
 __all__ = [
     "BatchJobConfig",
@@ -79,8 +79,6 @@ class _Conversation(BaseModel):
     end_of_utterance_silence_trigger: float | None = Field(default=None, ge=0, le=2)
 
 
-Model = Literal["standard", "enhanced", "melia-1", "oak-1"]
-
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
@@ -111,6 +109,8 @@ class _TranscriptionConfig(BaseModel):
 class RealtimeTranscriptionConfig(_TranscriptionConfig):
     """``transcription_config`` of ``StartRecognition``: adds the real-time-only fields."""
 
+    model: RealtimeModel | None = None
+    operating_point: RealtimeModel | None = None
     conversation_config: _Conversation | None = None
     streaming_mode: bool | None = None
     ctrl: dict[str, Any] | None = None

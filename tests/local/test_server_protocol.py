@@ -94,6 +94,7 @@ def test_second_start_is_a_protocol_error() -> None:
         ({"transcription_config": {"language": "en", "no_such_key": 1}}, "invalid_config"),
         ({"transcription_config": {}}, "invalid_config"),
         ({"transcription_config": {"language": "xx"}}, "invalid_language"),
+        ({"transcription_config": {"language": "en", "model": "oak-1"}}, "invalid_config"),
         (
             {"audio_format": {"type": "raw", "encoding": "pcm_s24le", "sample_rate": 1}},
             "invalid_audio_type",
@@ -136,12 +137,18 @@ def test_finals_are_capitalised_and_end_with_a_full_stop() -> None:
     assert message["format"] == "2.9"
     assert message["metadata"] == {"start_time": 0.5, "end_time": 1.4, "transcript": "Hello world."}
     word, _, stop = message["results"]
-    assert word["alternatives"] == [
-        {"content": "Hello", "confidence": 0.9, "language": "en", "speaker": "UU"}
-    ]
+    assert word["alternatives"] == [{"content": "Hello", "confidence": 0.9, "language": "en"}]
     assert stop["type"] == "punctuation"
     assert stop["attaches_to"] == "previous"
     assert stop["is_eos"] is True
+
+
+@pytest.mark.parametrize("diarization", ["speaker", "channel_and_speaker"])
+def test_speaker_only_with_speaker_diarization(diarization: str) -> None:
+    session = started(diarization=diarization, enable_partials=True)
+    final, partial = sent(session.recognized(StreamUpdate((HELLO,), (WORLD,), True)))
+    for message in (final, partial):
+        assert {result["alternatives"][0]["speaker"] for result in message["results"]} == {"S1"}
 
 
 def test_partials_only_when_enabled() -> None:
@@ -184,14 +191,18 @@ def test_end_of_stream_flushes_then_ends_and_later_audio_is_warned() -> None:
     session = started()
     actions = session.receive_text('{"message": "EndOfStream", "last_seq_no": 0}', 2.0)
     assert actions == [Flush(end_of_stream=True)]
-    messages = sent(session.finished(StreamUpdate((HELLO,), (), False)))
-    assert [m["message"] for m in messages] == ["AddTranscript", "EndOfTranscript"]
-    after = sent(session.receive_bytes(b"\x00\x00", 3.0))
-    assert after[1] == {
+    assert session.next_deadline() is None
+    after = session.receive_bytes(b"\x00\x00", 3.0)
+    assert all(isinstance(action, Send) for action in after)
+    assert sent(after)[1] == {
         "message": "Warning",
         "type": "add_audio_after_eos",
         "reason": "audio after EndOfStream ignored",
     }
+    end = session.finished(StreamUpdate((HELLO,), (), False))
+    assert [m["message"] for m in sent(end)] == ["AddTranscript", "EndOfTranscript"]
+    assert end[-1] == Close(1000, "")
+    assert session.closed
 
 
 def test_set_recognition_config_allows_only_the_subset() -> None:

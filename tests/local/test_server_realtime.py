@@ -23,7 +23,9 @@ from speechmatics.rt import (
     TranscriptionError,
 )
 
-from speechmatics_modes.local import Faults, LocalServer, SocketFault
+from speechmatics_modes.local import Faults, LocalServer, ScriptedEngine, SocketFault
+from speechmatics_modes.local._engine import StreamUpdate
+from speechmatics_modes.local._scripted import ScriptedStream
 from tests.conftest import Clip
 from tests.local.conftest import pcm_bytes, scripted_engine, wav_bytes
 
@@ -185,16 +187,17 @@ async def test_second_start_and_unknown_message_after_start(server: LocalServer)
         assert socket.close_code == 1003
 
 
-async def test_eou_force_and_audio_after_eos(server: LocalServer) -> None:
+async def test_eou_force_and_end_of_transcript_then_the_server_closes(
+    server: LocalServer,
+) -> None:
     async with connect(server) as socket:
         await started(socket, conversation_config={"end_of_utterance_silence_trigger": 0.5})
         await send_audio(socket, pcm_bytes(2.2))
         await socket.send_json({"message": "ForceEndOfUtterance"})
         await socket.send_json({"message": "EndOfStream", "last_seq_no": 0})
-        await socket.send_bytes(pcm_bytes(0.1))
-        messages: list[dict[str, Any]] = []
-        while not messages or messages[-1]["message"] != "Warning":
-            messages.append(await socket.receive_json())
+        with anyio.fail_after(10):
+            messages = await until_closed(socket)
+        assert socket.close_code == 1000
     eous = of_kind(messages, "EndOfUtterance")
     assert [eou.get("forced", False) for eou in eous] == [False, True]
     assert [m["metadata"]["transcript"] for m in of_kind(messages, "AddTranscript")][:2] == [
@@ -202,9 +205,51 @@ async def test_eou_force_and_audio_after_eos(server: LocalServer) -> None:
         "world",
     ]
     assert of_kind(messages, "AddTranscript")[-1]["forced"] is True
-    assert messages[-1]["type"] == "add_audio_after_eos"
-    assert of_kind(messages, "EndOfTranscript") == [{"message": "EndOfTranscript"}]
-    assert len(of_kind(messages, "AudioAdded")) == len(range(0, len(pcm_bytes(2.2)), CHUNK)) + 1
+    assert messages[-1] == {"message": "EndOfTranscript"}
+    assert len(of_kind(messages, "AudioAdded")) == len(range(0, len(pcm_bytes(2.2)), CHUNK))
+    assert server.stats.sessions_active == 0
+
+
+class _GatedStream(ScriptedStream):
+    """Flushes only once the test opens the gate: an engine still busy with the last words."""
+
+    def __init__(self, engine: ScriptedEngine, gate: anyio.Event) -> None:
+        super().__init__(engine, final_lag=0.0)
+        self._gate = gate
+
+    async def flush(self) -> StreamUpdate:
+        await self._gate.wait()
+        return await super().flush()
+
+
+class _GatedEngine(ScriptedEngine):
+    def __init__(self, gate: anyio.Event) -> None:
+        super().__init__(scripted_engine().words)
+        self._gate = gate
+
+    async def open_stream(self, *, max_delay: float) -> ScriptedStream:
+        return _GatedStream(self, self._gate)
+
+
+async def test_audio_after_end_of_stream_is_warned_before_end_of_transcript(
+    no_leaks: None,
+) -> None:
+    gate = anyio.Event()
+    async with LocalServer(engine=_GatedEngine(gate)) as server, connect(server) as socket:
+        await started(socket)
+        await send_audio(socket, pcm_bytes(1.0))
+        await socket.send_json({"message": "EndOfStream", "last_seq_no": 0})
+        await socket.send_bytes(pcm_bytes(0.1))
+        messages: list[dict[str, Any]] = []
+        with anyio.fail_after(10):
+            while not messages or messages[-1]["message"] != "Warning":
+                messages.append(await socket.receive_json())
+            gate.set()
+            messages += await until_closed(socket)
+    warning = of_kind(messages, "Warning")
+    assert [w["type"] for w in warning] == ["add_audio_after_eos"]
+    assert messages.index(warning[0]) < messages.index({"message": "EndOfTranscript"})
+    assert messages[-1] == {"message": "EndOfTranscript"}
 
 
 async def test_session_limit_warns_then_ends_with_1008(no_leaks: None) -> None:
