@@ -20,10 +20,10 @@ Decisions a reader would otherwise have to rediscover:
   recorder that crashed, or one that wrote 0 or ``0xFFFFFFFF`` because it streamed) means "read
   to the end of the file"; a partial last frame is dropped. :attr:`AudioInfo.truncated` tells the
   caller, who may log it; refusing such files would only hide speech that is there.
-* **Compressed files go to PyAV, chosen by magic bytes.** A batch upload whose first bytes say
-  MP3, FLAC, Ogg, MP4/M4A or WebM is decoded by :mod:`~speechmatics_modes.local._av` when PyAV
-  is installed (it comes with faster-whisper); WAV never needs it. Real-time audio stays raw PCM
-  or WAV, as the service's real-time API defines it.
+* **Compressed files go to PyAV, chosen by magic bytes.** A batch upload, or a real-time
+  ``type: file`` stream, whose first bytes say MP3, AAC, FLAC, Ogg, MP4/M4A or WebM is decoded
+  by :mod:`~speechmatics_modes.local._av` when PyAV is installed (it comes with
+  faster-whisper); WAV never needs it.
 * **Formats we cannot decode are named**, from their magic bytes, so the error tells the user
   what they sent (MP3, FLAC, Ogg, MP4, WebM, AIFF, AMR, or not audio at all), why it cannot be
   decoded, and what to send.
@@ -34,7 +34,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Literal
+from typing import TYPE_CHECKING, BinaryIO, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -50,9 +50,13 @@ from speechmatics_modes._wav import (
 )
 from speechmatics_modes.local._engine import ENGINE_SAMPLE_RATE
 
+if TYPE_CHECKING:
+    from speechmatics_modes.local._av import PyavStreamDecoder
+
 __all__ = [
     "AudioDecodeError",
     "AudioInfo",
+    "FileStreamConverter",
     "PcmConverter",
     "RawEncoding",
     "SampleFormat",
@@ -337,6 +341,75 @@ class WavStreamConverter:
         return self._converter.convert(chunk)
 
 
+class FileStreamConverter:
+    """Converts a real-time ``file`` stream: a whole audio file arriving in arbitrary chunks.
+
+    The first bytes decide: WAV is decoded here, compressed formats by PyAV as they arrive.
+    """
+
+    def __init__(self, *, source: str = "audio stream") -> None:
+        self._source = source
+        self._head = b""
+        self._decoder: WavStreamConverter | PyavStreamDecoder | None = None
+
+    def convert(self, chunk: bytes) -> bytes:
+        """Return the engine PCM decoded so far; nothing until the format is known.
+
+        Raises:
+            AudioDecodeError: Not a format we decode, or damaged.
+        """
+        if self._decoder is None:
+            self._head += chunk
+            if len(self._head) < _MAGIC_BYTES:
+                return b""
+            self._decoder = self._open(self._head)
+            chunk, self._head = self._head, b""
+        return self._decoder.convert(chunk)
+
+    def finish(self) -> bytes:
+        """Return the last output.
+
+        Raises:
+            AudioDecodeError: The stream ended before it was audio, or is damaged.
+        """
+        if self._decoder is None:
+            if not self._head:
+                raise AudioDecodeError(f"{self._source}: no audio arrived before EndOfStream")
+            self._decoder = self._open(self._head)
+            return self._decoder.convert(self._head) + self._decoder.finish()
+        return self._decoder.finish()
+
+    def close(self) -> None:
+        """Release the decoder (its thread, for compressed formats)."""
+        if self._decoder is not None and not isinstance(self._decoder, WavStreamConverter):
+            self._decoder.close()
+
+    def _open(self, head: bytes) -> WavStreamConverter | PyavStreamDecoder:
+        demuxer = pyav_demuxer(head)
+        if demuxer is None:
+            return WavStreamConverter(source=self._source)
+        found = identify_non_wav(head) or demuxer
+        decoder_class = _pyav_stream_decoder(found, self._source)
+        return decoder_class(found=found, demuxer=demuxer, source=self._source)
+
+
+def _pyav_stream_decoder(found: str, source: str) -> type[PyavStreamDecoder]:
+    try:
+        from speechmatics_modes.local._av import PyavStreamDecoder
+    except ModuleNotFoundError as exc:
+        if exc.name != "av":
+            raise
+        raise _needs_pyav(source, found) from exc
+    return PyavStreamDecoder
+
+
+def _needs_pyav(source: str, found: str) -> AudioDecodeError:
+    return AudioDecodeError(
+        f"{source}: found {found}, which needs PyAV to decode and PyAV is not installed "
+        f"(pip install av, or the 'local' extra); {SUPPORTED_DESCRIPTION}"
+    )
+
+
 def pyav_demuxer(head: bytes) -> str | None:
     """The FFmpeg demuxer for a file starting with ``head`` if PyAV should decode it, else None.
 
@@ -380,10 +453,7 @@ def _convert_with_pyav(src: Path, dst: Path, head: bytes, demuxer: str) -> Audio
     except ModuleNotFoundError as exc:
         if exc.name != "av":
             raise
-        raise AudioDecodeError(
-            f"{src.name}: found {found}, which needs PyAV to decode and PyAV is not installed "
-            f"(pip install av, or the 'local' extra); {SUPPORTED_DESCRIPTION}"
-        ) from exc
+        raise _needs_pyav(src.name, found) from exc
     with dst.open("wb") as writer:
         return convert_with_pyav(src, writer, found=found, demuxer=demuxer)
 

@@ -1,4 +1,4 @@
-"""Compressed uploads (MP3, FLAC, Ogg, M4A, WebM) decoded with PyAV, for the batch API only.
+"""Compressed audio (MP3, FLAC, Ogg, M4A, WebM) decoded with PyAV, in batch and real-time.
 
 Only :mod:`speechmatics_modes.local._audio` imports this module, and only once a file's magic
 bytes have named one of these formats (it picks the demuxer too), so the server runs, WAV only,
@@ -21,6 +21,8 @@ Decisions a reader would otherwise have to rediscover:
 
 from __future__ import annotations
 
+import io
+import threading
 from pathlib import Path
 from typing import BinaryIO
 
@@ -33,7 +35,7 @@ from speechmatics_modes._wav import AudioDecodeError, SampleEncoding, SampleForm
 from speechmatics_modes.local._audio import AudioInfo
 from speechmatics_modes.local._engine import ENGINE_SAMPLE_RATE
 
-__all__ = ["convert_with_pyav"]
+__all__ = ["PyavStreamDecoder", "convert_with_pyav"]
 
 
 def convert_with_pyav(src: Path, writer: BinaryIO, *, found: str, demuxer: str) -> AudioInfo:
@@ -54,12 +56,12 @@ def convert_with_pyav(src: Path, writer: BinaryIO, *, found: str, demuxer: str) 
     try:
         return _decode(src, writer, found=found, demuxer=demuxer)
     except av.error.FFmpegError as exc:
-        raise _undecodable(src, found, f"FFmpeg: {exc.strerror}; the file is damaged") from exc
+        raise _undecodable(src.name, found, f"FFmpeg: {exc.strerror}; the file is damaged") from exc
 
 
-def _undecodable(src: Path, found: str, why: str) -> AudioDecodeError:
+def _undecodable(name: str, found: str, why: str) -> AudioDecodeError:
     return AudioDecodeError(
-        f"{src.name}: found {found}, but it cannot be decoded ({why}); WAV (integer PCM, "
+        f"{name}: found {found}, but it cannot be decoded ({why}); WAV (integer PCM, "
         "IEEE float or mu-law) always works"
     )
 
@@ -67,7 +69,7 @@ def _undecodable(src: Path, found: str, why: str) -> AudioDecodeError:
 def _decode(src: Path, writer: BinaryIO, *, found: str, demuxer: str) -> AudioInfo:
     with av.open(str(src), format=demuxer, metadata_errors="replace") as container:
         if not container.streams.audio:
-            raise _undecodable(src, found, "it holds no audio stream")
+            raise _undecodable(src.name, found, "it holds no audio stream")
         stream = container.streams.audio[0]
         resampler = av.AudioResampler(format="s16", layout="mono", rate=ENGINE_SAMPLE_RATE)
         input_frames = output_samples = 0
@@ -78,7 +80,7 @@ def _decode(src: Path, writer: BinaryIO, *, found: str, demuxer: str) -> AudioIn
         output_samples += _write(resampler.resample(None), writer)
         source_format = _decoded_format(stream.codec_context)
     if input_frames == 0:
-        raise _undecodable(src, found, "not one frame of audio in it decodes")
+        raise _undecodable(src.name, found, "not one frame of audio in it decodes")
     return AudioInfo(
         source_format=source_format,
         input_frames=input_frames,
@@ -101,3 +103,137 @@ def _decoded_format(codec: AudioCodecContext) -> SampleFormat:
     float_formats = ("flt", "dbl")
     encoding: SampleEncoding = "float" if codec.format.name.startswith(float_formats) else "int"
     return SampleFormat(encoding, codec.format.bytes, codec.layout.nb_channels, codec.sample_rate)
+
+
+class _Pipe:
+    """Bytes written by the event loop, read (blocking) by FFmpeg's demuxer in a thread."""
+
+    def __init__(self) -> None:
+        self._data = bytearray()
+        self._ended = False
+        self._aborted = False
+        self._ready = threading.Condition()
+
+    def write(self, chunk: bytes) -> None:
+        with self._ready:
+            self._data += chunk
+            self._ready.notify()
+
+    def end(self, *, abort: bool = False) -> None:
+        """No more bytes: reads drain what is left (or, aborted, stop at once)."""
+        with self._ready:
+            self._ended = True
+            self._aborted = abort
+            self._ready.notify()
+
+    def read(self, size: int = -1) -> bytes:
+        with self._ready:
+            self._ready.wait_for(lambda: bool(self._data) or self._ended)
+            if self._aborted:
+                return b""
+            size = len(self._data) if size < 0 else size
+            chunk = bytes(self._data[:size])
+            del self._data[:size]
+            return chunk
+
+
+class PyavStreamDecoder:
+    """Decodes a compressed file arriving in chunks (real-time ``type: file``) to engine PCM.
+
+    FFmpeg's demuxer pulls bytes, while the session pushes them as frames arrive, so the
+    demuxer runs in a thread of its own reading from a pipe; :meth:`convert` hands it the new
+    bytes and returns whatever PCM it has decoded so far (output lags input a little).
+
+    MP4/M4A is the exception: its index (``moov``) usually comes after the audio, so it is
+    kept until the end of the stream and decoded then (its words come at the end).
+    """
+
+    _FINISH_SECONDS = 60.0
+
+    def __init__(self, *, found: str, demuxer: str, source: str) -> None:
+        self._found = found
+        self._demuxer = demuxer
+        self._source = source
+        self._pipe = _Pipe()
+        self._input: _Pipe | io.BytesIO = self._pipe
+        self._whole_file = bytearray() if demuxer == "mov" else None
+        self._lock = threading.Lock()
+        self._pcm = bytearray()
+        self._decoded_frames = 0
+        self._error: AudioDecodeError | None = None
+        self._thread = threading.Thread(target=self._run, name="pyav-stream", daemon=True)
+        if self._whole_file is None:
+            self._thread.start()
+
+    def convert(self, chunk: bytes) -> bytes:
+        """Pass ``chunk`` to the decoder; return the PCM decoded since the last call.
+
+        Raises:
+            AudioDecodeError: The stream is damaged or not the format its first bytes named.
+        """
+        if self._whole_file is not None:
+            self._whole_file += chunk
+            return b""
+        self._pipe.write(chunk)
+        return self._take()
+
+    def finish(self) -> bytes:
+        """Decode to the end and return the rest.
+
+        Raises:
+            AudioDecodeError: As :meth:`convert`, or no audio decoded at all.
+        """
+        if self._whole_file is not None:
+            self._input = io.BytesIO(self._whole_file)
+            self._thread.start()
+        self._pipe.end()
+        self._thread.join(self._FINISH_SECONDS)
+        pcm = self._take()
+        if self._decoded_frames == 0:
+            raise self._problem("not one frame of audio in it decodes")
+        return pcm
+
+    def close(self) -> None:
+        """Stop the decoder thread (the session ended before its stream did)."""
+        self._pipe.end(abort=True)
+        if self._thread.is_alive():
+            self._thread.join(self._FINISH_SECONDS)
+
+    def _take(self) -> bytes:
+        with self._lock:
+            if self._error is not None:
+                raise self._error
+            pcm = bytes(self._pcm)
+            self._pcm.clear()
+        return pcm
+
+    def _problem(self, why: str) -> AudioDecodeError:
+        return _undecodable(self._source, self._found, why)
+
+    def _run(self) -> None:
+        try:
+            self._decode()
+        except av.error.FFmpegError as exc:
+            with self._lock:
+                self._error = self._problem(f"FFmpeg: {exc.strerror}; the stream is damaged")
+        except AudioDecodeError as exc:
+            with self._lock:
+                self._error = exc
+
+    def _decode(self) -> None:
+        with av.open(self._input, format=self._demuxer, metadata_errors="replace") as container:
+            if not container.streams.audio:
+                raise self._problem("it holds no audio stream")
+            stream = container.streams.audio[0]
+            resampler = av.AudioResampler(format="s16", layout="mono", rate=ENGINE_SAMPLE_RATE)
+            for packet in container.demux(stream):
+                for frame in packet.decode():
+                    self._decoded_frames += frame.samples
+                    self._emit(resampler.resample(frame))
+            self._emit(resampler.resample(None))
+
+    def _emit(self, frames: list[AudioFrame]) -> None:
+        writer = io.BytesIO()
+        _write(frames, writer)
+        with self._lock:
+            self._pcm += writer.getvalue()

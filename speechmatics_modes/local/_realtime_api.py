@@ -166,6 +166,7 @@ class _Connection:
                 finally:
                     tasks.cancel_scope.cancel()
         finally:
+            self._session.release()
             if self._stream is not None:
                 await self._stream.aclose()
             if self._admitted:

@@ -23,8 +23,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from speechmatics_modes.local._audio import (
     AudioDecodeError,
+    FileStreamConverter,
     StreamConverter,
-    WavStreamConverter,
 )
 from speechmatics_modes.local._engine import ENGINE_SAMPLE_RATE, EngineWord, StreamUpdate
 from speechmatics_modes.local._results import (
@@ -228,7 +228,7 @@ class RealtimeProtocol:
     """Binary frames read (the last ``AudioAdded.seq_no``)."""
     _state: _State = _State.AWAITING_START
     _config: _Config = field(default_factory=lambda: _Config(False, 0.0, False))
-    _converter: StreamConverter | WavStreamConverter | None = None
+    _converter: StreamConverter | FileStreamConverter | None = None
     _sentencer: Sentencer | None = None
     _engine_bytes: int = 0
     _last_partial: tuple[EngineWord, ...] = ()
@@ -312,6 +312,11 @@ class RealtimeProtocol:
                 }
             )
         ]
+
+    def release(self) -> None:
+        """The connection is over: stop the audio decoder (a thread, for compressed files)."""
+        if isinstance(self._converter, FileStreamConverter):
+            self._converter.close()
 
     def refuse(self, error_type: str, reason: str) -> list[Action]:
         """End the session with an ``Error`` the caller decided on (quota, engine failure)."""
@@ -408,7 +413,7 @@ class RealtimeProtocol:
             )
         audio = start.audio_format
         self._converter = (
-            WavStreamConverter(source="StartRecognition audio")
+            FileStreamConverter(source="StartRecognition audio")
             if audio.type == "file"
             else StreamConverter(audio.encoding, audio.sample_rate)
         )

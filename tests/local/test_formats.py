@@ -1,4 +1,4 @@
-"""Compressed batch uploads (MP3, FLAC, Ogg, M4A, WebM) decoded with PyAV.
+"""Compressed audio (MP3, FLAC, Ogg, M4A, WebM) decoded with PyAV: batch uploads, real-time files.
 
 The files are encoded here, with PyAV, from a WAV of real speech, so CI needs nothing more
 than the ``local`` extra.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 import wave
 from dataclasses import dataclass
 from fractions import Fraction
@@ -19,12 +20,14 @@ import av
 import numpy as np
 import numpy.typing as npt
 import pytest
+from speechmatics import rt
 from speechmatics.batch import AsyncClient, JobError, JobStatus, TranscriptionConfig
 from speechmatics.batch import Transcript as BatchTranscript
 
 from speechmatics_modes.local import LocalServer
 from speechmatics_modes.local._audio import (
     AudioDecodeError,
+    FileStreamConverter,
     convert_file_to_engine_pcm,
     pyav_demuxer,
 )
@@ -258,3 +261,68 @@ def test_a_ten_minute_flac_converts_in_bounded_memory(clip: Clip, tmp_path: Path
     assert abs(result["seconds"] - 600) < 0.1
     growth_mib = result["growth_kib"] / 1024
     assert growth_mib < 24, f"peak RSS grew {growth_mib:.0f} MiB converting 10 min of FLAC"
+
+
+@pytest.mark.parametrize("encoding", [*ENCODINGS, ADTS], ids=lambda encoding: encoding.suffix)
+def test_a_real_time_file_stream_decodes_as_it_arrives(
+    encoding: Encoding, encoded: dict[str, Path], tmp_path: Path
+) -> None:
+    """Real-time ``type: file`` takes what batch takes, chunk by chunk, with the same result."""
+    convert_file_to_engine_pcm(encoded[encoding.suffix], tmp_path / "out.raw")
+    whole = (tmp_path / "out.raw").read_bytes()
+    data = encoded[encoding.suffix].read_bytes()
+    converter = FileStreamConverter()
+    half = len(data) // 2 // 4096 * 4096
+    streamed = b"".join(converter.convert(data[i : i + 4096]) for i in range(0, half, 4096))
+    if encoding.container != "ipod":  # MP4 keeps its index at the end: decoded at the end
+        deadline = time.monotonic() + 30
+        while not streamed and time.monotonic() < deadline:
+            time.sleep(0.01)
+            streamed += converter.convert(b"")
+        assert streamed, "no audio decoded from the first half of the stream"
+    streamed += b"".join(
+        converter.convert(data[i : i + 4096]) for i in range(half, len(data), 4096)
+    )
+    streamed += converter.finish()
+    # Read as a stream, MP3 keeps its encoder padding (up to one 72 ms frame here).
+    assert abs(len(streamed) - len(whole)) <= 0.072 * 16_000 * 2
+    if encoding.suffix != "mp3":
+        assert streamed == whole
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("suffix", ["mp3", "ogg", "m4a"])
+async def test_the_rt_sdk_streams_a_compressed_file(
+    suffix: str, encoded: dict[str, Path], no_leaks: None
+) -> None:
+    """The SDKs' default audio_format is ``type: file``: a compressed file works as WAV does."""
+    finals: list[str] = []
+    async with (
+        LocalServer(engine=scripted_engine()) as server,
+        rt.AsyncClient(api_key="any", url=server.rt_url) as client,
+    ):
+        client.on(
+            rt.ServerMessageType.ADD_TRANSCRIPT,
+            lambda message: finals.append(message["metadata"]["transcript"]),
+        )
+        with encoded[suffix].open("rb") as audio:
+            await client.transcribe(audio, transcription_config=rt.TranscriptionConfig())
+    assert plain_words(" ".join(finals)).lower().split() == ["hello", "world", "how", "are", "you"]
+
+
+@pytest.mark.anyio
+async def test_a_damaged_compressed_stream_is_invalid_audio_type(
+    encoded: dict[str, Path], tmp_path: Path, no_leaks: None
+) -> None:
+    corrupt = damaged(encoded["mp3"], tmp_path / "corrupt.mp3")
+    errors: list[dict[str, str]] = []
+    async with (
+        LocalServer(engine=scripted_engine()) as server,
+        rt.AsyncClient(api_key="any", url=server.rt_url) as client,
+    ):
+        client.on(rt.ServerMessageType.ERROR, errors.append)
+        with corrupt.open("rb") as audio:
+            await client.transcribe(audio, transcription_config=rt.TranscriptionConfig())
+    assert [error["type"] for error in errors] == ["invalid_audio_type"]
+    assert "found MP3" in errors[0]["reason"]
+    assert "damaged" in errors[0]["reason"]
