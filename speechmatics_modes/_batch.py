@@ -3,6 +3,12 @@
 Everything batch-specific that touches the SDK lives here: translating our options into the
 SDK's dataclasses, running a job (submit, poll, fetch the transcript), and translating the
 SDK's exceptions into ours (:data:`BATCH_ERRORS`).
+
+Three things have no public way in the SDK, so this module uses its internals, each in one
+place, each with a tripwire against the local server in ``tests/test_sdk_internals.py``:
+the unexported job-config classes of ``speechmatics.batch._models`` (imported below),
+``AsyncClient._transport.get`` for the json-v2 document (:func:`_transcript_json`), and
+``Transport._handle_response`` for ``Retry-After`` (:class:`_RetryAfter`).
 """
 
 from __future__ import annotations
@@ -481,12 +487,10 @@ async def _delete_quietly(client: sm.AsyncClient, job_id: str) -> None:
 class _RetryAfter:
     """A client's retry state: its policy, and the ``Retry-After`` that holds every request back.
 
-    It remembers the ``Retry-After`` of the last 429/503 answer.
-
-    The SDK drops response headers when it raises, so the one response hook it has is wrapped:
-    this is the only place that touches the SDK's transport internals, and the rate-limit
-    tests against the local server fail if that hook ever moves. One instance serves one
-    client, so when jobs share a client, a rate limit met by one pauses them all.
+    It remembers the ``Retry-After`` of the last 429/503 answer. The SDK drops response headers
+    when it raises, so the one response hook it has is wrapped (a tripwire test fails if that
+    hook ever moves). One instance serves one client, so when jobs share a client, a rate limit
+    met by one pauses them all.
     """
 
     def __init__(self, client: sm.AsyncClient, policy: RetryPolicy) -> None:
