@@ -40,7 +40,7 @@ from ._stream._rolling import RollingStream
 
 __all__ = ["AudioSource", "TranscriptStream", "stream", "transcribe", "transcribe_sync"]
 
-logger = logging.getLogger("speechmatics_modes")
+logger = logging.getLogger(__name__)
 
 AudioSource: TypeAlias = (
     "str | os.PathLike[str] | bytes | IO[bytes] | Iterable[bytes] | AsyncIterable[bytes]"

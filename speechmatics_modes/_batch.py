@@ -59,7 +59,7 @@ __all__ = [
     "run_batch_job",
 ]
 
-logger = logging.getLogger("speechmatics_modes")
+logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 

@@ -11,7 +11,7 @@ from ._settings import Settings
 
 __all__ = ["endpoint"]
 
-logger = logging.getLogger("speechmatics_modes")
+logger = logging.getLogger(__name__)
 
 
 @asynccontextmanager

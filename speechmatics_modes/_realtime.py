@@ -49,7 +49,7 @@ __all__ = [
     "realtime_transcription_config",
 ]
 
-logger = logging.getLogger("speechmatics_modes")
+logger = logging.getLogger(__name__)
 
 
 def realtime_transcription_config(options: TranscriptionOptions) -> sm.TranscriptionConfig:

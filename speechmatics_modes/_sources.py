@@ -43,7 +43,7 @@ __all__ = [
     "open_upload",
 ]
 
-logger = logging.getLogger("speechmatics_modes")
+logger = logging.getLogger(__name__)
 
 ACCEPTED_SOURCES = (
     "a file path (str or os.PathLike), an http(s):// URL, bytes, or a binary file object "

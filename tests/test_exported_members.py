@@ -28,3 +28,16 @@ def test_public_names_say_they_are_ours() -> None:
                 f"{name} leaks a foreign type"
             )
             assert value.__doc__, f"{name} has no docstring"
+
+
+def test_deprecated_leftovers_warn_and_name_their_replacement() -> None:
+    from speechmatics_modes.local import run_server
+
+    assert "LocalServer" in run_server.__deprecated__  # type: ignore[attr-defined]
+    for method in (
+        speechmatics_modes.TranscriptionOptions.to_batch,
+        speechmatics_modes.TranscriptionOptions.to_realtime,
+        speechmatics_modes.AudioFormat.to_realtime,
+        speechmatics_modes.BatchOptions.to_job_config,
+    ):
+        assert "removed in 0.2" in method.__deprecated__  # type: ignore[attr-defined]

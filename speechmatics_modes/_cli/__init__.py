@@ -28,7 +28,8 @@ from ._transcribe import add_transcribe_command
 
 __all__ = ["EXIT_CODES", "main"]
 
-logger = logging.getLogger("speechmatics_modes")
+package_logger = logging.getLogger("speechmatics_modes")
+"""Every module logs to a child of this one (``getLogger(__name__)``); the CLI sets it up."""
 
 _EXPECTED = (UsageError, SpeechmaticsModesError, OSError)
 """Errors that end a command with one line on stderr; anything else is a bug, with a traceback."""
@@ -57,8 +58,8 @@ def _configure_logging(args: argparse.Namespace) -> None:
     level = logging.INFO if args.verbose else logging.ERROR if args.quiet else logging.WARNING
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter(f"{PROG}: %(levelname)s: %(message)s"))
-    logger.addHandler(handler)
-    logger.setLevel(level)
+    package_logger.addHandler(handler)
+    package_logger.setLevel(level)
 
 
 def _parser() -> argparse.ArgumentParser:

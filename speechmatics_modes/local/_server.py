@@ -1,8 +1,9 @@
 """``LocalServer``: Speechmatics' batch REST and real-time WebSocket APIs on one loopback port.
 
 The official SDKs and this library can be pointed at it (``server.settings()``) and run end to
-end with no cloud access: an offline engine (pocketsphinx by default, or a
-:class:`~speechmatics_modes.local.ScriptedEngine`) does the recognition.
+end with no cloud access: an offline engine (Whisper tiny.en by default, pocketsphinx where
+faster-whisper is missing, or a :class:`~speechmatics_modes.local.ScriptedEngine`) does the
+recognition.
 
 Everything the server starts (the aiohttp site, session handlers, batch jobs, the engine's
 workers, the temporary directory holding uploads) belongs to the ``async with`` block and is
@@ -27,6 +28,7 @@ import anyio
 from aiohttp import web
 from anyio.abc import TaskGroup
 from pydantic import SecretStr
+from typing_extensions import deprecated
 
 from speechmatics_modes._exceptions import ConfigurationError
 from speechmatics_modes._settings import Settings
@@ -310,6 +312,10 @@ class LocalServer:
         return f"[{host}]" if ":" in host else host
 
 
+@deprecated(
+    "run_server() will be removed in 0.2: use 'async with LocalServer(...)', or the "
+    "'speechmatics-modes serve' command"
+)
 def run_server(
     *,
     host: str = "127.0.0.1",
@@ -318,9 +324,9 @@ def run_server(
     max_session_seconds: float = 48 * 3600.0,
     ready: Callable[[LocalServer], None] | None = None,
 ) -> None:
-    """Run a :class:`LocalServer` with the default engine until interrupted (Ctrl-C).
+    """Deprecated: run a :class:`LocalServer` with the default engine until Ctrl-C.
 
-    This is what ``speechmatics-modes serve`` calls.
+    Nothing calls it (``speechmatics-modes serve`` runs its own loop, with more options).
 
     Args:
         host: Interface to bind (non-loopback needs ``api_key``).
