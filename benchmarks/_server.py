@@ -17,8 +17,7 @@ from typing import Any
 
 import anyio
 
-from speechmatics_modes.local import Faults, LocalServer, ScriptedEngine, SocketFault
-from speechmatics_modes.local._engine import Engine
+from speechmatics_modes.local import Engine, Faults, LocalServer, ScriptedEngine, SocketFault
 
 
 def _engine(kind: str) -> Engine | None:

@@ -20,7 +20,7 @@ import anyio
 import speechmatics.batch as sm
 
 from benchmarks import AUDIO
-from speechmatics_modes._bulk import transcribe_many
+from speechmatics_modes import transcribe_many
 from speechmatics_modes.local import Faults, LocalServer, ScriptedEngine
 
 CLIP = AUDIO / "synthetic" / "espeak-hello-world.wav"

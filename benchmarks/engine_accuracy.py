@@ -27,7 +27,7 @@ from typing import Any
 
 from benchmarks import AUDIO
 from benchmarks._wer import normalise, word_error_rate, word_errors
-from speechmatics_modes.local._engine import EngineWord
+from speechmatics_modes.local import EngineWord
 from speechmatics_modes.local._pocketsphinx import (
     LM_WEIGHT_SCALE,
     PocketsphinxEngine,

@@ -25,7 +25,7 @@ from typing import Any
 
 from benchmarks._wer import word_error_rate
 from benchmarks.engine_accuracy import CHUNK_BYTES, Clip, load_clips, text
-from speechmatics_modes.local._engine import Engine, EngineWord
+from speechmatics_modes.local import Engine, EngineWord
 from speechmatics_modes.local._pocketsphinx import PocketsphinxEngine
 from speechmatics_modes.local._whisper import WhisperEngine
 

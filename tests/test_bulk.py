@@ -9,10 +9,16 @@ from pathlib import Path
 import anyio
 import pytest
 
-from speechmatics_modes._batch import BatchClient
-from speechmatics_modes._bulk import BulkResult, transcribe_many
-from speechmatics_modes._config import BatchOptions, Tracking, TranscriptionOptions
-from speechmatics_modes._exceptions import AudioSourceError, ConfigurationError
+from speechmatics_modes import (
+    AudioSourceError,
+    BatchClient,
+    BatchOptions,
+    BulkResult,
+    ConfigurationError,
+    Tracking,
+    TranscriptionOptions,
+    transcribe_many,
+)
 from speechmatics_modes._journal import Journal
 from speechmatics_modes._sources import classify, open_upload
 from speechmatics_modes.local import Faults, HttpFailure, LocalServer, ScriptedEngine

@@ -27,9 +27,14 @@ from typing import Any
 import anyio
 import pytest
 
-from speechmatics_modes._config import AudioFormat
-from speechmatics_modes._exceptions import AudioSourceError, ConfigurationError
-from speechmatics_modes._microphone import InputDevice, Microphone, list_input_devices
+from speechmatics_modes import (
+    AudioFormat,
+    AudioSourceError,
+    ConfigurationError,
+    InputDevice,
+    Microphone,
+    list_input_devices,
+)
 from tests._virtual_mic import VirtualMicrophone, missing_tools, virtual_microphone
 from tests.conftest import TEST_AUDIO
 

@@ -11,20 +11,21 @@ from hypothesis import strategies as st
 from pydantic import TypeAdapter, ValidationError
 from speechmatics.batch import Transcript as SdkTranscript
 
-from speechmatics_modes._exceptions import ConfigurationError, ServerError
-from speechmatics_modes._models import (
+from speechmatics_modes import (
+    ConfigurationError,
     EndOfUtterance,
     Final,
     Mode,
     Partial,
     Segment,
+    ServerError,
     ServerWarning,
     SessionInfo,
     StreamEvent,
     Transcript,
     Word,
-    stream_event,
 )
+from speechmatics_modes._models import stream_event
 
 Result = dict[str, Any]
 

@@ -17,8 +17,8 @@ from __future__ import annotations
 import pytest
 import speechmatics.batch as sm
 
-from speechmatics_modes import BatchOptions, RetryPolicy, TranscriptionOptions
-from speechmatics_modes._batch import BatchClient, _RetryAfter, _transcript_json
+from speechmatics_modes import BatchClient, BatchOptions, RetryPolicy, TranscriptionOptions
+from speechmatics_modes._batch import _RetryAfter, _transcript_json
 from speechmatics_modes._sources import classify, open_upload
 from speechmatics_modes.local import Faults, HttpFailure, LocalServer
 from tests.local.conftest import scripted_engine, wav_bytes

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from speechmatics_modes._exceptions import ConfigurationError
+from speechmatics_modes import ConfigurationError
 from speechmatics_modes._subtitles import (
     SILENCE_BREAK,
     Cue,

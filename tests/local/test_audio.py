@@ -8,7 +8,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from speechmatics_modes._exceptions import AudioSourceError
+from speechmatics_modes import AudioSourceError
 from speechmatics_modes.local._audio import (
     AudioDecodeError,
     PcmConverter,

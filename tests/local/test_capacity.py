@@ -17,7 +17,7 @@ from speechmatics.rt import (
     TranscriptionError,
 )
 
-from speechmatics_modes._exceptions import ConfigurationError
+from speechmatics_modes import ConfigurationError
 from speechmatics_modes.local import LocalServer, ScriptedEngine
 from speechmatics_modes.local._engine import stream_capacity
 from speechmatics_modes.local._pocketsphinx import PocketsphinxEngine

@@ -10,7 +10,7 @@ import anyio
 import pytest
 
 from benchmarks._wer import word_error_rate
-from speechmatics_modes.local._engine import EngineWord, StreamingRecognizer, StreamUpdate
+from speechmatics_modes.local import EngineWord, StreamingRecognizer, StreamUpdate
 from speechmatics_modes.local._pocketsphinx import EngineFailure, PocketsphinxEngine
 from tests.conftest import Clip
 

@@ -24,8 +24,7 @@ from speechmatics.batch import (
 )
 from speechmatics.batch import Transcript as BatchTranscript
 
-from speechmatics_modes._exceptions import ConfigurationError
-from speechmatics_modes._models import Transcript
+from speechmatics_modes import ConfigurationError, Transcript
 from speechmatics_modes.local import Faults, HttpFailure, LocalServer
 from tests.conftest import Clip
 from tests.local.conftest import scripted_engine, wav_bytes

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from speechmatics_modes.local._engine import EngineWord, StreamUpdate
+from speechmatics_modes.local import EngineWord, SessionLimits, StreamUpdate
 from speechmatics_modes.local._rt_protocol import (
     Action,
     Close,
@@ -16,7 +16,6 @@ from speechmatics_modes.local._rt_protocol import (
     OpenStream,
     RealtimeProtocol,
     Send,
-    SessionLimits,
     warning_offsets,
 )
 

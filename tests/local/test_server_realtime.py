@@ -23,8 +23,7 @@ from speechmatics.rt import (
     TranscriptionError,
 )
 
-from speechmatics_modes.local import Faults, LocalServer, ScriptedEngine, SocketFault
-from speechmatics_modes.local._engine import StreamUpdate
+from speechmatics_modes.local import Faults, LocalServer, ScriptedEngine, SocketFault, StreamUpdate
 from speechmatics_modes.local._scripted import ScriptedStream
 from tests.conftest import Clip
 from tests.local.conftest import pcm_bytes, scripted_engine, wav_bytes

@@ -18,9 +18,8 @@ from speechmatics.rt import ServerMessageType
 from speechmatics.rt import TranscriptionConfig as RealtimeConfig
 
 from benchmarks._wer import word_error_rate
-from speechmatics_modes._exceptions import ConfigurationError
-from speechmatics_modes.local import LocalServer
-from speechmatics_modes.local._engine import EngineWord
+from speechmatics_modes import ConfigurationError
+from speechmatics_modes.local import EngineWord, LocalServer
 from speechmatics_modes.local._model_files import (
     BUNDLED_MODEL_FILES,
     MODEL_ENV_VAR,
