@@ -14,7 +14,6 @@ import logging
 import os
 from collections.abc import AsyncIterable, Iterable, Mapping
 from contextlib import AsyncExitStack
-from types import TracebackType
 from typing import IO, Any, Literal, TypeAlias, TypeVar
 
 import anyio
@@ -30,6 +29,7 @@ from ._exceptions import (
     SpeechmaticsModesError,
     TranscriptionTimeout,
 )
+from ._lifetime import StackOwner
 from ._models import Mode, StreamEvent, Transcript
 from ._realtime import RealtimeSession
 from ._retry import RetryPolicy
@@ -186,7 +186,7 @@ def stream(
     )
 
 
-class TranscriptStream:
+class TranscriptStream(StackOwner):
     """A running real-time transcription: an async iterator of events, then a transcript.
 
     Returned by :func:`stream`, which has checked the options for real time; the session starts
@@ -212,25 +212,21 @@ class TranscriptStream:
         self._timeout = timeout
         self._pace = pace
         self._rollover = rollover
-        self._stack: AsyncExitStack | None = None
         self._session: RealtimeSession | RollingStream | None = None
         self._events: MemoryObjectReceiveStream[StreamEvent] | None = None
         self._error: SpeechmaticsModesError | None = None
 
-    async def __aenter__(self) -> TranscriptStream:
-        async with AsyncExitStack() as stack:
-            resolved = await stack.enter_async_context(endpoint(self._settings))
-            live = await stack.enter_async_context(
-                open_live_audio(self._source, self._audio_format, pace=self._pace)
-            )
-            send, self._events = anyio.create_memory_object_stream[StreamEvent](_EVENT_BUFFER)
-            stack.callback(self._events.close)
-            self._session = self._new_session(resolved, live.audio_format, send)
-            group = await stack.enter_async_context(anyio.create_task_group())
-            stack.callback(group.cancel_scope.cancel)
-            group.start_soon(self._run, send, live.chunks)
-            self._stack = stack.pop_all()
-        return self
+    async def _acquire(self, stack: AsyncExitStack) -> None:
+        resolved = await stack.enter_async_context(endpoint(self._settings))
+        live = await stack.enter_async_context(
+            open_live_audio(self._source, self._audio_format, pace=self._pace)
+        )
+        send, self._events = anyio.create_memory_object_stream[StreamEvent](_EVENT_BUFFER)
+        stack.callback(self._events.close)
+        self._session = self._new_session(resolved, live.audio_format, send)
+        group = await stack.enter_async_context(anyio.create_task_group())
+        stack.callback(group.cancel_scope.cancel)
+        group.start_soon(self._run, send, live.chunks)
 
     def _new_session(
         self,
@@ -250,16 +246,6 @@ class TranscriptStream:
             policy=self._rollover,
             live=self._source.natural_mode is Mode.REALTIME,
         )
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        stack, self._stack = self._stack, None
-        if stack is not None:
-            await stack.aclose()
 
     async def _run(self, send: MemoryObjectSendStream[StreamEvent], chunks: Any) -> None:
         assert self._session is not None

@@ -18,7 +18,6 @@ import os
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import AsyncExitStack, contextmanager
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any, BinaryIO, TypeVar
 
 import aiohttp
@@ -44,6 +43,7 @@ from ._exceptions import (
     translate_sdk_error,
     translated,
 )
+from ._lifetime import StackOwner
 from ._models import Transcript
 from ._retry import Backoff, RetryPolicy
 from ._sdk_logging import prune_duplicate_null_handlers
@@ -243,7 +243,7 @@ class BatchJob:
     """The service's messages for a rejected job."""
 
 
-class BatchClient:
+class BatchClient(StackOwner):
     """One connection to the batch API, shared by any number of concurrent jobs.
 
     The parts of a job are separate calls (:meth:`submit`, then :meth:`transcript`), so a
@@ -261,31 +261,17 @@ class BatchClient:
     def __init__(self, settings: Settings, *, retry: RetryPolicy | None = None) -> None:
         self._settings = settings
         self._retry = retry or RetryPolicy()
-        self._stack: AsyncExitStack | None = None
         self._client: sm.AsyncClient | None = None
         self._retry_after: _RetryAfter | None = None
 
-    async def __aenter__(self) -> BatchClient:
+    async def _acquire(self, stack: AsyncExitStack) -> None:
         key = self._settings.api_key
         api_key = key.get_secret_value() if key is not None else None
-        async with AsyncExitStack() as stack:
-            client = await stack.enter_async_context(
-                sm.AsyncClient(api_key=api_key, url=self._settings.batch_url)
-            )
-            prune_duplicate_null_handlers("speechmatics.batch")
-            self._client, self._retry_after = client, _RetryAfter(client, self._retry)
-            self._stack = stack.pop_all()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        stack, self._stack = self._stack, None
-        if stack is not None:
-            await stack.aclose()
+        client = await stack.enter_async_context(
+            sm.AsyncClient(api_key=api_key, url=self._settings.batch_url)
+        )
+        prune_duplicate_null_handlers("speechmatics.batch")
+        self._client, self._retry_after = client, _RetryAfter(client, self._retry)
 
     @property
     def _open(self) -> tuple[sm.AsyncClient, _RetryAfter]:

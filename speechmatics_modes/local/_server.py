@@ -21,7 +21,6 @@ from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from datetime import timedelta
 from pathlib import Path
-from types import TracebackType
 
 import aiohttp
 import anyio
@@ -31,6 +30,7 @@ from pydantic import SecretStr
 from typing_extensions import deprecated
 
 from speechmatics_modes._exceptions import ConfigurationError
+from speechmatics_modes._lifetime import StackOwner
 from speechmatics_modes._settings import Settings
 from speechmatics_modes.local._batch_api import BatchApi, ErrorAnswer, error_name, error_response
 from speechmatics_modes.local._engine import Engine, stream_capacity
@@ -55,7 +55,7 @@ _SHUTDOWN_SECONDS = 2.0
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-class LocalServer:
+class LocalServer(StackOwner):
     """Speechmatics' batch and real-time APIs on one port, backed by an offline engine.
 
     Example::
@@ -148,7 +148,6 @@ class LocalServer:
         self.stats = ServerStats()
         """What the server saw since it started."""
         self._port: int | None = None
-        self._stack: AsyncExitStack | None = None
         self._jobs_group: TaskGroup | None = None
         self._http: aiohttp.ClientSession | None = None
         self._running_engine: Engine | None = None
@@ -186,29 +185,19 @@ class LocalServer:
             api_key=SecretStr(key), batch_url=self.batch_url, rt_url=self.rt_url, backend="cloud"
         )
 
-    async def __aenter__(self) -> LocalServer:
-        async with AsyncExitStack() as stack:
-            engine = self._engine or _engine_named(self._engine_name)
-            self._running_engine = await stack.enter_async_context(engine)
-            workdir = stack.enter_context(tempfile.TemporaryDirectory(prefix="sm-modes-local-"))
-            self._http = await stack.enter_async_context(aiohttp.ClientSession())
-            self._jobs_group = await stack.enter_async_context(anyio.create_task_group())
-            stack.callback(self._jobs_group.cancel_scope.cancel)
-            realtime = await self._start_site(stack, Path(workdir))
-            stack.push_async_callback(realtime.close_all)
-            self._stack = stack.pop_all()
-        return self
+    async def _acquire(self, stack: AsyncExitStack) -> None:
+        engine = self._engine or _engine_named(self._engine_name)
+        self._running_engine = await stack.enter_async_context(engine)
+        workdir = stack.enter_context(tempfile.TemporaryDirectory(prefix="sm-modes-local-"))
+        self._http = await stack.enter_async_context(aiohttp.ClientSession())
+        self._jobs_group = await stack.enter_async_context(anyio.create_task_group())
+        stack.callback(self._jobs_group.cancel_scope.cancel)
+        realtime = await self._start_site(stack, Path(workdir))
+        stack.push_async_callback(realtime.close_all)
+        stack.callback(self._forget_port)  # closed first: no URL points at a closing server
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        stack, self._stack = self._stack, None
+    def _forget_port(self) -> None:
         self._port = None
-        if stack is not None:
-            await stack.aclose()
 
     async def _start_site(self, stack: AsyncExitStack, workdir: Path) -> RealtimeApi:
         assert self._running_engine is not None
