@@ -37,12 +37,14 @@ async def endpoint(settings: Settings | None) -> AsyncIterator[Settings]:
         yield settings
         return
     try:
-        from .local import LocalServer
+        from .local import ANY_ADDRESS, LocalServer
     except ImportError as exc:
         raise ConfigurationError(
             "backend='local' needs the embedded server's dependencies: "
             'pip install "speechmatics-modes[local]"'
         ) from exc
-    async with LocalServer() as server:
+    # This server runs this process's own calls, so the URLs it fetches are the caller's own:
+    # loopback and private ones (a file server on localhost) are fetched too.
+    async with LocalServer(allow_fetch_from=ANY_ADDRESS) as server:
         logger.debug("started an embedded local server at %s", server.batch_url)
         yield server.settings()

@@ -127,7 +127,7 @@ async def test_finished_audio_of_every_kind_goes_through_batch(
     assert transcript.text == "Hello world. How are you."
 
 
-async def test_a_url_is_fetched_by_the_service_not_by_us(scripted_server: LocalServer) -> None:
+async def test_a_url_is_fetched_by_the_service_not_by_us() -> None:
     data = wav_bytes(4.0)
     fetched: list[str] = []
 
@@ -144,7 +144,8 @@ async def test_a_url_is_fetched_by_the_service_not_by_us(scripted_server: LocalS
     try:
         port = runner.addresses[0][1]
         url = f"http://127.0.0.1:{port}/audio.wav"
-        transcript = await transcribe(url, settings=scripted_server.settings())
+        async with LocalServer(engine=scripted_engine(), allow_fetch_from=["127.0.0.1"]) as server:
+            transcript = await transcribe(url, settings=server.settings())
     finally:
         await runner.cleanup()
     assert transcript.mode is Mode.BATCH

@@ -11,18 +11,18 @@ import logging
 import secrets
 import shutil
 import string
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Literal
 
-import aiohttp
 import anyio
 import anyio.to_thread
 
 from speechmatics_modes.local._audio import AudioDecodeError, convert_file_to_engine_pcm
 from speechmatics_modes.local._engine import Engine
+from speechmatics_modes.local._fetch import Fetcher
 from speechmatics_modes.local._results import (
     JSON_FORMAT_VERSION,
     batch_results,
@@ -38,7 +38,6 @@ JobStatus = Literal["running", "done", "rejected", "deleted"]
 logger = logging.getLogger(__name__)
 
 _ID_ALPHABET = string.ascii_lowercase + string.digits
-_FETCH_CHUNK = 256 * 1024
 
 
 def timestamp(moment: datetime) -> str:
@@ -166,7 +165,7 @@ class JobStore:
             yield job
 
 
-async def prepare_job(job: Job, *, http: aiohttp.ClientSession) -> None:
+async def prepare_job(job: Job, *, fetcher: Fetcher) -> None:
     """Fetch (if asked) and convert the audio, so the job knows its duration.
 
     The submit is answered only after this: clients read ``job.duration`` from the first
@@ -176,11 +175,11 @@ async def prepare_job(job: Job, *, http: aiohttp.ClientSession) -> None:
 
     Args:
         job: A running job whose upload is on disk, or whose config has ``fetch_data``.
-        http: Client session used to fetch ``fetch_data`` URLs.
+        fetcher: Downloads ``fetch_data`` URLs under the server's policy and size limit.
     """
     with job.cancel_scope:
         try:
-            await _prepare(job, http)
+            await _prepare(job, fetcher)
         except Exception as exc:  # the server must outlive a failing disk or decoder
             logger.exception("local batch job %s failed", job.id)
             if job.running:
@@ -208,10 +207,10 @@ async def process_job(
                 job.reject(f"Job error: {type(exc).__name__}")
 
 
-async def _prepare(job: Job, http: aiohttp.ClientSession) -> None:
+async def _prepare(job: Job, fetcher: Fetcher) -> None:
     fetch = job.config.get("fetch_data")
     if fetch is not None:
-        error = await _fetch(fetch, job.upload_path, http)
+        error = await fetcher.fetch(fetch, job.upload_path)
         if error is not None:
             job.reject(error)
             return
@@ -260,40 +259,6 @@ def _json_v2(job: Job, results: list[dict[str, Any]]) -> dict[str, Any]:
         },
         "results": results,
     }
-
-
-async def _fetch(
-    fetch: Mapping[str, Any], destination: Path, http: aiohttp.ClientSession
-) -> str | None:
-    """Download ``fetch_data.url`` to ``destination`` in chunks; return an error or ``None``."""
-    url = str(fetch["url"])
-    if url.startswith("file://"):
-        return await _copy_local(Path(url.removeprefix("file://")), destination)
-    headers = dict(_header(line) for line in fetch.get("auth_headers") or [])
-    headers["User-Agent"] = "Speechmatics-API/2.0"
-    try:
-        async with http.get(url, headers=headers) as response:
-            if response.status != 200:
-                return f"Audio fetch error, http status {response.status}"
-            async with await anyio.open_file(destination, "wb") as out:
-                async for chunk in response.content.iter_chunked(_FETCH_CHUNK):
-                    await out.write(chunk)
-    except (aiohttp.ClientError, OSError) as exc:
-        return f"Audio fetch error: {type(exc).__name__}: {exc}"
-    return None
-
-
-async def _copy_local(source: Path, destination: Path) -> str | None:
-    try:
-        await anyio.to_thread.run_sync(shutil.copyfile, source, destination)
-    except OSError as exc:
-        return f"Audio fetch error: cannot read {source}: {exc.strerror}"
-    return None
-
-
-def _header(line: str) -> tuple[str, str]:
-    name, _, value = line.partition(":")
-    return name.strip(), value.strip()
 
 
 def _now() -> datetime:

@@ -152,7 +152,7 @@ class StartRecognition(BaseModel):
 
 class _FetchData(BaseModel):
     model_config = _STRICT
-    url: str = Field(pattern=r"^(https?|file)://")
+    url: str = Field(pattern=r"^https?://")
     auth_headers: list[str] | None = None
 
 

@@ -17,12 +17,11 @@ import ipaddress
 import logging
 import secrets
 import tempfile
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from contextlib import AsyncExitStack
 from datetime import timedelta
 from pathlib import Path
 
-import aiohttp
 import anyio
 from aiohttp import web
 from anyio.abc import TaskGroup
@@ -35,15 +34,25 @@ from speechmatics_modes._settings import Settings
 from speechmatics_modes.local._batch_api import BatchApi, ErrorAnswer, error_name, error_response
 from speechmatics_modes.local._engine import Engine, stream_capacity
 from speechmatics_modes.local._faults import Faults, FaultState
+from speechmatics_modes.local._fetch import Fetcher, parse_networks
 from speechmatics_modes.local._jobs import Job, JobStore, prepare_job, process_job
 from speechmatics_modes.local._realtime_api import RealtimeApi
 from speechmatics_modes.local._rt_protocol import SessionLimits
 from speechmatics_modes.local._stats import ServerStats
 
-__all__ = ["ENGINE_NAMES", "PLACEHOLDER_API_KEY", "LocalServer", "run_server"]
+__all__ = [
+    "DEFAULT_MAX_UPLOAD_BYTES",
+    "ENGINE_NAMES",
+    "PLACEHOLDER_API_KEY",
+    "LocalServer",
+    "run_server",
+]
 
 ENGINE_NAMES = ("whisper", "pocketsphinx")
 """Engines :class:`LocalServer` can start by name."""
+
+DEFAULT_MAX_UPLOAD_BYTES = 1024**3
+"""1 GB: the service rejects a ``data_file`` of 1 GB or more (its batch limits page)."""
 
 PLACEHOLDER_API_KEY = "local-server-accepts-any-key"
 """The key :meth:`LocalServer.settings` hands out when the server has none (the batch SDK
@@ -75,7 +84,8 @@ class LocalServer(StackOwner):
         max_session_seconds: float = 48 * 3600.0,
         idle_timeout_seconds: float = 3600.0,
         max_sessions: int | None = None,
-        max_upload_bytes: int | None = None,
+        max_upload_bytes: int | None = DEFAULT_MAX_UPLOAD_BYTES,
+        allow_fetch_from: Iterable[str] = (),
         realtime_factor: float = 0.0,
         job_retention_seconds: float = 7 * 24 * 3600.0,
         faults: Faults | None = None,
@@ -97,15 +107,21 @@ class LocalServer(StackOwner):
             max_sessions: Concurrent real-time sessions allowed (``quota_exceeded`` beyond);
                 ``None`` for as many as the engine says the machine keeps up with (its
                 ``max_streams``; Whisper: one per decode worker), or no limit if it does not say.
-            max_upload_bytes: Largest ``data_file`` accepted (413 beyond); ``None`` for none.
+            max_upload_bytes: Largest ``data_file`` accepted (413 beyond), and the most a
+                ``fetch_data`` download may write; ``None`` for no limit. Default: 1 GB, the
+                service's own limit.
+            allow_fetch_from: Networks (``"10.0.0.0/8"``, ``"127.0.0.1"``) that ``fetch_data``
+                URLs may point into besides public addresses. By default loopback, private,
+                link-local and other non-public addresses are refused, so a key holder cannot
+                use the server to reach services only it can reach.
             realtime_factor: A batch job stays ``running`` at least ``duration * factor``
                 seconds, so clients see polling happen (the service runs at roughly 0.1-0.5).
             job_retention_seconds: After this, job endpoints answer 410 (service: 7 days).
             faults: Faults to inject from the start; change them later with :attr:`faults`.
 
         Raises:
-            ConfigurationError: A non-loopback ``host`` without ``api_key``, or a limit that
-                is not positive.
+            ConfigurationError: A non-loopback ``host`` without ``api_key``, a limit that
+                is not positive, or an ``allow_fetch_from`` entry that is not a network.
         """
         if api_key is None and not _is_loopback(host):
             raise ConfigurationError(
@@ -142,6 +158,12 @@ class LocalServer(StackOwner):
             )
         self._max_sessions = max_sessions
         self._max_upload_bytes = max_upload_bytes
+        try:
+            self._allow_fetch_from = parse_networks(allow_fetch_from)
+        except ValueError as exc:
+            raise ConfigurationError(
+                f"allow_fetch_from takes IP addresses and networks such as 10.0.0.0/8: {exc}"
+            ) from exc
         self._realtime_factor = realtime_factor
         self._retention = timedelta(seconds=job_retention_seconds)
         self._fault_state = FaultState(faults or Faults())
@@ -149,7 +171,7 @@ class LocalServer(StackOwner):
         """What the server saw since it started."""
         self._port: int | None = None
         self._jobs_group: TaskGroup | None = None
-        self._http: aiohttp.ClientSession | None = None
+        self._fetcher: Fetcher | None = None
         self._running_engine: Engine | None = None
 
     @property
@@ -189,7 +211,9 @@ class LocalServer(StackOwner):
         engine = self._engine or _engine_named(self._engine_name)
         self._running_engine = await stack.enter_async_context(engine)
         workdir = stack.enter_context(tempfile.TemporaryDirectory(prefix="sm-modes-local-"))
-        self._http = await stack.enter_async_context(aiohttp.ClientSession())
+        self._fetcher = await stack.enter_async_context(
+            Fetcher(allow_from=self._allow_fetch_from, max_bytes=self._max_upload_bytes)
+        )
         self._jobs_group = await stack.enter_async_context(anyio.create_task_group())
         stack.callback(self._jobs_group.cancel_scope.cancel)
         realtime = await self._start_site(stack, Path(workdir))
@@ -239,8 +263,8 @@ class LocalServer(StackOwner):
         return realtime
 
     async def _prepare_job(self, job: Job) -> None:
-        assert self._http is not None
-        await prepare_job(job, http=self._http)
+        assert self._fetcher is not None
+        await prepare_job(job, fetcher=self._fetcher)
 
     def _start_job(self, job: Job) -> None:
         assert self._jobs_group is not None

@@ -336,7 +336,7 @@ async def audio_host(tmp_path: Path) -> AsyncIterator[str]:
         await runner.cleanup()
 
 
-async def test_fetch_data_from_another_local_server(server: LocalServer, audio_host: str) -> None:
+async def test_fetch_data_from_another_local_server(no_leaks: None, audio_host: str) -> None:
     fetch = {
         "url": f"{audio_host}/speech.wav",
         "auth_headers": ["Authorization: Bearer audio-token"],
@@ -346,13 +346,15 @@ async def test_fetch_data_from_another_local_server(server: LocalServer, audio_h
         "transcription_config": {"language": "en"},
         "fetch_data": fetch,
     }
-    status, body = await post_job(server, form(config), "?wait=10")
-    assert (status, body["status"]) == (201, "done")
-    assert body["json-v2"]["job"]["data_name"] == "speech.wav"
     missing = {**config, "fetch_data": {"url": f"{audio_host}/nothing.wav"}}
-    status, body = await post_job(server, form(missing), "?wait=10")
-    assert body["status"] == "rejected"
-    _, info, _ = await get(server, f"/jobs/{body['id']}")
+    # The server refuses loopback URLs unless told otherwise (tests/security covers that).
+    async with LocalServer(engine=scripted_engine(), allow_fetch_from=["127.0.0.1"]) as server:
+        status, body = await post_job(server, form(config), "?wait=10")
+        assert (status, body["status"]) == (201, "done")
+        assert body["json-v2"]["job"]["data_name"] == "speech.wav"
+        status, body = await post_job(server, form(missing), "?wait=10")
+        assert body["status"] == "rejected"
+        _, info, _ = await get(server, f"/jobs/{body['id']}")
     assert json.loads(info)["job"]["errors"][0]["message"] == "Audio fetch error, http status 404"
 
 
