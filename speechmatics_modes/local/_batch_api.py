@@ -17,7 +17,7 @@ import shutil
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 from aiohttp import BodyPartReader, web
@@ -33,6 +33,8 @@ __all__ = ["BatchApi", "ErrorAnswer", "error_name", "error_response"]
 JSON_V2_CONTENT_TYPE = "application/vnd.speechmatics.v2+json"
 MAX_WAIT_SECONDS = 3600
 """The longest ``wait`` honoured; longer values are capped, as the service caps them."""
+
+T = TypeVar("T")
 
 _CHUNK = 256 * 1024
 _MAX_CONFIG_BYTES = 1024 * 1024
@@ -86,12 +88,14 @@ class BatchApi:
         *,
         max_upload_bytes: int | None,
         prepare_job: Callable[[Job], Awaitable[None]],
+        body_timeout: float,
         start_job: Callable[[Job], None],
     ) -> None:
         self._store = store
         self._stats = stats
         self._max_upload_bytes = max_upload_bytes
         self._prepare_job = prepare_job
+        self._body_timeout = body_timeout
         self._start_job = start_job
 
     def add_routes(self, app: web.Application) -> None:
@@ -109,16 +113,16 @@ class BatchApi:
         job_id, directory = self._store.reserve()
         try:
             config, data_name = await self._read_submission(request, directory / "upload")
-        except ErrorAnswer as refused:
-            shutil.rmtree(directory, ignore_errors=True)
-            self._stats.jobs_refused += 1
-            return refused.response
-        job = Job(job_id, _utcnow(), config, data_name, directory)
-        try:
+            job = Job(job_id, _utcnow(), config, data_name, directory)
             await self._prepare_job(job)
-        except BaseException:  # the client went away mid-conversion: keep nothing
+        except BaseException as ended:
+            # Refused, timed out, dropped by the client mid-upload or mid-fetch, or cancelled
+            # by shutdown: nothing of it stays on disk.
             shutil.rmtree(directory, ignore_errors=True)
-            raise
+            if not isinstance(ended, ErrorAnswer):
+                raise
+            self._stats.jobs_refused += 1
+            return ended.response
         self._store.add(job)
         self._stats.jobs_submitted += 1
         if job.running:
@@ -222,7 +226,7 @@ class BatchApi:
         reader = await request.multipart()
         raw_config: str | None = None
         data_name: str | None = None
-        while (part := await reader.next()) is not None:
+        while (part := await self._timed(reader.next())) is not None:
             if not isinstance(part, BodyPartReader):
                 continue
             if part.name == "config":
@@ -236,7 +240,7 @@ class BatchApi:
 
     async def _read_config_part(self, part: BodyPartReader) -> str:
         data = bytearray()
-        while chunk := await part.read_chunk(_CHUNK):
+        while chunk := await self._timed(part.read_chunk(_CHUNK)):
             data += chunk
             if len(data) > _MAX_CONFIG_BYTES:
                 raise ErrorAnswer(
@@ -247,10 +251,10 @@ class BatchApi:
     async def _store_upload(self, part: BodyPartReader, upload: Path, request: web.Request) -> None:
         written = 0
         async with await anyio.open_file(upload, "wb") as out:
-            while chunk := await part.read_chunk(_CHUNK):
+            while chunk := await self._timed(part.read_chunk(_CHUNK)):
                 written += len(chunk)
                 if self._max_upload_bytes is not None and written > self._max_upload_bytes:
-                    await _drain(request)
+                    await self._drain(request)
                     raise ErrorAnswer(
                         error_response(
                             413,
@@ -260,6 +264,20 @@ class BatchApi:
                         )
                     )
                 await out.write(chunk)
+
+    async def _timed(self, read: Awaitable[T]) -> T:
+        """One read of the request body, answered 408 if the client sends nothing in time."""
+        with anyio.move_on_after(self._body_timeout):
+            return await read
+        timeout = error_response(
+            408, "Request Timeout", f"nothing received for {self._body_timeout:g} seconds"
+        )
+        timeout.force_close()
+        raise ErrorAnswer(timeout)
+
+    async def _drain(self, request: web.Request) -> None:
+        while await self._timed(request.content.read(_CHUNK)):
+            pass
 
 
 def _checked_config(raw: str | None) -> dict[str, Any]:
@@ -328,11 +346,6 @@ def _wait_seconds(request: web.Request) -> float | None:
         raise ErrorAnswer(
             error_response(400, "Bad Request", "wait must be a whole number of seconds")
         ) from exc
-
-
-async def _drain(request: web.Request) -> None:
-    while await request.content.read(_CHUNK):
-        pass
 
 
 def _query_time(request: web.Request, name: str) -> datetime | None:

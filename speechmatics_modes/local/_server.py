@@ -12,6 +12,7 @@ stopped and removed when it exits.
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import ipaddress
 import logging
@@ -32,6 +33,7 @@ from speechmatics_modes._exceptions import ConfigurationError
 from speechmatics_modes._lifetime import StackOwner
 from speechmatics_modes._settings import Settings
 from speechmatics_modes.local._batch_api import BatchApi, ErrorAnswer, error_name, error_response
+from speechmatics_modes.local._connections import HeaderDeadline, RedactingAccessLogger
 from speechmatics_modes.local._engine import Engine, stream_capacity
 from speechmatics_modes.local._faults import Faults, FaultState
 from speechmatics_modes.local._fetch import Fetcher, parse_networks
@@ -61,6 +63,10 @@ refuses an empty key; a server without a key accepts any)."""
 logger = logging.getLogger(__name__)
 
 _SHUTDOWN_SECONDS = 2.0
+_MIN_KEY_LENGTH = 16
+"""The shortest key a server reachable from the network accepts."""
+_KEEPALIVE_SECONDS = 60.0
+"""How long an idle kept-alive connection stays open (aiohttp's default is an hour)."""
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -86,6 +92,8 @@ class LocalServer(StackOwner):
         max_sessions: int | None = None,
         max_upload_bytes: int | None = DEFAULT_MAX_UPLOAD_BYTES,
         allow_fetch_from: Iterable[str] = (),
+        header_timeout_seconds: float = 10.0,
+        body_timeout_seconds: float = 30.0,
         realtime_factor: float = 0.0,
         job_retention_seconds: float = 7 * 24 * 3600.0,
         faults: Faults | None = None,
@@ -93,7 +101,8 @@ class LocalServer(StackOwner):
         """Configure the server; nothing starts until ``async with``.
 
         Args:
-            host: Interface to bind. Anything but loopback needs ``api_key``.
+            host: Interface to bind. Anything but loopback needs an ``api_key`` of at least
+                16 characters.
             port: TCP port; 0 picks a free one (read it back from :attr:`port`).
             api_key: The key clients must present (``Authorization: Bearer`` or ``?jwt=``);
                 ``None`` accepts any key, as a local test server should.
@@ -114,28 +123,29 @@ class LocalServer(StackOwner):
                 URLs may point into besides public addresses. By default loopback, private,
                 link-local and other non-public addresses are refused, so a key holder cannot
                 use the server to reach services only it can reach.
+            header_timeout_seconds: A connection whose request headers are not complete this
+                long after it opened is closed (slow clients cannot pile up connections).
+            body_timeout_seconds: An upload that sends nothing for this long is answered 408
+                and its connection closed; what it had sent is deleted.
             realtime_factor: A batch job stays ``running`` at least ``duration * factor``
                 seconds, so clients see polling happen (the service runs at roughly 0.1-0.5).
             job_retention_seconds: After this, job endpoints answer 410 (service: 7 days).
             faults: Faults to inject from the start; change them later with :attr:`faults`.
 
         Raises:
-            ConfigurationError: A non-loopback ``host`` without ``api_key``, a limit that
-                is not positive, or an ``allow_fetch_from`` entry that is not a network.
+            ConfigurationError: A non-loopback ``host`` without a long enough ``api_key``, a
+                limit that is not positive, or an ``allow_fetch_from`` entry that is not a
+                network.
         """
-        if api_key is None and not _is_loopback(host):
-            raise ConfigurationError(
-                f"refusing to serve on {host!r} without an api_key: anyone on the network "
-                "could use it. Pass api_key=..., or bind 127.0.0.1."
-            )
-        if api_key == "":
-            raise ConfigurationError("api_key must not be empty (pass None to accept any key)")
+        _check_key(host, api_key)
         if not 0 <= port <= 65535:
             raise ConfigurationError(f"port must be between 0 and 65535, got {port}")
         for name, value in (
             ("max_sessions", max_sessions),
             ("max_upload_bytes", max_upload_bytes),
             ("job_retention_seconds", job_retention_seconds),
+            ("header_timeout_seconds", header_timeout_seconds),
+            ("body_timeout_seconds", body_timeout_seconds),
         ):
             if value is not None and value <= 0:
                 raise ConfigurationError(f"{name} must be positive, got {value}")
@@ -164,6 +174,8 @@ class LocalServer(StackOwner):
             raise ConfigurationError(
                 f"allow_fetch_from takes IP addresses and networks such as 10.0.0.0/8: {exc}"
             ) from exc
+        self._header_timeout = header_timeout_seconds
+        self._body_timeout = body_timeout_seconds
         self._realtime_factor = realtime_factor
         self._retention = timedelta(seconds=job_retention_seconds)
         self._fault_state = FaultState(faults or Faults())
@@ -231,6 +243,7 @@ class LocalServer(StackOwner):
             self.stats,
             max_upload_bytes=self._max_upload_bytes,
             prepare_job=self._prepare_job,
+            body_timeout=self._body_timeout,
             start_job=self._start_job,
         )
         realtime = RealtimeApi(
@@ -252,14 +265,19 @@ class LocalServer(StackOwner):
             shutdown_timeout=_SHUTDOWN_SECONDS,
             lingering_time=_SHUTDOWN_SECONDS,
             handler_cancellation=True,
+            keepalive_timeout=_KEEPALIVE_SECONDS,
+            access_log_class=RedactingAccessLogger,
         )
         await runner.setup()
         stack.push_async_callback(runner.cleanup)
-        site = web.TCPSite(runner, self._host, self._requested_port)
-        await site.start()
-        server = site._server
-        assert server is not None
-        self._port = int(server.sockets[0].getsockname()[1])  # type: ignore[attr-defined]
+        assert runner.server is not None
+        listener = await asyncio.get_running_loop().create_server(
+            HeaderDeadline.factory(runner.server, self._header_timeout),
+            self._host or None,
+            self._requested_port,
+        )
+        stack.callback(listener.close)
+        self._port = int(listener.sockets[0].getsockname()[1])
         return realtime
 
     async def _prepare_job(self, job: Job) -> None:
@@ -403,6 +421,24 @@ def _error_from(exc: web.HTTPException, request: web.Request) -> web.Response:
     allow = exc.headers.get("Allow")
     headers = {"Allow": allow} if allow is not None else None
     return error_response(exc.status, error_name(exc.status), detail, headers=headers)
+
+
+def _check_key(host: str, api_key: str | None) -> None:
+    if api_key == "":
+        raise ConfigurationError("api_key must not be empty (pass None to accept any key)")
+    if _is_loopback(host):
+        return
+    if api_key is None:
+        raise ConfigurationError(
+            f"refusing to serve on {host!r} without an api_key: anyone on the network "
+            "could use it. Pass api_key=..., or bind 127.0.0.1."
+        )
+    if len(api_key) < _MIN_KEY_LENGTH:
+        raise ConfigurationError(
+            f"refusing to serve on {host!r} with a {len(api_key)}-character api_key: off "
+            f"loopback the key must have at least {_MIN_KEY_LENGTH} characters (for example "
+            "python -c 'import secrets; print(secrets.token_urlsafe())')"
+        )
 
 
 def _is_loopback(host: str) -> bool:

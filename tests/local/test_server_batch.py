@@ -415,7 +415,7 @@ async def test_large_upload_streams_to_disk_in_bounded_memory(server: LocalServe
 def test_non_loopback_bind_needs_a_key() -> None:
     with pytest.raises(ConfigurationError, match="api_key"):
         LocalServer(host="0.0.0.0")
-    LocalServer(host="0.0.0.0", api_key="secret")
+    LocalServer(host="0.0.0.0", api_key="a-key-of-16-char")
     LocalServer(host="::1")
 
 
