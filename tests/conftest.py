@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import csv
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import anyio
 import pytest
 
 TEST_AUDIO = Path(__file__).parent / "data"
@@ -23,6 +25,15 @@ class Clip:
     path: Path
     duration: float
     reference: str
+
+
+async def eventually(condition: Callable[[], bool], seconds: float = 5.0) -> bool:
+    """Whether ``condition`` holds within ``seconds``: for state of another component (a
+    server's counters, files it removes) that announces no event."""
+    with anyio.move_on_after(seconds):
+        while not condition():  # noqa: ASYNC110 - the condition is another component's state
+            await anyio.sleep(0.02)
+    return condition()
 
 
 @pytest.fixture(autouse=True)

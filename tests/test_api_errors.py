@@ -14,7 +14,7 @@ import socket
 import struct
 import tempfile
 import traceback
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from typing import Any, Literal
@@ -49,6 +49,7 @@ from speechmatics_modes import (
 )
 from speechmatics_modes._realtime import RealtimeSession
 from speechmatics_modes.local import Faults, HttpFailure, LocalServer, SocketFault
+from tests.conftest import eventually
 from tests.local.conftest import pcm_bytes, scripted_engine, wav_bytes
 
 pytestmark = pytest.mark.anyio
@@ -80,14 +81,6 @@ def _temp_files() -> int:
     named = len(list(Path(temp).glob(SPOOL_PREFIX + "*")))
     unnamed = sum(target.startswith(temp + os.sep) for target in _fd_targets())
     return named + unnamed
-
-
-async def eventually(condition: Callable[[], bool], seconds: float = 5.0) -> bool:
-    """Whether ``condition`` holds, waiting for the event loop to finish closing things."""
-    with anyio.move_on_after(seconds):
-        while not condition():  # noqa: ASYNC110 - the condition is another component's state
-            await anyio.sleep(0.02)
-    return condition()
 
 
 _NOT_OURS = ("_call_in_runner_task", "RequestHandler.start")

@@ -107,4 +107,4 @@ def redact_query(url: URL) -> str:
     secrets = [name for name in _SECRET_PARAMETERS if name in url.query]
     if not secrets:
         return str(url)
-    return str(url.update_query({name: _REDACTED for name in secrets}))
+    return str(url.update_query(dict.fromkeys(secrets, _REDACTED)))

@@ -336,7 +336,16 @@ async def audio_host(tmp_path: Path) -> AsyncIterator[str]:
         await runner.cleanup()
 
 
-async def test_fetch_data_from_another_local_server(no_leaks: None, audio_host: str) -> None:
+@pytest.fixture
+async def fetching_server(no_leaks: None) -> AsyncIterator[LocalServer]:
+    """A server that may fetch from loopback, which it refuses by default (see tests/security)."""
+    async with LocalServer(engine=scripted_engine(), allow_fetch_from=["127.0.0.1"]) as server:
+        yield server
+
+
+async def test_fetch_data_from_another_local_server(
+    fetching_server: LocalServer, audio_host: str
+) -> None:
     fetch = {
         "url": f"{audio_host}/speech.wav",
         "auth_headers": ["Authorization: Bearer audio-token"],
@@ -346,20 +355,18 @@ async def test_fetch_data_from_another_local_server(no_leaks: None, audio_host: 
         "transcription_config": {"language": "en"},
         "fetch_data": fetch,
     }
+    status, body = await post_job(fetching_server, form(config), "?wait=10")
+    assert (status, body["status"]) == (201, "done")
+    assert body["json-v2"]["job"]["data_name"] == "speech.wav"
     missing = {**config, "fetch_data": {"url": f"{audio_host}/nothing.wav"}}
-    # The server refuses loopback URLs unless told otherwise (tests/security covers that).
-    async with LocalServer(engine=scripted_engine(), allow_fetch_from=["127.0.0.1"]) as server:
-        status, body = await post_job(server, form(config), "?wait=10")
-        assert (status, body["status"]) == (201, "done")
-        assert body["json-v2"]["job"]["data_name"] == "speech.wav"
-        status, body = await post_job(server, form(missing), "?wait=10")
-        assert body["status"] == "rejected"
-        _, info, _ = await get(server, f"/jobs/{body['id']}")
+    status, body = await post_job(fetching_server, form(missing), "?wait=10")
+    assert body["status"] == "rejected"
+    _, info, _ = await get(fetching_server, f"/jobs/{body['id']}")
     assert json.loads(info)["job"]["errors"][0]["message"] == "Audio fetch error, http status 404"
 
 
 async def test_duration_is_known_from_the_first_status(
-    server: LocalServer, audio_host: str, write: Writer
+    fetching_server: LocalServer, audio_host: str, write: Writer
 ) -> None:
     """The legacy SDK reads job.duration from the first status after submit (KeyError without)."""
     config = {
@@ -367,12 +374,12 @@ async def test_duration_is_known_from_the_first_status(
         "transcription_config": {"language": "en"},
         "fetch_data": {"url": f"{audio_host}/slow.wav"},
     }
-    server.faults = Faults(job_seconds=30)
-    _, body = await post_job(server, form(config))
-    _, info, _ = await get(server, f"/jobs/{body['id']}")
+    fetching_server.faults = Faults(job_seconds=30)
+    _, body = await post_job(fetching_server, form(config))
+    _, info, _ = await get(fetching_server, f"/jobs/{body['id']}")
     assert json.loads(info)["job"]["status"] == "running"
     assert json.loads(info)["job"]["duration"] == 4
-    async with AsyncClient(api_key="any", url=server.batch_url) as client:
+    async with AsyncClient(api_key="any", url=fetching_server.batch_url) as client:
         job = await client.submit_job(write(wav_bytes(3)), transcription_config=EN)
         assert (await client.get_job_info(job.id)).duration == 3
         await client.delete_job(job.id, force=True)

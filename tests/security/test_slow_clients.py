@@ -12,6 +12,7 @@ import pytest
 from anyio.abc import SocketStream
 
 from speechmatics_modes.local import LocalServer
+from tests.conftest import eventually
 from tests.local.conftest import scripted_engine, wav_bytes
 
 pytestmark = pytest.mark.anyio
@@ -25,8 +26,8 @@ def upload_head(server: LocalServer, declared_length: int) -> bytes:
     """A job upload's request headers and the start of its multipart body."""
     config = '{"type": "transcription", "transcription_config": {"language": "en"}}'
     body_start = (
-        f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"config\"\r\n\r\n{config}\r\n"
-        f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"data_file\"; "
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="config"\r\n\r\n{config}\r\n'
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="data_file"; '
         'filename="a.wav"\r\nContent-Type: audio/wav\r\n\r\n'
     ).encode() + wav_bytes(1)
     headers = (
@@ -50,13 +51,7 @@ async def read_until_closed(stream: SocketStream) -> bytes:
 
 def job_directories() -> list[Path]:
     """The job directories of every local server of this test (see the ``no_leaks`` fixture)."""
-    return [path for path in Path(tempfile.gettempdir()).glob("sm-modes-local-*/*")]
-
-
-async def wait_until_no_job_directories() -> None:
-    with anyio.fail_after(WAIT):
-        while job_directories():
-            await anyio.sleep(0.05)
+    return list(Path(tempfile.gettempdir()).glob("sm-modes-local-*/*"))
 
 
 @pytest.fixture
@@ -102,10 +97,8 @@ async def test_an_upload_the_client_abandons_leaves_no_file(server: LocalServer)
     for _ in range(3):
         async with await anyio.connect_tcp("127.0.0.1", server.port) as stream:
             await stream.send(upload_head(server, declared_length=10_000_000))
-            with anyio.fail_after(WAIT):
-                while not job_directories():  # the server has started storing it
-                    await anyio.sleep(0.01)
-    await wait_until_no_job_directories()
+            assert await eventually(job_directories, WAIT)  # the server is storing it
+    assert await eventually(lambda: not job_directories(), WAIT)
     assert server.stats.jobs_submitted == 0
 
 
