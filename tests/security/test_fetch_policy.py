@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp import web
 
-from speechmatics_modes._exceptions import ConfigurationError
+from speechmatics_modes import ConfigurationError
 from speechmatics_modes.local import LocalServer
 from speechmatics_modes.local._fetch import FETCH_REFUSED
 from tests.local.conftest import scripted_engine, wav_bytes

@@ -7,7 +7,7 @@ import logging
 import aiohttp
 import pytest
 
-from speechmatics_modes._exceptions import ConfigurationError
+from speechmatics_modes import ConfigurationError
 from speechmatics_modes.local import LocalServer
 from tests.local.conftest import scripted_engine
 
