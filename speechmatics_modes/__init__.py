@@ -3,63 +3,142 @@
 A finished file goes to the batch API, live audio to the real-time API, and both give back the
 same :class:`Transcript`. Everything public is importable from here; the modules behind it are
 private.
+
+Importing the package is cheap: each public name is imported from its module on first use (PEP
+562 ``__getattr__``), so a batch job never loads the real-time SDK, and neither loads the
+microphone or the local server. The ``TYPE_CHECKING`` imports below tell type checkers and
+editors where each name lives; ``_EXPORTS`` tells the interpreter, and a test keeps the two equal.
 """
 
 from __future__ import annotations
 
-from ._api import AudioSource, TranscriptStream, stream, transcribe, transcribe_sync
-from ._batch import BatchClient, BatchJob
-from ._bulk import BulkResult, transcribe_many
-from ._config import (
-    AudioFiltering,
-    AudioFormat,
-    BatchOptions,
-    Conversation,
-    FetchData,
-    LanguageIdentification,
-    Notification,
-    OutputOptions,
-    PunctuationOverrides,
-    SpeakerDiarization,
-    SpeakerIdentifier,
-    Summarization,
-    TopicDetection,
-    Tracking,
-    TranscriptFiltering,
-    TranscriptionOptions,
-    Translation,
-    VocabEntry,
-    WordReplacement,
-)
-from ._exceptions import (
-    AudioSourceError,
-    AuthenticationError,
-    ConfigurationError,
-    JobFailedError,
-    ServerError,
-    SessionLimitError,
-    SpeechmaticsModesError,
-    TranscriptionTimeout,
-    TransportError,
-)
-from ._microphone import InputDevice, Microphone, list_input_devices
-from ._models import (
-    EndOfUtterance,
-    Final,
-    Mode,
-    Partial,
-    Segment,
-    ServerWarning,
-    SessionInfo,
-    StreamEvent,
-    Transcript,
-    Word,
-)
-from ._retry import RetryPolicy
-from ._settings import Settings
-from ._stream._policy import AudioGap, Reconnected, RolloverPolicy, SessionRollover, StreamMetrics
+import importlib
+import typing
+
+if typing.TYPE_CHECKING:
+    from ._api import AudioSource, TranscriptStream, stream, transcribe, transcribe_sync
+    from ._batch import BatchClient, BatchJob
+    from ._bulk import BulkResult, transcribe_many
+    from ._config import (
+        AudioFiltering,
+        AudioFormat,
+        BatchOptions,
+        Conversation,
+        FetchData,
+        LanguageIdentification,
+        Notification,
+        OutputOptions,
+        PunctuationOverrides,
+        SpeakerDiarization,
+        SpeakerIdentifier,
+        Summarization,
+        TopicDetection,
+        Tracking,
+        TranscriptFiltering,
+        TranscriptionOptions,
+        Translation,
+        VocabEntry,
+        WordReplacement,
+    )
+    from ._exceptions import (
+        AudioSourceError,
+        AuthenticationError,
+        ConfigurationError,
+        JobFailedError,
+        ServerError,
+        SessionLimitError,
+        SpeechmaticsModesError,
+        TranscriptionTimeout,
+        TransportError,
+    )
+    from ._microphone import InputDevice, Microphone, list_input_devices
+    from ._models import (
+        EndOfUtterance,
+        Final,
+        Mode,
+        Partial,
+        Segment,
+        ServerWarning,
+        SessionInfo,
+        StreamEvent,
+        Transcript,
+        Word,
+    )
+    from ._retry import RetryPolicy
+    from ._settings import Settings
+    from ._stream._policy import (
+        AudioGap,
+        Reconnected,
+        RolloverPolicy,
+        SessionRollover,
+        StreamMetrics,
+    )
 
 __version__ = "0.1.0"
+
+_EXPORTS: dict[str, tuple[str, ...]] = {
+    "._api": ("AudioSource", "TranscriptStream", "stream", "transcribe", "transcribe_sync"),
+    "._batch": ("BatchClient", "BatchJob"),
+    "._bulk": ("BulkResult", "transcribe_many"),
+    "._config": (
+        "AudioFiltering",
+        "AudioFormat",
+        "BatchOptions",
+        "Conversation",
+        "FetchData",
+        "LanguageIdentification",
+        "Notification",
+        "OutputOptions",
+        "PunctuationOverrides",
+        "SpeakerDiarization",
+        "SpeakerIdentifier",
+        "Summarization",
+        "TopicDetection",
+        "Tracking",
+        "TranscriptFiltering",
+        "TranscriptionOptions",
+        "Translation",
+        "VocabEntry",
+        "WordReplacement",
+    ),
+    "._exceptions": (
+        "AudioSourceError",
+        "AuthenticationError",
+        "ConfigurationError",
+        "JobFailedError",
+        "ServerError",
+        "SessionLimitError",
+        "SpeechmaticsModesError",
+        "TranscriptionTimeout",
+        "TransportError",
+    ),
+    "._microphone": ("InputDevice", "Microphone", "list_input_devices"),
+    "._models": (
+        "EndOfUtterance",
+        "Final",
+        "Mode",
+        "Partial",
+        "Segment",
+        "ServerWarning",
+        "SessionInfo",
+        "StreamEvent",
+        "Transcript",
+        "Word",
+    ),
+    "._retry": ("RetryPolicy",),
+    "._settings": ("Settings",),
+    "._stream._policy": (
+        "AudioGap",
+        "Reconnected",
+        "RolloverPolicy",
+        "SessionRollover",
+        "StreamMetrics",
+    ),
+}
+"""Which private module defines each public name."""
+
+_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
+
 
 __all__ = [
     "AudioFiltering",
@@ -120,3 +199,17 @@ __all__ = [
     "transcribe_many",
     "transcribe_sync",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """Import a public name from its module the first time it is used, then keep it here."""
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -14,13 +14,12 @@ import logging
 import os
 from collections.abc import AsyncIterable, Iterable, Mapping
 from contextlib import AsyncExitStack
-from typing import IO, Any, Literal, TypeAlias, TypeVar
+from typing import IO, TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from pydantic import BaseModel, ValidationError
 
-from ._batch import run_batch_job
 from ._config import AudioFormat, BatchOptions, TranscriptionOptions
 from ._endpoint import endpoint
 from ._exceptions import (
@@ -31,12 +30,14 @@ from ._exceptions import (
 )
 from ._lifetime import StackOwner
 from ._models import Mode, StreamEvent, Transcript
-from ._realtime import RealtimeSession
 from ._retry import RetryPolicy
 from ._settings import Settings
 from ._sources import Source, classify, open_live_audio, open_upload
 from ._stream._policy import RolloverPolicy, StreamMetrics
-from ._stream._rolling import RollingStream
+
+if TYPE_CHECKING:
+    from ._realtime import RealtimeSession
+    from ._stream._rolling import RollingStream
 
 __all__ = ["AudioSource", "TranscriptStream", "stream", "transcribe", "transcribe_sync"]
 
@@ -126,6 +127,8 @@ async def transcribe(
     if rollover is not None:
         raise _only_in(Mode.REALTIME, "rollover only applies", "it")
     job = _validated(batch_options, BatchOptions, "batch_options")
+    from ._batch import run_batch_job  # here, so that a real-time caller never loads the batch SDK
+
     try:
         with anyio.fail_after(timeout):
             async with endpoint(settings) as resolved, open_upload(audio, audio_format) as upload:
@@ -234,6 +237,10 @@ class TranscriptStream(StackOwner):
         audio_format: AudioFormat,
         send: MemoryObjectSendStream[StreamEvent],
     ) -> RealtimeSession | RollingStream:
+        # Imported here, so that a batch caller never loads the real-time SDK.
+        from ._realtime import RealtimeSession
+        from ._stream._rolling import RollingStream
+
         if self._rollover is None:
             return RealtimeSession(
                 settings=settings, options=self._options, audio_format=audio_format, events=send
@@ -277,6 +284,8 @@ class TranscriptStream(StackOwner):
     @property
     def metrics(self) -> StreamMetrics | None:
         """Sessions, handovers, reconnections, replayed audio and gaps, with ``rollover``."""
+        from ._stream._rolling import RollingStream  # loaded already if a stream rolls over
+
         return self._session.metrics if isinstance(self._session, RollingStream) else None
 
     @property

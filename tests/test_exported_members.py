@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import inspect
+import subprocess
+import sys
+from pathlib import Path
 
 import speechmatics_modes
 
@@ -12,6 +16,8 @@ def test_all_is_sorted() -> None:
 
 
 def test_all_is_complete() -> None:
+    for name in speechmatics_modes.__all__:  # each is imported on first use
+        getattr(speechmatics_modes, name)
     public = {
         name
         for name, value in vars(speechmatics_modes).items()
@@ -45,9 +51,6 @@ def test_deprecated_leftovers_warn_and_name_their_replacement() -> None:
 
 def test_tests_benchmarks_and_examples_import_public_names_from_the_public_door() -> None:
     """A public name imported from a private module pins that module's name for no reason."""
-    import ast
-    from pathlib import Path
-
     import speechmatics_modes.local
 
     root = Path(__file__).resolve().parents[1]
@@ -73,3 +76,40 @@ def test_tests_benchmarks_and_examples_import_public_names_from_the_public_door(
                 if alias.name in doors[door]
             ]
     assert not found, "import these from the package instead:\n" + "\n".join(found)
+
+
+def test_type_checkers_see_what_the_interpreter_imports() -> None:
+    """The ``TYPE_CHECKING`` imports in ``__init__`` name the same modules as ``_EXPORTS``."""
+    source = Path(speechmatics_modes.__file__).read_text(encoding="utf-8")
+    guarded = next(
+        node
+        for node in ast.parse(source).body
+        if isinstance(node, ast.If) and ast.unparse(node.test) == "typing.TYPE_CHECKING"
+    )
+    seen = {
+        f".{statement.module}": tuple(alias.name for alias in statement.names)
+        for statement in guarded.body
+        if isinstance(statement, ast.ImportFrom)
+    }
+    assert seen == speechmatics_modes._EXPORTS
+
+
+def test_an_unknown_name_is_an_attribute_error() -> None:
+    assert not hasattr(speechmatics_modes, "transcribe_everything")
+
+
+def test_importing_the_package_loads_no_sdk() -> None:
+    """A batch job must not pay for the real-time SDK, nor anyone for the local server."""
+    probe = (
+        "import sys, speechmatics_modes; "
+        "from speechmatics_modes import BatchOptions, Transcript, transcribe; "
+        "print(' '.join(sorted(sys.modules)))"
+    )
+    loaded = set(
+        subprocess.run(
+            [sys.executable, "-c", probe], check=True, capture_output=True, text=True
+        ).stdout.split()
+    )
+    assert loaded.isdisjoint(
+        {"speechmatics.rt", "speechmatics.batch", "speechmatics_modes.local", "pyaudio"}
+    )
