@@ -151,13 +151,14 @@ class _Connection:
             else None
         )
         self._lock = anyio.Lock()
-        self._stream: StreamingRecognizer | None = None
+        self._streams: dict[str | None, StreamingRecognizer] = {}
+        """One engine stream per channel (``None``: the only one of an ordinary session)."""
         self._admitted = False
         self._sent = 0
         self._over = False
 
     async def run(self) -> None:
-        """Pump until the session or the socket ends; release the stream and the slot."""
+        """Pump until the session or the socket ends; release the streams and the slot."""
         try:
             async with anyio.create_task_group() as tasks:
                 tasks.start_soon(self._clock)
@@ -167,8 +168,8 @@ class _Connection:
                     tasks.cancel_scope.cancel()
         finally:
             self._session.release()
-            if self._stream is not None:
-                await self._stream.aclose()
+            for stream in self._streams.values():
+                await stream.aclose()
             if self._admitted:
                 self._api.release()
 
@@ -231,20 +232,22 @@ class _Connection:
         elif isinstance(action, Close):
             await self._close(action.code, action.reason)
         elif isinstance(action, OpenStream):
-            return await self._open_stream(action.max_delay)
+            return await self._open_streams(action)
         elif isinstance(action, Feed):
-            return await self._engine_call(self._feed(action.pcm))
+            return await self._engine_call(self._feed(action.pcm, action.channel))
         elif isinstance(action, Flush):
-            return await self._engine_call(self._flush(action.end_of_stream))
+            return await self._engine_call(self._flush(action.end_of_stream, action.channel))
         return []
 
-    async def _open_stream(self, max_delay: float) -> list[Action]:
+    async def _open_streams(self, action: OpenStream) -> list[Action]:
         if not self._api.admit():
             self._api.stats.sessions_refused += 1
             return self._session.refuse("quota_exceeded", _QUOTA_REASON)
         self._admitted = True
         try:
-            self._stream = await self._api.engine.open_stream(max_delay=max_delay)
+            for channel in action.channels:
+                stream = await self._api.engine.open_stream(max_delay=action.max_delay)
+                self._streams[channel] = stream
         except Exception:  # an engine failure ends this session, never the server
             logger.exception("local engine could not open a stream")
             self._api.stats.sessions_refused += 1
@@ -252,16 +255,15 @@ class _Connection:
         self._api.stats.sessions_started += 1
         return self._session.started()
 
-    async def _feed(self, pcm: bytes) -> list[Action]:
-        assert self._stream is not None
-        return self._session.recognized(await self._stream.feed(pcm))
+    async def _feed(self, pcm: bytes, channel: str | None) -> list[Action]:
+        update = await self._streams[channel].feed(pcm)
+        return self._session.recognized(update, channel=channel)
 
-    async def _flush(self, end_of_stream: bool) -> list[Action]:
-        assert self._stream is not None
-        update = await self._stream.flush()
+    async def _flush(self, end_of_stream: bool, channel: str | None) -> list[Action]:
+        update = await self._streams[channel].flush()
         if end_of_stream:
-            return self._session.finished(update)
-        return self._session.recognized(update, forced=True)
+            return self._session.finished(update, channel)
+        return self._session.recognized(update, forced=True, channel=channel)
 
     async def _engine_call(self, call: Awaitable[list[Action]]) -> list[Action]:
         try:

@@ -13,6 +13,8 @@ compares it with deadlines it computes itself and reports the next one with
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -26,14 +28,14 @@ from speechmatics_modes.local._audio import (
     FileStreamConverter,
     StreamConverter,
 )
-from speechmatics_modes.local._engine import ENGINE_SAMPLE_RATE, EngineWord, StreamUpdate
+from speechmatics_modes.local._engine import StreamUpdate
 from speechmatics_modes.local._results import (
     LANGUAGE_NAMES,
     Sentencer,
     labels_for,
     language_pack_info,
-    transcript_message,
 )
+from speechmatics_modes.local._rt_channel import ChannelTrack
 from speechmatics_modes.local._schema import (
     ConfigProblem,
     RealtimeTranscriptionConfig,
@@ -45,6 +47,7 @@ from speechmatics_modes.local._schema import (
 __all__ = [
     "CLOSE_REASONS",
     "ERROR_CLOSE_CODES",
+    "MAX_CHANNELS",
     "MAX_MESSAGE_BYTES",
     "Action",
     "Close",
@@ -59,6 +62,9 @@ __all__ = [
 
 MAX_MESSAGE_BYTES = 1024 * 1024
 """The service's limit on one message (text or binary) in either direction."""
+
+MAX_CHANNELS = 2
+"""Channels a multichannel session may have (the service's limit)."""
 
 ERROR_CLOSE_CODES = {
     "invalid_message": 1003,
@@ -89,7 +95,7 @@ CLOSE_REASONS = {
 _SESSION_WARNINGS = (45 * 60.0, 30 * 60.0, 15 * 60.0)
 _IDLE_WARNINGS = (15 * 60.0, 10 * 60.0, 5 * 60.0)
 _WARNING_SCALE = 3600.0
-_BYTES_PER_SECOND = ENGINE_SAMPLE_RATE * 2
+_DEFAULT_CHANNELS = ("channel_1", "channel_2")
 _SETTABLE = frozenset(
     {
         "language",
@@ -148,23 +154,26 @@ class Close:
 
 @dataclass(frozen=True, slots=True)
 class OpenStream:
-    """Admit the session (quota), open an engine stream, then call ``started``."""
+    """Admit the session (quota), open an engine stream per channel, then call ``started``."""
 
     max_delay: float
+    channels: tuple[str | None, ...] = (None,)
 
 
 @dataclass(frozen=True, slots=True)
 class Feed:
-    """Feed engine PCM to the stream, then give the update to ``recognized``."""
+    """Feed engine PCM to the channel's stream, then give the update to ``recognized``."""
 
     pcm: bytes
+    channel: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Flush:
-    """Flush the stream, then give the update to ``recognized`` (forced) or ``finished`` (end)."""
+    """Flush the channel's stream; the update goes to ``recognized`` or ``finished`` (end)."""
 
     end_of_stream: bool
+    channel: str | None = None
 
 
 Action = Send | Close | OpenStream | Feed | Flush
@@ -224,16 +233,13 @@ class RealtimeProtocol:
     limits: SessionLimits
     now: float
     language: str = "en"
-    frames: int = 0
-    """Binary frames read (the last ``AudioAdded.seq_no``)."""
     _state: _State = _State.AWAITING_START
     _config: _Config = field(default_factory=lambda: _Config(False, 0.0, False))
-    _converter: StreamConverter | FileStreamConverter | None = None
-    _sentencer: Sentencer | None = None
-    _engine_bytes: int = 0
-    _last_partial: tuple[EngineWord, ...] = ()
-    _speech_since_eou: bool = False
-    _last_final_end: float = 0.0
+    _channels: dict[str | None, ChannelTrack] = field(default_factory=dict)
+    """One track per channel; an ordinary session has one, under ``None``."""
+    _finished: set[str | None] = field(default_factory=set)
+    """Channels whose last words have gone out."""
+    _speaker: str | None = None
     _transcription_config: dict[str, Any] = field(default_factory=dict)
     _timers: list[_Timer] = field(default_factory=list)
 
@@ -253,9 +259,9 @@ class RealtimeProtocol:
         return self._state is _State.CLOSED
 
     @property
-    def audio_seconds(self) -> float:
-        """Seconds of audio fed to the engine so far."""
-        return self._engine_bytes / _BYTES_PER_SECOND
+    def multichannel(self) -> bool:
+        """Whether audio comes in ``AddChannelAudio`` messages, one stream per channel."""
+        return bool(self._channels) and None not in self._channels
 
     def receive_text(self, text: str, now: float) -> list[Action]:
         """A text frame arrived."""
@@ -283,64 +289,64 @@ class RealtimeProtocol:
             return self._error("protocol_error", f"audio frame exceeds {MAX_MESSAGE_BYTES} bytes")
         if self._state in (_State.AWAITING_START, _State.STARTING):
             return self._error("protocol_error", "audio received before RecognitionStarted")
-        self.frames += 1
-        acknowledged = Send({"message": "AudioAdded", "seq_no": self.frames})
-        if self._state is _State.ENDED:
-            return [
-                acknowledged,
-                _warning("add_audio_after_eos", "audio after EndOfStream ignored"),
-            ]
-        self._timers[1].restart(now)
-        assert self._converter is not None
-        try:
-            pcm = self._converter.convert(data)
-        except AudioDecodeError as exc:
-            return [acknowledged, *self._error("invalid_audio_type", str(exc))]
-        self._engine_bytes += len(pcm)
-        return [acknowledged, Feed(pcm)] if pcm else [acknowledged]
+        if self.multichannel:
+            return self._error(
+                "protocol_error", "binary audio in a multichannel session; send AddChannelAudio"
+            )
+        return self._audio(self._channels[None], data, now)
 
     def started(self) -> list[Action]:
-        """The caller admitted the session and opened the engine stream."""
+        """The caller admitted the session and opened the engine streams."""
         self._state = _State.RUNNING
-        return [
-            Send(
-                {
-                    "message": "RecognitionStarted",
-                    "id": self.session_id,
-                    "orchestrator_version": "speechmatics-modes-local",
-                    "language_pack_info": language_pack_info(self.language),
-                }
-            )
-        ]
+        message: dict[str, Any] = {
+            "message": "RecognitionStarted",
+            "id": self.session_id,
+            "orchestrator_version": "speechmatics-modes-local",
+            "language_pack_info": language_pack_info(self.language),
+        }
+        if self.multichannel:
+            message["channel_ids"] = list(self._channels)
+        return [Send(message)]
 
     def release(self) -> None:
-        """The connection is over: stop the audio decoder (a thread, for compressed files)."""
-        if isinstance(self._converter, FileStreamConverter):
-            self._converter.close()
+        """The connection is over: stop the audio decoders (threads, for compressed files)."""
+        for track in self._channels.values():
+            track.close()
 
     def refuse(self, error_type: str, reason: str) -> list[Action]:
         """End the session with an ``Error`` the caller decided on (quota, engine failure)."""
         return self._error(error_type, reason)
 
-    def recognized(self, update: StreamUpdate, *, forced: bool = False) -> list[Action]:
-        """The engine's answer to :class:`Feed` (or to a forced :class:`Flush`)."""
+    def recognized(
+        self, update: StreamUpdate, *, forced: bool = False, channel: str | None = None
+    ) -> list[Action]:
+        """The engine's answer to :class:`Feed` (or to a forced :class:`Flush`) on a channel."""
         if self.closed:
             return []
-        actions = self._finals(update, forced=forced)
+        track = self._channels[channel]
+        final = track.finals(update, forced=forced)
+        actions: list[Action] = [] if final is None else [Send(final)]
         if self._config.enable_partials and (
-            update.partial != self._last_partial or (actions and update.partial)
+            update.partial != track.last_partial or (final is not None and update.partial)
         ):
-            actions.append(self._partial(update.partial))
-        self._last_partial = update.partial
-        if forced or (update.utterance_ended and self._speech_since_eou):
-            actions.extend(self._end_of_utterance(forced))
+            actions.append(Send(track.partial(update.partial)))
+        track.last_partial = update.partial
+        ended = forced or (update.utterance_ended and track.speech_since_eou)
+        if ended and (forced or self._config.end_of_utterance_trigger > 0):
+            actions.append(Send(track.end_of_utterance(forced=forced)))
         return actions
 
-    def finished(self, update: StreamUpdate) -> list[Action]:
-        """The engine's answer to the end-of-stream :class:`Flush`: last finals, then the end."""
+    def finished(self, update: StreamUpdate, channel: str | None = None) -> list[Action]:
+        """The engine's answer to a channel's end-of-stream :class:`Flush`.
+
+        The channel's last finals; then, once every channel has finished, the end.
+        """
         if self.closed:
             return []
-        actions = self.recognized(StreamUpdate(update.finals, (), True))
+        actions = self.recognized(StreamUpdate(update.finals, (), True), channel=channel)
+        self._finished.add(channel)
+        if len(self._finished) < len(self._channels):
+            return actions
         if self._config.final_speakers:
             actions.append(self._speakers())
         actions.append(Send({"message": "EndOfTranscript"}))
@@ -385,12 +391,19 @@ class RealtimeProtocol:
             return self._start(message)
         if self._state in (_State.AWAITING_START, _State.STARTING):
             return self._error("protocol_error", f"{kind} received before StartRecognition")
+        if kind == "AddChannelAudio":
+            return self._channel_audio(message, now)
         if self._state is _State.ENDED:
             return []
         if kind == "EndOfStream":
-            return self._end_of_stream(message)
+            return self._end(list(self._channels.values()), message)
+        if kind == "EndOfChannel":
+            track = self._named_track(message)
+            if isinstance(track, ChannelTrack):
+                return self._end([track], message)
+            return track
         if kind == "ForceEndOfUtterance":
-            return [Flush(end_of_stream=False)]
+            return self._force_end_of_utterance(message)
         if kind == "SetRecognitionConfig":
             return self._set_config(message)
         if kind == "GetSpeakers":
@@ -411,20 +424,79 @@ class RealtimeProtocol:
             return self._error(
                 "invalid_language", f"language {config.language!r} is not available locally"
             )
-        audio = start.audio_format
-        self._converter = (
-            FileStreamConverter(source="StartRecognition audio")
-            if audio.type == "file"
-            else StreamConverter(audio.encoding, audio.sample_rate)
-        )
+        channels = _channel_labels(config)
+        if isinstance(channels, str):
+            return self._error("invalid_config", channels)
         self.language = config.language
         self._transcription_config = message["transcription_config"]
-        self._sentencer = Sentencer(labels_for(self._transcription_config, realtime=True))
+        for label in channels:
+            labels = labels_for(self._transcription_config, realtime=True, channel=label)
+            self._speaker = labels.speaker
+            self._channels[label] = ChannelTrack(
+                label, _converter(start.audio_format), Sentencer(labels)
+            )
         self._apply(config)
         speakers = config.speaker_diarization_config
         self._config.final_speakers = bool(speakers and speakers.get_speakers)
         self._state = _State.STARTING
-        return [OpenStream(max_delay=config.max_delay or 4.0)]
+        return [OpenStream(max_delay=config.max_delay or 4.0, channels=channels)]
+
+    def _audio(self, track: ChannelTrack, data: bytes, now: float) -> list[Action]:
+        track.seq_no += 1
+        acknowledged = Send(track.acknowledgement())
+        if track.ended:
+            return [
+                acknowledged,
+                _warning("add_audio_after_eos", "audio after EndOfStream ignored"),
+            ]
+        self._timers[1].restart(now)
+        try:
+            pcm = track.decode(data)
+        except AudioDecodeError as exc:
+            return [acknowledged, *self._error("invalid_audio_type", str(exc))]
+        return [acknowledged, Feed(pcm, track.label)] if pcm else [acknowledged]
+
+    def _channel_audio(self, message: dict[str, Any], now: float) -> list[Action]:
+        track = self._named_track(message)
+        if not isinstance(track, ChannelTrack):
+            return track
+        data = message.get("data")
+        try:
+            if not isinstance(data, str):
+                raise ValueError("'data' is missing")
+            audio = base64.b64decode(data, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            return self._error("invalid_message", f"AddChannelAudio needs base64 'data': {exc}")
+        return self._audio(track, audio, now)
+
+    def _named_track(self, message: dict[str, Any]) -> ChannelTrack | list[Action]:
+        """The track ``message["channel"]`` names, or the error that ends the session."""
+        kind = message["message"]
+        if not self.multichannel:
+            return self._error(
+                "invalid_message",
+                f"{kind} needs a multichannel session (diarization 'channel' or "
+                "'channel_and_speaker' with channel_diarization_labels)",
+            )
+        track = self._channels.get(message.get("channel"))
+        if track is None:
+            names = ", ".join(repr(label) for label in self._channels)
+            return self._error(
+                "invalid_message",
+                f"{kind} for unknown channel {message.get('channel')!r}; this session's "
+                f"channels are {names}",
+            )
+        return track
+
+    def _force_end_of_utterance(self, message: dict[str, Any]) -> list[Action]:
+        if message.get("channel") is None:
+            tracks = list(self._channels.values())
+        else:
+            track = self._named_track(message)
+            if not isinstance(track, ChannelTrack):
+                return track
+            tracks = [track]
+        return [Flush(end_of_stream=False, channel=t.label) for t in tracks if not t.ended]
 
     def _apply(self, config: RealtimeTranscriptionConfig) -> None:
         if config.enable_partials is not None:
@@ -449,68 +521,33 @@ class RealtimeProtocol:
         self._apply(config)
         return []
 
-    def _end_of_stream(self, message: dict[str, Any]) -> list[Action]:
+    def _end(self, tracks: list[ChannelTrack], message: dict[str, Any]) -> list[Action]:
+        """EndOfStream (every channel) or EndOfChannel (one): decode the tails, then flush."""
         if not isinstance(message.get("last_seq_no", 0), int):
             return self._error("invalid_message", "last_seq_no must be an integer")
-        self._state = _State.ENDED
         actions: list[Action] = []
-        assert self._converter is not None
-        try:
-            tail = self._converter.finish()
-        except AudioDecodeError as exc:
-            return self._error("invalid_audio_type", str(exc))
-        if tail:
-            self._engine_bytes += len(tail)
-            actions.append(Feed(tail))
-        return [*actions, Flush(end_of_stream=True)]
-
-    def _finals(self, update: StreamUpdate, *, forced: bool) -> list[Action]:
-        assert self._sentencer is not None
-        results = self._sentencer.words(update.finals)
-        if update.finals:
-            self._speech_since_eou = True
-            self._last_final_end = update.finals[-1].end
-        closes_sentence = (
-            update.utterance_ended or forced
-        ) and not self._sentencer.at_sentence_start
-        if closes_sentence:
-            results.append(self._sentencer.full_stop(self._last_final_end))
-        if not results and not forced:
-            return []
-        start = results[0]["start_time"] if results else self._last_final_end
-        end = results[-1]["end_time"] if results else self.audio_seconds
-        return [
-            Send(transcript_message("AddTranscript", results, start=start, end=end, forced=forced))
-        ]
-
-    def _partial(self, words: tuple[EngineWord, ...]) -> Send:
-        assert self._sentencer is not None
-        results = self._sentencer.preview(words)
-        start = words[0].start if words else self._last_final_end
-        end = words[-1].end if words else self._last_final_end
-        return Send(transcript_message("AddPartialTranscript", results, start=start, end=end))
-
-    def _end_of_utterance(self, forced: bool) -> list[Action]:
-        if not forced and self._config.end_of_utterance_trigger <= 0:
-            return []
-        self._speech_since_eou = False
-        moment = round(self._last_final_end, 3)
-        message: dict[str, Any] = {
-            "message": "EndOfUtterance",
-            "metadata": {"start_time": moment, "end_time": moment},
-        }
-        if forced:
-            message["forced"] = True
-        return [Send(message)]
+        for track in tracks:
+            if track.ended:
+                continue
+            try:
+                tail = track.end()
+            except AudioDecodeError as exc:
+                return self._error("invalid_audio_type", str(exc))
+            if tail:
+                actions.append(Feed(tail, track.label))
+            actions.append(Flush(end_of_stream=True, channel=track.label))
+        if all(track.ended for track in self._channels.values()):
+            self._state = _State.ENDED
+        return actions
 
     def _speakers(self) -> Send:
-        assert self._sentencer is not None
-        speaker = self._sentencer.labels.speaker
-        heard = speaker is not None and self._last_final_end > 0
+        heard = any(track.last_final_end > 0 for track in self._channels.values())
+        speaker = self._speaker
         speakers = [
             {"label": speaker, "speaker_identifiers": [f"local-{self.session_id}-{speaker}"]}
         ]
-        return Send({"message": "SpeakersResult", "speakers": speakers if heard else []})
+        found = speaker is not None and heard
+        return Send({"message": "SpeakersResult", "speakers": speakers if found else []})
 
     def _error(self, error_type: str, reason: str) -> list[Action]:
         self._state = _State.CLOSED
@@ -519,6 +556,24 @@ class RealtimeProtocol:
             Send({"message": "Error", "type": error_type, "reason": reason}),
             Close(code, CLOSE_REASONS.get(code, error_type)),
         ]
+
+
+def _channel_labels(config: RealtimeTranscriptionConfig) -> tuple[str | None, ...] | str:
+    """The session's channels (``(None,)`` unless channel diarization), or what is wrong."""
+    if config.diarization not in ("channel", "channel_and_speaker"):
+        return (None,)
+    labels = tuple(config.channel_diarization_labels or _DEFAULT_CHANNELS)
+    if len(set(labels)) != len(labels):
+        return "channel_diarization_labels must be unique"
+    if not 1 <= len(labels) <= MAX_CHANNELS:
+        return f"a session has 1 to {MAX_CHANNELS} channels, got {len(labels)}"
+    return labels
+
+
+def _converter(audio_format: Any) -> StreamConverter | FileStreamConverter:
+    if audio_format.type == "file":
+        return FileStreamConverter(source="StartRecognition audio")
+    return StreamConverter(audio_format.encoding, audio_format.sample_rate)
 
 
 def _warning(warning_type: str, reason: str) -> Send:

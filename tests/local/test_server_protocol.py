@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
@@ -142,12 +143,100 @@ def test_finals_are_capitalised_and_end_with_a_full_stop() -> None:
     assert stop["is_eos"] is True
 
 
-@pytest.mark.parametrize("diarization", ["speaker", "channel_and_speaker"])
-def test_speaker_only_with_speaker_diarization(diarization: str) -> None:
-    session = started(diarization=diarization, enable_partials=True)
+def test_speaker_only_with_speaker_diarization() -> None:
+    session = started(diarization="speaker", enable_partials=True)
     final, partial = sent(session.recognized(StreamUpdate((HELLO,), (WORLD,), True)))
     for message in (final, partial):
         assert {result["alternatives"][0]["speaker"] for result in message["results"]} == {"S1"}
+
+
+def multichannel(**config: Any) -> RealtimeProtocol:
+    session = RealtimeProtocol("sid", SessionLimits(), now=0.0)
+    start = {
+        **START,
+        "transcription_config": {
+            "language": "en",
+            "diarization": "channel",
+            "channel_diarization_labels": ["left", "right"],
+            **config,
+        },
+    }
+    actions = session.receive_text(json.dumps(start), 0.0)
+    assert actions == [OpenStream(max_delay=4.0, channels=("left", "right"))]
+    (message,) = sent(session.started())
+    assert message["channel_ids"] == ["left", "right"]
+    return session
+
+
+def channel_audio(channel: str, pcm: bytes) -> str:
+    data = base64.b64encode(pcm).decode()
+    return json.dumps({"message": "AddChannelAudio", "channel": channel, "data": data})
+
+
+def test_multichannel_audio_is_acknowledged_and_fed_per_channel() -> None:
+    session = multichannel()
+    left = session.receive_text(channel_audio("left", b"\x01\x00"), 1.0)
+    right = session.receive_text(channel_audio("right", b"\x02\x00"), 1.0)
+    again = session.receive_text(channel_audio("left", b"\x03\x00"), 1.0)
+    assert sent(left) == [{"message": "ChannelAudioAdded", "channel": "left", "seq_no": 1}]
+    assert sent(right) == [{"message": "ChannelAudioAdded", "channel": "right", "seq_no": 1}]
+    assert sent(again) == [{"message": "ChannelAudioAdded", "channel": "left", "seq_no": 2}]
+    assert (left[1], right[1]) == (Feed(b"\x01\x00", "left"), Feed(b"\x02\x00", "right"))
+
+
+def test_multichannel_results_name_their_channel_and_speaker_with_channel_and_speaker() -> None:
+    session = multichannel(diarization="channel_and_speaker", enable_partials=True)
+    final, partial = sent(
+        session.recognized(StreamUpdate((HELLO,), (WORLD,), True), channel="right")
+    )
+    for message in (final, partial):
+        assert message["channel"] == "right"
+        assert {result["channel"] for result in message["results"]} == {"right"}
+        assert {result["alternatives"][0]["speaker"] for result in message["results"]} == {"S1"}
+
+
+def test_each_end_of_channel_flushes_its_channel_and_the_last_one_ends_the_session() -> None:
+    session = multichannel()
+    end_left = '{"message": "EndOfChannel", "channel": "left", "last_seq_no": 0}'
+    assert session.receive_text(end_left, 1.0) == [Flush(end_of_stream=True, channel="left")]
+    late = session.receive_text(channel_audio("left", b"\x00\x00"), 1.0)
+    assert sent(late)[1]["type"] == "add_audio_after_eos"
+    assert (
+        sent(session.finished(StreamUpdate((HELLO,), (), False), "left"))[-1]["channel"] == "left"
+    )
+    end_right = '{"message": "EndOfChannel", "channel": "right", "last_seq_no": 0}'
+    assert session.receive_text(end_right, 1.0) == [Flush(end_of_stream=True, channel="right")]
+    end = session.finished(StreamUpdate((), (), False), "right")
+    assert sent(end)[-1] == {"message": "EndOfTranscript"}
+    assert end[-1] == Close(1000, "")
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        (channel_audio("middle", b"\x00\x00"), "unknown channel 'middle'"),
+        ('{"message": "AddChannelAudio", "channel": "left", "data": "%%"}', "base64"),
+        ('{"message": "AddChannelAudio", "channel": "left"}', "base64"),
+    ],
+)
+def test_bad_channel_audio_is_invalid_message(text: str, reason: str) -> None:
+    messages = sent(multichannel().receive_text(text, 1.0))
+    assert (messages[-1]["type"], reason in messages[-1]["reason"]) == ("invalid_message", True)
+
+
+def test_channel_audio_needs_a_multichannel_session_and_binary_audio_an_ordinary_one() -> None:
+    assert error_of(started().receive_text(channel_audio("left", b"\x00\x00"), 1.0)) == (
+        "invalid_message",
+        1003,
+    )
+    assert error_of(multichannel().receive_bytes(b"\x00\x00", 1.0)) == ("protocol_error", 1003)
+
+
+def test_more_than_two_channels_is_invalid_config() -> None:
+    session = RealtimeProtocol("sid", SessionLimits(), now=0.0)
+    config = {"language": "en", "diarization": "channel", "channel_diarization_labels": list("abc")}
+    start = {**START, "transcription_config": config}
+    assert error_of(session.receive_text(json.dumps(start), 0.0)) == ("invalid_config", 1003)
 
 
 def test_partials_only_when_enabled() -> None:

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from speechmatics.rt import (
     AsyncClient,
+    AsyncMultiChannelClient,
     AudioEncoding,
     AudioFormat,
     ConnectionError,
@@ -358,3 +359,67 @@ async def _client_until_closed(
         await started(socket)
         task_status.started(socket)
         await until_closed(socket)
+
+
+async def multichannel_finals(
+    server: LocalServer, sources: dict[str, io.BufferedIOBase | io.BytesIO]
+) -> tuple[dict[str, list[str]], list[dict[str, Any]]]:
+    """Run the SDK's multichannel client: final text per channel, and RecognitionStarted.
+
+    Its ``transcribe()`` returns once the audio is sent, without waiting for the transcript
+    (the single-channel client waits): so wait for EndOfTranscript here, as a user must.
+    """
+    finals: dict[str, list[str]] = {label: [] for label in sources}
+    started_messages: list[dict[str, Any]] = []
+    ended = anyio.Event()
+
+    def on_final(message: dict[str, Any]) -> None:
+        assert {result["channel"] for result in message["results"]} <= {message["channel"]}
+        finals[message["channel"]].append(message["metadata"]["transcript"])
+
+    async with AsyncMultiChannelClient(api_key="any", url=server.rt_url) as client:
+        client.on(ServerMessageType.ADD_TRANSCRIPT, on_final)
+        client.on(ServerMessageType.RECOGNITION_STARTED, started_messages.append)
+        client.on(ServerMessageType.END_OF_TRANSCRIPT, lambda _: ended.set())
+        with anyio.fail_after(60):
+            await client.transcribe(
+                dict(sources),
+                transcription_config=TranscriptionConfig(
+                    language="en", diarization="channel", channel_diarization_labels=list(sources)
+                ),
+            )
+            await ended.wait()
+    return finals, started_messages
+
+
+async def test_sdk_multichannel_client_gets_each_channel_transcribed(server: LocalServer) -> None:
+    sources = {"agent": io.BytesIO(wav_bytes(5)), "caller": io.BytesIO(wav_bytes(5))}
+    finals, started_messages = await multichannel_finals(server, sources)
+    assert started_messages[0]["channel_ids"] == ["agent", "caller"]
+    for label in sources:
+        assert " ".join(finals[label]).replace(" .", ".") == "Hello world. How are you."
+    assert server.stats.sessions_active == 0
+
+
+@pytest.mark.slow
+async def test_two_channels_of_real_speech_are_recognised_apart(
+    speech_clips: list[Clip], no_leaks: None
+) -> None:
+    from tests.local.test_server_batch import plain_words, word_error_rate
+
+    # The SDK stops every channel when one ends: the shorter clip is heard whole, the other
+    # only as far, so each channel must match its own clip far better than the other one.
+    first, second = sorted(speech_clips, key=lambda clip: abs(clip.duration - 6))[:2]
+    async with LocalServer() as server:
+        with first.path.open("rb") as left, second.path.open("rb") as right:
+            finals, _ = await multichannel_finals(server, {"left": left, "right": right})
+    shorter = min(first, second, key=lambda clip: clip.duration)
+    texts = {
+        clip: plain_words(" ".join(finals[label]))
+        for label, clip in (("left", first), ("right", second))
+    }
+    assert word_error_rate(shorter.reference, texts[shorter]) < 0.5, texts
+    for own, other in ((first, second), (second, first)):
+        assert word_error_rate(own.reference, texts[own]) < word_error_rate(
+            other.reference, texts[own]
+        )

@@ -1,0 +1,113 @@
+"""One audio channel of a local real-time session: its decoder, its sentences, its last words.
+
+An ordinary session has one channel, with no label; a multichannel session (``diarization:
+"channel"``, audio in ``AddChannelAudio``) has one per label, each decoded and recognised on
+its own, and every message it produces names its channel, as the service's do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from speechmatics_modes.local._audio import FileStreamConverter, StreamConverter
+from speechmatics_modes.local._engine import ENGINE_SAMPLE_RATE, EngineWord, StreamUpdate
+from speechmatics_modes.local._results import Sentencer, transcript_message
+
+__all__ = ["ChannelTrack"]
+
+_BYTES_PER_SECOND = ENGINE_SAMPLE_RATE * 2
+
+
+@dataclass
+class ChannelTrack:
+    """What one channel has received and said; the session decides when it speaks."""
+
+    label: str | None
+    """The channel's name in a multichannel session; ``None`` in an ordinary one."""
+    converter: StreamConverter | FileStreamConverter
+    sentencer: Sentencer
+    seq_no: int = 0
+    """Audio messages read on this channel (the last ``AudioAdded``/``ChannelAudioAdded``)."""
+    ended: bool = False
+    """EndOfChannel (or EndOfStream) arrived: later audio is ignored with a warning."""
+    engine_bytes: int = 0
+    last_partial: tuple[EngineWord, ...] = ()
+    speech_since_eou: bool = False
+    last_final_end: float = 0.0
+
+    def decode(self, data: bytes) -> bytes:
+        """Engine PCM for an audio message (may be empty while a header arrives).
+
+        Raises:
+            AudioDecodeError: The audio is not what ``audio_format`` said, or damaged.
+        """
+        pcm = self.converter.convert(data)
+        self.engine_bytes += len(pcm)
+        return pcm
+
+    def end(self) -> bytes:
+        """The channel is closed: the decoder's last PCM.
+
+        Raises:
+            AudioDecodeError: The stream ended inside a header, or is damaged.
+        """
+        self.ended = True
+        tail = self.converter.finish()
+        self.engine_bytes += len(tail)
+        return tail
+
+    def close(self) -> None:
+        """Release the decoder (a thread, for compressed files)."""
+        if isinstance(self.converter, FileStreamConverter):
+            self.converter.close()
+
+    def finals(self, update: StreamUpdate, *, forced: bool) -> dict[str, Any] | None:
+        """The ``AddTranscript`` for words the engine made final, if there is anything to say."""
+        results = self.sentencer.words(update.finals)
+        if update.finals:
+            self.speech_since_eou = True
+            self.last_final_end = update.finals[-1].end
+        closes_sentence = (
+            update.utterance_ended or forced
+        ) and not self.sentencer.at_sentence_start
+        if closes_sentence:
+            results.append(self.sentencer.full_stop(self.last_final_end))
+        if not results and not forced:
+            return None
+        start = results[0]["start_time"] if results else self.last_final_end
+        end = results[-1]["end_time"] if results else self.engine_bytes / _BYTES_PER_SECOND
+        message = transcript_message("AddTranscript", results, start=start, end=end, forced=forced)
+        return self._tagged(message)
+
+    def partial(self, words: tuple[EngineWord, ...]) -> dict[str, Any]:
+        """The ``AddPartialTranscript`` for the current hypothesis."""
+        self.last_partial = words
+        results = self.sentencer.preview(words)
+        start = words[0].start if words else self.last_final_end
+        end = words[-1].end if words else self.last_final_end
+        message = transcript_message("AddPartialTranscript", results, start=start, end=end)
+        return self._tagged(message)
+
+    def end_of_utterance(self, *, forced: bool) -> dict[str, Any]:
+        """``EndOfUtterance`` at the end of the last final word."""
+        self.speech_since_eou = False
+        moment = round(self.last_final_end, 3)
+        message: dict[str, Any] = {
+            "message": "EndOfUtterance",
+            "metadata": {"start_time": moment, "end_time": moment},
+        }
+        if forced:
+            message["forced"] = True
+        return self._tagged(message)
+
+    def acknowledgement(self) -> dict[str, Any]:
+        """The answer to one audio message."""
+        if self.label is None:
+            return {"message": "AudioAdded", "seq_no": self.seq_no}
+        return {"message": "ChannelAudioAdded", "channel": self.label, "seq_no": self.seq_no}
+
+    def _tagged(self, message: dict[str, Any]) -> dict[str, Any]:
+        if self.label is not None:
+            message["channel"] = self.label
+        return message
