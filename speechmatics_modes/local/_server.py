@@ -41,6 +41,7 @@ from speechmatics_modes.local._jobs import Job, JobStore, prepare_job, process_j
 from speechmatics_modes.local._realtime_api import RealtimeApi
 from speechmatics_modes.local._rt_protocol import SessionLimits
 from speechmatics_modes.local._stats import ServerStats
+from speechmatics_modes.local._temp_keys import KeyKind, TemporaryKeys
 
 __all__ = [
     "DEFAULT_MAX_UPLOAD_BYTES",
@@ -64,6 +65,7 @@ logger = logging.getLogger(__name__)
 
 _SHUTDOWN_SECONDS = 2.0
 _MIN_KEY_LENGTH = 16
+_TEMP_KEYS_PATH = "/v1/api_keys"
 """The shortest key a server reachable from the network accepts."""
 _KEEPALIVE_SECONDS = 60.0
 """How long an idle kept-alive connection stays open (aiohttp's default is an hour)."""
@@ -180,6 +182,7 @@ class LocalServer(StackOwner):
         self._retention = timedelta(seconds=job_retention_seconds)
         self._fault_state = FaultState(faults or Faults())
         self.stats = ServerStats()
+        self._temp_keys = TemporaryKeys()
         """What the server saw since it started."""
         self._port: int | None = None
         self._jobs_group: TaskGroup | None = None
@@ -206,6 +209,15 @@ class LocalServer(StackOwner):
     def batch_url(self) -> str:
         """Base URL of the batch API, e.g. ``http://127.0.0.1:8123/v2``."""
         return f"http://{self._url_host}:{self.port}/v2"
+
+    @property
+    def management_url(self) -> str:
+        """Base URL of the temporary-key endpoint, e.g. ``http://127.0.0.1:8123``.
+
+        It is what the SDKs call the management platform (``mp_url``,
+        ``SM_MANAGEMENT_PLATFORM_URL``): they mint temporary keys at ``/v1/api_keys`` under it.
+        """
+        return f"http://{self._url_host}:{self.port}"
 
     @property
     def rt_url(self) -> str:
@@ -256,6 +268,7 @@ class LocalServer(StackOwner):
         app = web.Application(middlewares=[self._middleware])
         batch.add_routes(app)
         realtime.add_routes(app)
+        app.router.add_post(_TEMP_KEYS_PATH, self._temp_keys.handle)
         # An early answer (401, 413, 429) makes aiohttp keep reading the unread upload for a
         # while so the client sees the answer; bound that by the shutdown time, so nothing the
         # server started outlives it.
@@ -328,12 +341,18 @@ class LocalServer(StackOwner):
             return error_response(500, "Internal Server Error", "the local server failed")
 
     def _authorised(self, request: web.Request) -> bool:
+        """The long-lived key opens everything; a temporary key only its own API."""
         if self._api_key is None:
             return True
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
         presented = token if scheme.lower() == "bearer" else request.query.get("jwt", "")
-        return secrets.compare_digest(presented.encode(), self._api_key.encode())
+        if secrets.compare_digest(presented.encode(), self._api_key.encode()):
+            return True
+        if request.path == _TEMP_KEYS_PATH:
+            return False  # a temporary key cannot mint others
+        kind: KeyKind = "batch" if request.path.startswith("/v2/jobs") else "rt"
+        return self._temp_keys.opens(presented, kind)
 
     @property
     def _url_host(self) -> str:
