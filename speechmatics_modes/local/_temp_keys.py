@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import secrets
 from dataclasses import dataclass, field
-from typing import Literal, cast
+from typing import Literal
 
 import anyio
 from aiohttp import web
@@ -68,7 +68,7 @@ class TemporaryKeys:
             return _refused(
                 f"ttl must be whole seconds from {MIN_TTL_SECONDS} to {MAX_TTL_SECONDS}"
             )
-        key = self.mint(cast(KeyKind, kind), ttl)
+        key = self.mint(kind, ttl)
         return web.json_response({"apikey_id": None, "key_value": key}, status=201)
 
 
