@@ -16,10 +16,16 @@ import importlib
 import typing
 
 if typing.TYPE_CHECKING:
-    from ._api import AudioSource, TranscriptStream, stream, transcribe, transcribe_sync
-    from ._batch import BatchClient, BatchJob
-    from ._bulk import BulkResult, transcribe_many
-    from ._config import (
+    from speechmatics_modes._api import (
+        AudioSource,
+        TranscriptStream,
+        stream,
+        transcribe,
+        transcribe_sync,
+    )
+    from speechmatics_modes._batch import BatchClient, BatchJob
+    from speechmatics_modes._bulk import BulkResult, transcribe_many
+    from speechmatics_modes._config import (
         AudioFiltering,
         AudioFormat,
         BatchOptions,
@@ -40,7 +46,7 @@ if typing.TYPE_CHECKING:
         VocabEntry,
         WordReplacement,
     )
-    from ._exceptions import (
+    from speechmatics_modes._exceptions import (
         AudioSourceError,
         AuthenticationError,
         ConfigurationError,
@@ -51,8 +57,8 @@ if typing.TYPE_CHECKING:
         TranscriptionTimeout,
         TransportError,
     )
-    from ._microphone import InputDevice, Microphone, list_input_devices
-    from ._models import (
+    from speechmatics_modes._microphone import InputDevice, Microphone, list_input_devices
+    from speechmatics_modes._models import (
         EndOfUtterance,
         Final,
         Mode,
@@ -64,9 +70,9 @@ if typing.TYPE_CHECKING:
         Transcript,
         Word,
     )
-    from ._retry import RetryPolicy
-    from ._settings import Settings
-    from ._stream._policy import (
+    from speechmatics_modes._retry import RetryPolicy
+    from speechmatics_modes._settings import Settings
+    from speechmatics_modes._stream._policy import (
         AudioGap,
         Reconnected,
         RolloverPolicy,
@@ -77,10 +83,16 @@ if typing.TYPE_CHECKING:
 __version__ = "0.1.0"
 
 _EXPORTS: dict[str, tuple[str, ...]] = {
-    "._api": ("AudioSource", "TranscriptStream", "stream", "transcribe", "transcribe_sync"),
-    "._batch": ("BatchClient", "BatchJob"),
-    "._bulk": ("BulkResult", "transcribe_many"),
-    "._config": (
+    "speechmatics_modes._api": (
+        "AudioSource",
+        "TranscriptStream",
+        "stream",
+        "transcribe",
+        "transcribe_sync",
+    ),
+    "speechmatics_modes._batch": ("BatchClient", "BatchJob"),
+    "speechmatics_modes._bulk": ("BulkResult", "transcribe_many"),
+    "speechmatics_modes._config": (
         "AudioFiltering",
         "AudioFormat",
         "BatchOptions",
@@ -101,7 +113,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "VocabEntry",
         "WordReplacement",
     ),
-    "._exceptions": (
+    "speechmatics_modes._exceptions": (
         "AudioSourceError",
         "AuthenticationError",
         "ConfigurationError",
@@ -112,8 +124,8 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "TranscriptionTimeout",
         "TransportError",
     ),
-    "._microphone": ("InputDevice", "Microphone", "list_input_devices"),
-    "._models": (
+    "speechmatics_modes._microphone": ("InputDevice", "Microphone", "list_input_devices"),
+    "speechmatics_modes._models": (
         "EndOfUtterance",
         "Final",
         "Mode",
@@ -125,9 +137,9 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "Transcript",
         "Word",
     ),
-    "._retry": ("RetryPolicy",),
-    "._settings": ("Settings",),
-    "._stream._policy": (
+    "speechmatics_modes._retry": ("RetryPolicy",),
+    "speechmatics_modes._settings": ("Settings",),
+    "speechmatics_modes._stream._policy": (
         "AudioGap",
         "Reconnected",
         "RolloverPolicy",
@@ -206,7 +218,7 @@ def __getattr__(name: str) -> object:
     module = _MODULE_OF.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
+    value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
 

@@ -20,24 +20,24 @@ import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from pydantic import BaseModel, ValidationError
 
-from ._config import AudioFormat, BatchOptions, TranscriptionOptions
-from ._endpoint import endpoint
-from ._exceptions import (
+from speechmatics_modes._config import AudioFormat, BatchOptions, TranscriptionOptions
+from speechmatics_modes._endpoint import endpoint
+from speechmatics_modes._exceptions import (
     AudioSourceError,
     ConfigurationError,
     SpeechmaticsModesError,
     TranscriptionTimeout,
 )
-from ._lifetime import StackOwner
-from ._models import Mode, StreamEvent, Transcript
-from ._retry import RetryPolicy
-from ._settings import Settings
-from ._sources import Source, classify, open_live_audio, open_upload
-from ._stream._policy import RolloverPolicy, StreamMetrics
+from speechmatics_modes._lifetime import StackOwner
+from speechmatics_modes._models import Mode, StreamEvent, Transcript
+from speechmatics_modes._retry import RetryPolicy
+from speechmatics_modes._settings import Settings
+from speechmatics_modes._sources import Source, classify, open_live_audio, open_upload
+from speechmatics_modes._stream._policy import RolloverPolicy, StreamMetrics
 
 if TYPE_CHECKING:
-    from ._realtime import RealtimeSession
-    from ._stream._rolling import RollingStream
+    from speechmatics_modes._realtime import RealtimeSession
+    from speechmatics_modes._stream._rolling import RollingStream
 
 __all__ = ["AudioSource", "TranscriptStream", "stream", "transcribe", "transcribe_sync"]
 
@@ -127,7 +127,9 @@ async def transcribe(
     if rollover is not None:
         raise _only_in(Mode.REALTIME, "rollover only applies", "it")
     job = _validated(batch_options, BatchOptions, "batch_options")
-    from ._batch import run_batch_job  # here, so that a real-time caller never loads the batch SDK
+    from speechmatics_modes._batch import (
+        run_batch_job,  # here, so that a real-time caller never loads the batch SDK
+    )
 
     try:
         with anyio.fail_after(timeout):
@@ -238,8 +240,8 @@ class TranscriptStream(StackOwner):
         send: MemoryObjectSendStream[StreamEvent],
     ) -> RealtimeSession | RollingStream:
         # Imported here, so that a batch caller never loads the real-time SDK.
-        from ._realtime import RealtimeSession
-        from ._stream._rolling import RollingStream
+        from speechmatics_modes._realtime import RealtimeSession
+        from speechmatics_modes._stream._rolling import RollingStream
 
         if self._rollover is None:
             return RealtimeSession(
@@ -284,7 +286,9 @@ class TranscriptStream(StackOwner):
     @property
     def metrics(self) -> StreamMetrics | None:
         """Sessions, handovers, reconnections, replayed audio and gaps, with ``rollover``."""
-        from ._stream._rolling import RollingStream  # loaded already if a stream rolls over
+        from speechmatics_modes._stream._rolling import (
+            RollingStream,  # loaded already if a stream rolls over
+        )
 
         return self._session.metrics if isinstance(self._session, RollingStream) else None
 

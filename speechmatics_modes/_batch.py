@@ -29,8 +29,8 @@ from speechmatics.batch._models import (
     TrackingConfig,
 )
 
-from ._config import BatchOptions, FetchData, TranscriptionOptions
-from ._exceptions import (
+from speechmatics_modes._config import BatchOptions, FetchData, TranscriptionOptions
+from speechmatics_modes._exceptions import (
     AuthenticationError,
     ConfigurationError,
     ErrorFactory,
@@ -43,12 +43,12 @@ from ._exceptions import (
     translate_sdk_error,
     translated,
 )
-from ._lifetime import StackOwner
-from ._models import Transcript
-from ._retry import Backoff, RetryPolicy
-from ._sdk_logging import prune_duplicate_null_handlers
-from ._settings import Settings
-from ._sources import Upload
+from speechmatics_modes._lifetime import StackOwner
+from speechmatics_modes._models import Transcript
+from speechmatics_modes._retry import Backoff, RetryPolicy
+from speechmatics_modes._sdk_logging import prune_duplicate_null_handlers
+from speechmatics_modes._settings import Settings
+from speechmatics_modes._sources import Upload
 
 __all__ = [
     "BATCH_ERRORS",

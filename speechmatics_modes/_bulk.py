@@ -17,16 +17,21 @@ from typing import Any, Literal
 import anyio
 from anyio.streams.memory import MemoryObjectSendStream
 
-from ._api import OptionsLike, _validated, transcribe
-from ._batch import BatchClient
-from ._config import BatchOptions, Tracking, TranscriptionOptions
-from ._endpoint import endpoint
-from ._exceptions import ConfigurationError, JobFailedError, ServerError, SpeechmaticsModesError
-from ._journal import Entry, Journal, State
-from ._models import Transcript
-from ._retry import RetryPolicy
-from ._settings import Settings
-from ._sources import Source, open_upload
+from speechmatics_modes._api import OptionsLike, _validated, transcribe
+from speechmatics_modes._batch import BatchClient
+from speechmatics_modes._config import BatchOptions, Tracking, TranscriptionOptions
+from speechmatics_modes._endpoint import endpoint
+from speechmatics_modes._exceptions import (
+    ConfigurationError,
+    JobFailedError,
+    ServerError,
+    SpeechmaticsModesError,
+)
+from speechmatics_modes._journal import Entry, Journal, State
+from speechmatics_modes._models import Transcript
+from speechmatics_modes._retry import RetryPolicy
+from speechmatics_modes._settings import Settings
+from speechmatics_modes._sources import Source, open_upload
 
 __all__ = ["BulkResult", "StatusCallback", "transcribe_many"]
 

@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 from pydantic import ConfigDict, Field, field_validator, model_validator
 from typing_extensions import deprecated
 
-from ._exceptions import ConfigurationError
-from ._frozen import FrozenModel
+from speechmatics_modes._exceptions import ConfigurationError
+from speechmatics_modes._frozen import FrozenModel
 
 if TYPE_CHECKING:  # the SDK types only name the deprecated shims' return values
     import speechmatics.batch as sm_batch  # noqa: TID251
@@ -328,7 +328,7 @@ class TranscriptionOptions(_Value):
         Raises:
             ConfigurationError: a real-time-only field is set.
         """
-        from ._batch import batch_transcription_config
+        from speechmatics_modes._batch import batch_transcription_config
 
         self.check_mode("batch")
         return batch_transcription_config(self)
@@ -343,7 +343,7 @@ class TranscriptionOptions(_Value):
         Raises:
             ConfigurationError: a batch-only field (or value) is set.
         """
-        from ._realtime import realtime_transcription_config
+        from speechmatics_modes._realtime import realtime_transcription_config
 
         self.check_mode("realtime")
         return realtime_transcription_config(self)
@@ -427,7 +427,7 @@ class AudioFormat(_Value):
     )
     def to_realtime(self) -> sm_rt.AudioFormat:
         """Deprecated: the real-time SDK's ``AudioFormat``."""
-        from ._realtime import realtime_audio_format
+        from speechmatics_modes._realtime import realtime_audio_format
 
         return realtime_audio_format(self)
 
@@ -559,7 +559,7 @@ class BatchOptions(_Value):
         Raises:
             ConfigurationError: a real-time-only transcription field is set.
         """
-        from ._batch import batch_job_config
+        from speechmatics_modes._batch import batch_job_config
 
         transcription = options or TranscriptionOptions()
         transcription.check_mode("batch")

@@ -6,8 +6,8 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from ._exceptions import AuthenticationError, ConfigurationError
-from ._settings import Settings
+from speechmatics_modes._exceptions import AuthenticationError, ConfigurationError
+from speechmatics_modes._settings import Settings
 
 __all__ = ["endpoint"]
 
@@ -37,7 +37,7 @@ async def endpoint(settings: Settings | None) -> AsyncIterator[Settings]:
         yield settings
         return
     try:
-        from .local import ANY_ADDRESS, LocalServer
+        from speechmatics_modes.local import ANY_ADDRESS, LocalServer
     except ImportError as exc:
         raise ConfigurationError(
             "backend='local' needs the embedded server's dependencies: "

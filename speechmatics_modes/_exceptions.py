@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ._models import Transcript
+    from speechmatics_modes._models import Transcript
 
 __all__ = [
     "AudioSourceError",

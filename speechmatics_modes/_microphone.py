@@ -41,8 +41,8 @@ import anyio
 from pydantic import ValidationError
 from typing_extensions import Self
 
-from ._config import AudioFormat
-from ._exceptions import AudioSourceError, ConfigurationError
+from speechmatics_modes._config import AudioFormat
+from speechmatics_modes._exceptions import AudioSourceError, ConfigurationError
 
 __all__ = ["InputDevice", "Microphone", "list_input_devices"]
 

@@ -24,8 +24,8 @@ import anyio
 import speechmatics.rt as sm
 from anyio.streams.memory import MemoryObjectSendStream
 
-from ._config import AudioFormat, TranscriptionOptions
-from ._exceptions import (
+from speechmatics_modes._config import AudioFormat, TranscriptionOptions
+from speechmatics_modes._exceptions import (
     AudioSourceError,
     AuthenticationError,
     ConfigurationError,
@@ -38,9 +38,9 @@ from ._exceptions import (
     describe,
     translated,
 )
-from ._models import Final, Mode, StreamEvent, Transcript, stream_event
-from ._sdk_logging import prune_duplicate_null_handlers
-from ._settings import Settings
+from speechmatics_modes._models import Final, Mode, StreamEvent, Transcript, stream_event
+from speechmatics_modes._sdk_logging import prune_duplicate_null_handlers
+from speechmatics_modes._settings import Settings
 
 __all__ = [
     "REALTIME_ERRORS",

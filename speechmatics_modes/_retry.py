@@ -19,7 +19,7 @@ from typing import Protocol
 from pydantic import Field, model_validator
 from typing_extensions import Self
 
-from ._frozen import FrozenModel
+from speechmatics_modes._frozen import FrozenModel
 
 __all__ = ["Backoff", "RetryPolicy"]
 

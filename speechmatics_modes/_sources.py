@@ -25,11 +25,17 @@ from typing import IO, Any, BinaryIO, Literal
 
 import anyio
 
-from ._config import AudioFormat
-from ._exceptions import AudioSourceError
-from ._microphone import Microphone
-from ._models import Mode
-from ._wav import NOT_AUDIO, AudioDecodeError, SampleFormat, identify_non_wav, parse_wav_header
+from speechmatics_modes._config import AudioFormat
+from speechmatics_modes._exceptions import AudioSourceError
+from speechmatics_modes._microphone import Microphone
+from speechmatics_modes._models import Mode
+from speechmatics_modes._wav import (
+    NOT_AUDIO,
+    AudioDecodeError,
+    SampleFormat,
+    identify_non_wav,
+    parse_wav_header,
+)
 
 __all__ = [
     "ACCEPTED_SOURCES",

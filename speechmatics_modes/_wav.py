@@ -11,7 +11,7 @@ import struct
 from dataclasses import dataclass
 from typing import Literal
 
-from ._exceptions import AudioSourceError
+from speechmatics_modes._exceptions import AudioSourceError
 
 __all__ = [
     "NOT_AUDIO",

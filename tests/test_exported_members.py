@@ -87,7 +87,7 @@ def test_type_checkers_see_what_the_interpreter_imports() -> None:
         if isinstance(node, ast.If) and ast.unparse(node.test) == "typing.TYPE_CHECKING"
     )
     seen = {
-        f".{statement.module}": tuple(alias.name for alias in statement.names)
+        statement.module: tuple(alias.name for alias in statement.names)
         for statement in guarded.body
         if isinstance(statement, ast.ImportFrom)
     }

@@ -15,16 +15,21 @@ import traceback
 from collections.abc import Sequence
 
 from speechmatics_modes import __version__
+from speechmatics_modes._cli._console import PROG, error, os_error, say
+from speechmatics_modes._cli._demo import add_demo_command
+from speechmatics_modes._cli._exits import (
+    EXIT_CODES,
+    EXIT_INTERRUPTED,
+    UsageError,
+    exit_code,
+    innermost,
+)
+from speechmatics_modes._cli._jobs import add_jobs_command
+from speechmatics_modes._cli._listen import add_listen_command
+from speechmatics_modes._cli._options import add_options_command
+from speechmatics_modes._cli._serve import add_serve_command
+from speechmatics_modes._cli._transcribe import add_transcribe_command
 from speechmatics_modes._exceptions import SpeechmaticsModesError
-
-from ._console import PROG, error, os_error, say
-from ._demo import add_demo_command
-from ._exits import EXIT_CODES, EXIT_INTERRUPTED, UsageError, exit_code, innermost
-from ._jobs import add_jobs_command
-from ._listen import add_listen_command
-from ._options import add_options_command
-from ._serve import add_serve_command
-from ._transcribe import add_transcribe_command
 
 __all__ = ["EXIT_CODES", "main"]
 

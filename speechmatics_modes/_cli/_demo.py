@@ -9,12 +9,11 @@ from pathlib import Path
 import anyio
 
 from speechmatics_modes._api import stream, transcribe
+from speechmatics_modes._cli._exits import EXIT_OK
+from speechmatics_modes._cli._options import LOCAL_HELP, Commands, settings_for_cli
 from speechmatics_modes._config import TranscriptionOptions
 from speechmatics_modes._models import Final, Partial
 from speechmatics_modes._settings import Settings
-
-from ._exits import EXIT_OK
-from ._options import LOCAL_HELP, Commands, settings_for_cli
 
 __all__ = ["add_demo_command"]
 

@@ -9,12 +9,11 @@ from typing import Any
 import anyio
 
 from speechmatics_modes._batch import BatchClient, BatchJob
+from speechmatics_modes._cli._console import say
+from speechmatics_modes._cli._exits import EXIT_OK, UsageError
+from speechmatics_modes._cli._options import Commands
 from speechmatics_modes._endpoint import endpoint
 from speechmatics_modes._settings import Settings
-
-from ._console import say
-from ._exits import EXIT_OK, UsageError
-from ._options import Commands
 
 __all__ = ["add_jobs_command"]
 

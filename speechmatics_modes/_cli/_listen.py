@@ -11,18 +11,17 @@ from typing import TextIO
 import anyio
 
 from speechmatics_modes._api import TranscriptStream, stream
-from speechmatics_modes._microphone import Microphone, list_input_devices
-from speechmatics_modes._models import EndOfUtterance, Final, Partial, Transcript
-
-from ._console import FORMATS, render
-from ._exits import EXIT_OK
-from ._options import (
+from speechmatics_modes._cli._console import FORMATS, render
+from speechmatics_modes._cli._exits import EXIT_OK
+from speechmatics_modes._cli._options import (
     LOCAL_HELP,
     Commands,
     add_transcription_flags,
     settings_for_cli,
     transcription_options,
 )
+from speechmatics_modes._microphone import Microphone, list_input_devices
+from speechmatics_modes._models import EndOfUtterance, Final, Partial, Transcript
 
 __all__ = ["add_listen_command"]
 

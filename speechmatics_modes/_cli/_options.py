@@ -14,11 +14,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
+from speechmatics_modes._cli._console import say
+from speechmatics_modes._cli._exits import EXIT_OK, UsageError
 from speechmatics_modes._config import BatchOptions, TranscriptionOptions, fields_missing_in
 from speechmatics_modes._settings import Settings
-
-from ._console import say
-from ._exits import EXIT_OK, UsageError
 
 __all__ = [
     "LOCAL_HELP",

@@ -8,9 +8,9 @@ from typing import Any
 
 import anyio
 
-from ._console import say
-from ._exits import EXIT_OK
-from ._options import Commands
+from speechmatics_modes._cli._console import say
+from speechmatics_modes._cli._exits import EXIT_OK
+from speechmatics_modes._cli._options import Commands
 
 __all__ = ["add_serve_command"]
 

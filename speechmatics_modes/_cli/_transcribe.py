@@ -20,21 +20,20 @@ import anyio
 
 from speechmatics_modes._api import transcribe
 from speechmatics_modes._bulk import BulkResult, transcribe_many
-from speechmatics_modes._config import AudioFormat, TranscriptionOptions
-from speechmatics_modes._exceptions import AudioSourceError
-from speechmatics_modes._journal import Journal
-from speechmatics_modes._models import Transcript
-from speechmatics_modes._settings import Settings
-
-from ._console import EXTENSIONS, FORMATS, PROG, error, render, say
-from ._exits import EXIT_OK, UsageError, exit_code
-from ._options import (
+from speechmatics_modes._cli._console import EXTENSIONS, FORMATS, PROG, error, render, say
+from speechmatics_modes._cli._exits import EXIT_OK, UsageError, exit_code
+from speechmatics_modes._cli._options import (
     LOCAL_HELP,
     Commands,
     add_transcription_flags,
     settings_for_cli,
     transcription_options,
 )
+from speechmatics_modes._config import AudioFormat, TranscriptionOptions
+from speechmatics_modes._exceptions import AudioSourceError
+from speechmatics_modes._journal import Journal
+from speechmatics_modes._models import Transcript
+from speechmatics_modes._settings import Settings
 
 __all__ = ["AUDIO_SUFFIXES", "JOURNAL_NAME", "add_transcribe_command"]
 
