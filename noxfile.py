@@ -83,6 +83,6 @@ def docs(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Benchmarks against the local server; JSON results go to bench-results/."""
-    session.install("-e", RUNTIME_EXTRAS)
+    """Benchmarks against the local server; JSON, markdown and plots go to bench-results/."""
+    session.install("-e", RUNTIME_EXTRAS, "matplotlib>=3.8")
     session.run("python", "-m", "benchmarks", *session.posargs)

@@ -9,10 +9,13 @@ it). JSON holds ``LocalServer`` keyword arguments, plus ``drop_after_seconds`` f
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -36,9 +39,26 @@ async def _serve(kind: str, options: dict[str, Any]) -> None:
         await anyio.to_thread.run_sync(sys.stdin.read)
 
 
+@dataclass(frozen=True)
+class Server:
+    """A running server process: where to reach it, and what it has cost so far."""
+
+    batch_url: str
+    rt_url: str
+    pid: int
+
+    def __iter__(self) -> Iterator[str]:
+        return iter((self.batch_url, self.rt_url))
+
+    def cpu_seconds(self) -> float:
+        """User plus system CPU time the server process has used (Linux ``/proc``)."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @contextmanager
-def server_process(kind: str, **options: Any) -> Iterator[tuple[str, str]]:
-    """Start a server process; yield its (batch_url, rt_url); stop it on exit."""
+def server_process(kind: str, **options: Any) -> Iterator[Server]:
+    """Start a server process; yield it (it unpacks as ``batch_url, rt_url``); stop it on exit."""
     process = subprocess.Popen(
         [sys.executable, "-m", "benchmarks._server", kind, json.dumps(options)],
         stdin=subprocess.PIPE,
@@ -51,7 +71,7 @@ def server_process(kind: str, **options: Any) -> Iterator[tuple[str, str]]:
         if not line.startswith("PORT "):
             raise RuntimeError(f"the server did not start: {line!r}")
         port = int(line.split()[1])
-        yield f"http://127.0.0.1:{port}/v2", f"ws://127.0.0.1:{port}/v2"
+        yield Server(f"http://127.0.0.1:{port}/v2", f"ws://127.0.0.1:{port}/v2", process.pid)
     finally:
         assert process.stdin is not None
         process.stdin.close()

@@ -1,17 +1,26 @@
 """The façade against the raw SDKs, side by side in one run, on the same local server.
 
-``python -m benchmarks.facade`` prints a table and writes ``bench-results/facade.json``:
+``python -m benchmarks.facade`` prints a table and writes ``bench-results/facade.json``,
+``bench-results/facade.md`` and (with matplotlib) ``bench-results/cpu-per-audio-second.png``:
 
-1. **Batch upload memory**: peak RSS of a client process transcribing a ~500 MB WAV through
+1. **Import**: ``import speechmatics_modes`` against importing both SDKs, timed inside a fresh
+   interpreter each time.
+2. **A short batch job as a whole process**: a 4 s WAV through ``transcribe()`` and through the
+   batch SDK (``submit_job`` + ``wait_for_completion``), interpreter start to exit.
+3. **Real-time CPU**: client CPU seconds per audio second streaming a minute of real speech
+   through ``stream()`` and through the SDK's own ``start_session`` + ``send_audio`` loop, on the
+   same async generator: unpaced, with partials, and paced at real time. The SDK once more
+   with ``permessage-deflate`` off shows what compression costs it; the server's CPU per audio
+   second is read from ``/proc`` for each run.
+4. **Batch upload memory**: peak RSS of a client transcribing a ~500 MB WAV through
    ``transcribe()`` (which streams the file) and through the batch SDK given a path (which reads
-   it whole), against a server in another process whose engine only measures the audio.
-2. **Real-time CPU**: client CPU seconds per audio second streaming one minute of real speech,
-   unpaced, through ``transcribe(mode="realtime")`` and through ``speechmatics.rt.AsyncClient``.
-3. **Latency**: seconds from the last audio chunk to the complete transcript, both clients, on
+   it whole).
+5. **Latency**: seconds from the last audio chunk to the complete transcript, both clients, on
    the real engine.
 
-Every measurement runs in a fresh child process, so one cannot inflate another's peak RSS.
-Ratios matter more than absolute numbers: the machine is shared.
+Every measurement runs in a fresh child process (``benchmarks._clients``), so one cannot inflate
+another's peak RSS or share its imports, and ours and the SDK's alternate, ``BENCH_REPEATS``
+times each (medians reported). Ratios matter more than absolute numbers: the machine is shared.
 """
 
 from __future__ import annotations
@@ -19,23 +28,37 @@ from __future__ import annotations
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import time
 import wave
-from collections.abc import AsyncIterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import anyio
-
 from benchmarks import AUDIO
-from benchmarks._server import server_process
+from benchmarks._report import Row, plot_bars, write_markdown
+from benchmarks._server import Server, server_process
 
 RESULTS = Path("bench-results") / "facade.json"
 WORK = Path("bench-results") / "work"
 BIG_WAV_MB = int(os.environ.get("BENCH_BIG_WAV_MB", "500"))
-KEY = "bench"
+REPEATS = int(os.environ.get("BENCH_REPEATS", "5"))
+SHORT_CLIP = AUDIO / "synthetic" / "espeak-hello-world.wav"
+PACED_SECONDS = 20
+"""Audio streamed at real time: enough chunks for a stable figure, short enough to wait for."""
+
+REALTIME_RUNS: dict[str, tuple[str, dict[str, Any]]] = {
+    "ours": ("ours_realtime", {}),
+    "sdk": ("sdk_realtime", {}),
+    "sdk_uncompressed": ("sdk_realtime", {"compression": False}),
+    "ours_partials": ("ours_realtime", {"partials": True}),
+    "sdk_partials": ("sdk_realtime", {"partials": True}),
+    "ours_paced": ("ours_realtime", {"pace": 1.0}),
+    "sdk_paced": ("sdk_realtime", {"pace": 1.0}),
+}
+"""Each real-time run: which client, with which options (paced ones stream the short file)."""
 
 
 def _big_wav(path: Path, megabytes: int) -> Path:
@@ -52,121 +75,22 @@ def _big_wav(path: Path, megabytes: int) -> Path:
     return path
 
 
-def _speech_minute(path: Path) -> Path:
-    """About a minute of the test clips, back to back, as one 16 kHz WAV."""
+def _speech(path: Path, seconds: float) -> Path:
+    """About ``seconds`` of the test clips, back to back, as one 16 kHz WAV."""
     if path.exists():
         return path
     pcm = b""
     for clip in sorted(AUDIO.glob("*.wav")):
         with wave.open(str(clip), "rb") as reader:
             pcm += reader.readframes(reader.getnframes())
-        if len(pcm) >= 60 * 32_000:
+        if len(pcm) >= seconds * 32_000:
             break
     with wave.open(str(path), "wb") as writer:
         writer.setnchannels(1)
         writer.setsampwidth(2)
         writer.setframerate(16_000)
-        writer.writeframes(pcm)
+        writer.writeframes(pcm[: int(seconds * 32_000)])
     return path
-
-
-# --- what each child process does ------------------------------------------------------------
-
-
-async def _ours_batch(path: Path, batch_url: str, rt_url: str) -> dict[str, Any]:
-    from speechmatics_modes import Settings, transcribe
-
-    settings = Settings(api_key=KEY, batch_url=batch_url, rt_url=rt_url)
-    transcript = await transcribe(path, settings=settings)
-    return {"words": len(transcript.words)}
-
-
-async def _sdk_batch(path: Path, batch_url: str, rt_url: str) -> dict[str, Any]:
-    import speechmatics.batch as sm
-
-    async with sm.AsyncClient(api_key=KEY, url=batch_url) as client:
-        job = await client.submit_job(str(path))
-        result = await client.wait_for_completion(job.id)
-    return {"words": len(getattr(result, "results", []) or [])}
-
-
-def _pcm(path: Path) -> bytes:
-    with wave.open(str(path), "rb") as reader:
-        return reader.readframes(reader.getnframes())
-
-
-async def _ours_realtime(path: Path, batch_url: str, rt_url: str) -> dict[str, Any]:
-    from speechmatics_modes import AudioFormat, Settings, stream
-
-    settings = Settings(api_key=KEY, batch_url=batch_url, rt_url=rt_url)
-    pcm = _pcm(path)
-    marks: dict[str, float] = {}
-
-    async def chunks() -> AsyncIterator[bytes]:
-        for start in range(0, len(pcm), 3_200):
-            yield pcm[start : start + 3_200]
-        marks["last_chunk_sent"] = time.perf_counter()  # asked for more after the last send
-
-    async with stream(
-        chunks(), audio_format=AudioFormat(chunk_size=3_200), settings=settings
-    ) as events:
-        async for _ in events:
-            pass
-    return {"words": len(events.transcript.words), "finished": time.perf_counter(), **marks}
-
-
-async def _sdk_realtime(path: Path, batch_url: str, rt_url: str) -> dict[str, Any]:
-    import speechmatics.rt as sm
-
-    pcm = _pcm(path)
-    finals: list[dict[str, Any]] = []
-    client = sm.AsyncClient(api_key=KEY, url=rt_url)
-    client.on(sm.ServerMessageType.ADD_TRANSCRIPT, finals.append)
-    audio_format = sm.AudioFormat(
-        encoding=sm.AudioEncoding.PCM_S16LE, sample_rate=16_000, chunk_size=3_200
-    )
-    await client.start_session(
-        transcription_config=sm.TranscriptionConfig(), audio_format=audio_format
-    )
-    for start in range(0, len(pcm), 3_200):
-        await client.send_audio(pcm[start : start + 3_200])
-    sent = time.perf_counter()
-    await client.stop_session()
-    finished = time.perf_counter()
-    words = sum(len(message["results"]) for message in finals)
-    return {"words": words, "finished": finished, "last_chunk_sent": sent}
-
-
-CHILDREN = {
-    "ours_batch": _ours_batch,
-    "sdk_batch": _sdk_batch,
-    "ours_realtime": _ours_realtime,
-    "sdk_realtime": _sdk_realtime,
-}
-
-
-def _child(name: str, path: str, batch_url: str, rt_url: str) -> None:
-    cpu_before = time.process_time()
-    started = time.perf_counter()
-    result = anyio.run(CHILDREN[name], Path(path), batch_url, rt_url)
-    result.update(
-        wall_seconds=time.perf_counter() - started,
-        cpu_seconds=time.process_time() - cpu_before,
-        peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        started=started,
-    )
-    print(json.dumps(result))
-
-
-def _run_child(name: str, path: Path, urls: tuple[str, str]) -> dict[str, Any]:
-    output = subprocess.run(
-        [sys.executable, "-m", "benchmarks.facade", "--child", name, str(path), *urls],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    result: dict[str, Any] = json.loads(output.strip().splitlines()[-1])
-    return result
 
 
 def _audio_seconds(path: Path) -> float:
@@ -174,54 +98,197 @@ def _audio_seconds(path: Path) -> float:
         return reader.getnframes() / reader.getframerate()
 
 
+def _child(*args: str) -> dict[str, Any]:
+    """Run one client process; its JSON line, plus the whole process's wall and CPU time."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    output = subprocess.run(
+        [sys.executable, "-m", "benchmarks._clients", *args],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    result: dict[str, Any] = json.loads(output.strip().splitlines()[-1])
+    result["process_wall_seconds"] = wall
+    result["process_cpu_seconds"] = (after.ru_utime - before.ru_utime) + (
+        after.ru_stime - before.ru_stime
+    )
+    return result
+
+
+def _alternating(
+    runs: dict[str, Callable[[], dict[str, Any]]], repeats: int
+) -> dict[str, list[dict[str, Any]]]:
+    """Every run ``repeats`` times, interleaved, so a busy spell on the machine hits all alike."""
+    results: dict[str, list[dict[str, Any]]] = {name: [] for name in runs}
+    for _ in range(repeats):
+        for name, run in runs.items():
+            results[name].append(run())
+    return results
+
+
+def _median(runs: list[dict[str, Any]], key: str) -> float:
+    return statistics.median(run[key] for run in runs)
+
+
+def _imports() -> dict[str, Any]:
+    runs = _alternating(
+        {
+            what: lambda what=what: _child(what)
+            for what in ("import-ours", "import-ours-api", "import-sdks")
+        },
+        REPEATS * 2,
+    )
+    return {what: {"cpu": _median(r, "cpu_seconds"), "runs": r} for what, r in runs.items()}
+
+
+def _short_batch(server: Server) -> dict[str, Any]:
+    runs = _alternating(
+        {
+            name: lambda name=name: _child(name, str(SHORT_CLIP), *server)
+            for name in ("ours_batch", "sdk_batch")
+        },
+        REPEATS,
+    )
+    return {
+        name: {
+            "process_cpu": _median(r, "process_cpu_seconds"),
+            "process_wall": _median(r, "process_wall_seconds"),
+            "runs": r,
+        }
+        for name, r in runs.items()
+    }
+
+
+def _realtime(server: Server, minute: Path, short: Path) -> dict[str, Any]:
+    def run(name: str) -> dict[str, Any]:
+        client, options = REALTIME_RUNS[name]
+        audio = short if "pace" in options else minute
+        server_cpu = server.cpu_seconds()
+        result = _child(client, str(audio), *server, json.dumps(options))
+        seconds = _audio_seconds(audio)
+        result["cpu_per_audio_second"] = result["cpu_seconds"] / seconds
+        result["server_cpu_per_audio_second"] = (server.cpu_seconds() - server_cpu) / seconds
+        return result
+
+    unpaced = [name for name, (_, options) in REALTIME_RUNS.items() if "pace" not in options]
+    paced = [name for name in REALTIME_RUNS if name not in unpaced]
+    runs = _alternating({name: lambda name=name: run(name) for name in unpaced}, REPEATS)
+    runs |= _alternating({name: lambda name=name: run(name) for name in paced}, 3)
+    return {
+        name: {
+            "cpu_per_audio_second": _median(r, "cpu_per_audio_second"),
+            "server_cpu_per_audio_second": _median(r, "server_cpu_per_audio_second"),
+            "runs": r,
+        }
+        for name, r in runs.items()
+    }
+
+
 def main() -> None:
     WORK.mkdir(parents=True, exist_ok=True)
     big = _big_wav(WORK / "big.wav", BIG_WAV_MB)
-    minute = _speech_minute(WORK / "speech-minute.wav")
-    seconds = _audio_seconds(minute)
-    results: dict[str, Any] = {
-        "big_wav_mb": big.stat().st_size / 1024**2,
-        "speech_seconds": seconds,
-    }
-
-    with server_process("scripted") as urls:
+    minute = _speech(WORK / "speech-minute.wav", 60)
+    short = _speech(WORK / f"speech-{PACED_SECONDS}s.wav", PACED_SECONDS)
+    results: dict[str, Any] = {"big_wav_mb": big.stat().st_size / 1024**2, "repeats": REPEATS}
+    results["import"] = _imports()
+    with server_process("scripted") as server:
+        results["short_batch"] = _short_batch(server)
+        results["realtime"] = _realtime(server, minute, short)
         for name in ("ours_batch", "sdk_batch"):
-            results[name] = _run_child(name, big, urls)
+            results[name + "_upload"] = _child(name, str(big), *server)
+    with server_process("default") as server:
         for name in ("ours_realtime", "sdk_realtime"):
-            run = _run_child(name, minute, urls)
-            run["cpu_per_audio_second"] = run["cpu_seconds"] / seconds
-            results[name + "_cpu"] = run
-    with server_process("default") as urls:
-        for name in ("ours_realtime", "sdk_realtime"):
-            results[name + "_latency"] = _run_child(name, minute, urls)
+            results[name + "_latency"] = _child(name, str(minute), *server)
 
     RESULTS.write_text(json.dumps(results, indent=2))
-    _print_table(results)
-
-
-def _print_table(results: dict[str, Any]) -> None:
-    ours_rss = results["ours_batch"]["peak_rss_mb"]
-    sdk_rss = results["sdk_batch"]["peak_rss_mb"]
-    ours_cpu = results["ours_realtime_cpu"]["cpu_per_audio_second"]
-    sdk_cpu = results["sdk_realtime_cpu"]["cpu_per_audio_second"]
-    print(f"batch upload of a {results['big_wav_mb']:.0f} MB WAV, peak client RSS:")
-    print(f"  transcribe()          {ours_rss:8.1f} MB")
-    print(f"  batch SDK, a path     {sdk_rss:8.1f} MB   (ratio SDK/ours {sdk_rss / ours_rss:.1f}x)")
-    print(
-        f"real-time, {results['speech_seconds']:.0f} s of speech unpaced, client CPU per audio s:"
+    rows = _rows(results)
+    write_markdown(rows, RESULTS.with_suffix(".md"))
+    ms = _per_second(results)
+    plot_bars(
+        {
+            "unpaced": (ms("ours"), ms("sdk"), ms("sdk_uncompressed")),
+            "unpaced, partials": (ms("ours_partials"), ms("sdk_partials"), None),
+            "paced 1x": (ms("ours_paced"), ms("sdk_paced"), None),
+        },
+        ("stream()", "rt SDK", "rt SDK, no deflate"),
+        "client CPU ms per audio second",
+        RESULTS.parent / "cpu-per-audio-second.png",
     )
-    print(f"  transcribe()          {ours_cpu * 1000:8.2f} ms")
-    ratio = ours_cpu / sdk_cpu
-    print(f"  rt SDK                {sdk_cpu * 1000:8.2f} ms   (ratio ours/SDK {ratio:.2f}x)")
-    print("real-time on the real engine, seconds from the last chunk sent to the transcript:")
-    for label, key in (("stream()", "ours_realtime_latency"), ("rt SDK", "sdk_realtime_latency")):
-        run = results[key]
-        latency = run["finished"] - run["last_chunk_sent"]
-        print(f"  {label:<20}  {latency:8.2f} s   (whole session {run['wall_seconds']:.1f} s)")
+    print(RESULTS.with_suffix(".md").read_text())
+
+
+def _per_second(results: dict[str, Any]) -> Callable[[str], float]:
+    """Client CPU milliseconds per audio second of a real-time run, by name."""
+    realtime = results["realtime"]
+    return lambda name: float(realtime[name]["cpu_per_audio_second"] * 1000)
+
+
+def _rows(results: dict[str, Any]) -> list[Row]:
+    imports, batch, realtime = results["import"], results["short_batch"], results["realtime"]
+    ms = _per_second(results)
+
+    def server_ms(name: str) -> float:
+        return float(realtime[name]["server_cpu_per_audio_second"] * 1000)
+
+    def latency(name: str) -> float:
+        run = results[name]
+        return float(run["finished"] - run["last_chunk_sent"])
+
+    return [
+        Row(
+            "`import` (CPU s)",
+            imports["import-ours"]["cpu"],
+            imports["import-sdks"]["cpu"],
+            "{:.3f}",
+            1.2,
+        ),
+        Row(
+            "`import` + `transcribe`, `stream`, `Transcript`, options (CPU s)",
+            imports["import-ours-api"]["cpu"],
+            imports["import-sdks"]["cpu"],
+            "{:.3f}",
+            1.2,
+        ),
+        Row(
+            "4 s batch job, whole process (CPU s)",
+            batch["ours_batch"]["process_cpu"],
+            batch["sdk_batch"]["process_cpu"],
+            "{:.2f}",
+            1.25,
+        ),
+        Row(
+            "4 s batch job, whole process (wall s)",
+            batch["ours_batch"]["process_wall"],
+            batch["sdk_batch"]["process_wall"],
+            "{:.2f}",
+        ),
+        Row("real-time client CPU per audio s, unpaced (ms)", ms("ours"), ms("sdk"), "{:.2f}", 0.8),
+        Row(
+            "same, SDK without permessage-deflate (ms)",
+            ms("ours"),
+            ms("sdk_uncompressed"),
+            "{:.2f}",
+        ),
+        Row("same, with partials (ms)", ms("ours_partials"), ms("sdk_partials"), "{:.2f}"),
+        Row("same, paced at real time (ms)", ms("ours_paced"), ms("sdk_paced"), "{:.2f}", 1.0),
+        Row("server CPU per audio s, unpaced (ms)", server_ms("ours"), server_ms("sdk"), "{:.2f}"),
+        Row(
+            f"peak client RSS, {results['big_wav_mb']:.0f} MB WAV upload (MB)",
+            results["ours_batch_upload"]["peak_rss_mb"],
+            results["sdk_batch_upload"]["peak_rss_mb"],
+            "{:.0f}",
+        ),
+        Row(
+            "last chunk sent to transcript, Whisper engine (s)",
+            latency("ours_realtime_latency"),
+            latency("sdk_realtime_latency"),
+            "{:.1f}",
+        ),
+    ]
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "--child":
-        _child(*sys.argv[2:6])
-    else:
-        main()
+    main()
