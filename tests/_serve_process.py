@@ -17,19 +17,21 @@ STARTUP_SECONDS = 60.0
 
 
 class ServeProcess:
-    """One ``serve`` process with the scripted engine; ``restart()`` brings it back on its port."""
+    """One ``serve`` process with the scripted engine; ``start()`` again restarts it on its port."""
 
     def __init__(self, *args: str, env: dict[str, str] | None = None, port: int = 0) -> None:
         self.args = args
         self.env = {**os.environ, **(env or {})}
         self.port = port
         self.process: subprocess.Popen[str] | None = None
+        self._pump: threading.Thread | None = None
         self.batch_url = ""
         self.rt_url = ""
         self.stderr = ""
 
     def start(self) -> ServeProcess:
         """Start it and wait until it prints its URLs."""
+        self.close()
         command = [sys.executable, "-m", "speechmatics_modes", "serve", "--engine", "scripted"]
         command += ["--port", str(self.port), *self.args]
         self.process = subprocess.Popen(
@@ -41,7 +43,8 @@ class ServeProcess:
             env=self.env,
         )
         lines: queue.Queue[str | None] = queue.Queue()
-        threading.Thread(target=_pump, args=(self.process, lines), daemon=True).start()
+        self._pump = threading.Thread(target=_pump, args=(self.process, lines), daemon=True)
+        self._pump.start()
         found: dict[str, str] = {}
         while len(found) < 2:
             try:
@@ -59,15 +62,23 @@ class ServeProcess:
         self.port = int(self.batch_url.rsplit(":", 1)[1].split("/")[0])
         return self
 
-    def restart(self) -> ServeProcess:
-        """Start again on the same port (after :meth:`kill` or :meth:`terminate`)."""
-        return self.start()
-
     def kill(self) -> None:
         """``kill -9``: no cleanup, no goodbye."""
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.wait(10)
+
+    def close(self) -> None:
+        """Kill it if it still runs, and release its pipes (before a restart, or at the end)."""
+        self.kill()
+        if self.process is None:
+            return
+        if self._pump is not None:
+            self._pump.join(10)
+        for pipe in (self.process.stdout, self.process.stderr):
+            if pipe is not None:
+                pipe.close()
+        self.process = None
 
     def terminate(self) -> None:
         """SIGTERM, as a service manager stops it."""
@@ -79,7 +90,8 @@ class ServeProcess:
         assert self.process is not None
         code = self.process.wait(timeout=timeout)
         assert self.process.stderr is not None
-        self.stderr += self.process.stderr.read()
+        if not self.process.stderr.closed:
+            self.stderr += self.process.stderr.read()
         return code
 
     def settings_env(self, api_key: str = "any-key") -> dict[str, str]:
@@ -107,8 +119,8 @@ def serve_process(*args: str, tmpdir: Path | None = None) -> Iterator[ServeProce
         tmpdir: ``TMPDIR`` for the process, to see which files it leaves behind.
     """
     env = {"TMPDIR": str(tmpdir)} if tmpdir is not None else None
-    server = ServeProcess(*args, env=env).start()
+    server = ServeProcess(*args, env=env)
     try:
-        yield server
+        yield server.start()
     finally:
-        server.kill()
+        server.close()

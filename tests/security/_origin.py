@@ -6,14 +6,19 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 from aiohttp import web
 
-from speechmatics_modes.local import LocalServer
-
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class BatchServer(Protocol):
+    """A LocalServer, or a ``serve`` process: anything with a batch URL."""
+
+    @property
+    def batch_url(self) -> str: ...
 
 
 @dataclass
@@ -68,7 +73,7 @@ def job_config(url: str, auth_headers: list[str] | None = None) -> dict[str, Any
 
 
 async def submit(
-    server: LocalServer, config: dict[str, Any], query: str = "?wait=20"
+    server: BatchServer, config: dict[str, Any], query: str = "?wait=20"
 ) -> tuple[int, dict[str, Any]]:
     """POST a job whose audio is fetched; the status and body of the answer."""
     form = aiohttp.FormData(default_to_multipart=True)
@@ -80,7 +85,7 @@ async def submit(
         return response.status, await response.json()
 
 
-async def job_errors(server: LocalServer, job_id: str) -> list[str]:
+async def job_errors(server: BatchServer, job_id: str) -> list[str]:
     """The messages in a job's ``errors``."""
     async with (
         aiohttp.ClientSession() as http,

@@ -22,7 +22,7 @@ WAIT = 15.0
 """The longest any test here waits for the server; the server's own bounds are far shorter."""
 
 
-def upload_head(server: LocalServer, declared_length: int) -> bytes:
+def upload_head(port: int, declared_length: int) -> bytes:
     """A job upload's request headers and the start of its multipart body."""
     config = '{"type": "transcription", "transcription_config": {"language": "en"}}'
     body_start = (
@@ -31,7 +31,7 @@ def upload_head(server: LocalServer, declared_length: int) -> bytes:
         'filename="a.wav"\r\nContent-Type: audio/wav\r\n\r\n'
     ).encode() + wav_bytes(1)
     headers = (
-        f"POST /v2/jobs HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
+        f"POST /v2/jobs HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
         f"Content-Type: multipart/form-data; boundary={BOUNDARY}\r\n"
         f"Content-Length: {declared_length}\r\n\r\n"
     ).encode()
@@ -84,7 +84,7 @@ async def test_a_connection_that_sends_nothing_is_closed(strict_server: LocalSer
 async def test_a_stalled_upload_is_answered_408_and_its_file_removed(
     strict_server: LocalServer,
 ) -> None:
-    head = upload_head(strict_server, declared_length=10_000_000)
+    head = upload_head(strict_server.port, declared_length=10_000_000)
     async with await anyio.connect_tcp("127.0.0.1", strict_server.port) as stream:
         await stream.send(head)
         answer = await read_until_closed(stream)
@@ -96,7 +96,7 @@ async def test_a_stalled_upload_is_answered_408_and_its_file_removed(
 async def test_an_upload_the_client_abandons_leaves_no_file(server: LocalServer) -> None:
     for _ in range(3):
         async with await anyio.connect_tcp("127.0.0.1", server.port) as stream:
-            await stream.send(upload_head(server, declared_length=10_000_000))
+            await stream.send(upload_head(server.port, declared_length=10_000_000))
             assert await eventually(job_directories, WAIT)  # the server is storing it
     assert await eventually(lambda: not job_directories(), WAIT)
     assert server.stats.jobs_submitted == 0
