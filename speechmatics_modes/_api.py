@@ -20,7 +20,12 @@ import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from pydantic import BaseModel, ValidationError
 
-from speechmatics_modes._config import AudioFormat, BatchOptions, TranscriptionOptions
+from speechmatics_modes._config import (
+    AudioFormat,
+    BatchOptions,
+    RealtimeOptions,
+    TranscriptionOptions,
+)
 from speechmatics_modes._endpoint import endpoint
 from speechmatics_modes._exceptions import (
     AudioSourceError,
@@ -28,6 +33,7 @@ from speechmatics_modes._exceptions import (
     SpeechmaticsModesError,
     TranscriptionTimeout,
 )
+from speechmatics_modes._insights import SpeakersResult
 from speechmatics_modes._lifetime import StackOwner
 from speechmatics_modes._models import Mode, StreamEvent, Transcript
 from speechmatics_modes._retry import RetryPolicy
@@ -69,6 +75,7 @@ async def transcribe(
     pace: float | None = None,
     rollover: RolloverPolicy | None = None,
     retry: RetryPolicy | None = None,
+    realtime_options: RealtimeOptions | Mapping[str, Any] | None = None,
 ) -> Transcript:
     """Transcribe ``source``: batch for a finished file, real-time for a live stream.
 
@@ -93,6 +100,8 @@ async def transcribe(
             drops); see :func:`stream`.
         retry: Batch only: how requests ride out transient failures and how often the job is
             polled; :class:`RetryPolicy` defaults when omitted.
+        realtime_options: Session features only real-time offers (translation, audio
+            events); their results land in ``transcript.translations`` and ``audio_events``.
 
     Raises:
         AudioSourceError: the source cannot be transcribed (the message says why).
@@ -120,12 +129,15 @@ async def transcribe(
             timeout=timeout,
             pace=pace,
             rollover=rollover,
+            realtime_options=_validated(realtime_options, RealtimeOptions, "realtime_options"),
         ) as events:
             async for _ in events:
                 pass
         return events.transcript
     if rollover is not None:
         raise _only_in(Mode.REALTIME, "rollover only applies", "it")
+    if realtime_options is not None:
+        raise _only_in(Mode.REALTIME, "realtime_options only apply", "them")
     job = _validated(batch_options, BatchOptions, "batch_options")
     from speechmatics_modes._batch import (
         run_batch_job,  # here, so that a real-time caller never loads the batch SDK
@@ -155,12 +167,16 @@ def stream(
     timeout: float | None = None,
     pace: float | None = None,
     rollover: RolloverPolicy | None = None,
+    realtime_options: RealtimeOptions | Mapping[str, Any] | None = None,
 ) -> TranscriptStream:
     """Transcribe audio in real time, yielding events as they arrive.
 
     Use it as ``async with stream(source) as events: async for event in events: ...``. Events
     are :class:`Partial`, :class:`Final`, :class:`EndOfUtterance`, :class:`ServerWarning` and
-    :class:`SessionInfo`; afterwards ``events.transcript`` holds every final word.
+    :class:`SessionInfo` (with ``realtime_options``, also translations and audio events);
+    afterwards ``events.transcript`` holds every final word. While it runs,
+    :meth:`TranscriptStream.force_end_of_utterance`, :meth:`~TranscriptStream.update` and
+    :meth:`~TranscriptStream.get_speakers` steer the session.
 
     A caller who stops reading pauses the session (it stops sending audio once
     ``256`` events wait unread and the service's acknowledgements stop being processed), so
@@ -177,6 +193,8 @@ def stream(
             session limit, close while the source is quiet, reconnect after drops, all on one
             clock and without duplicated words (see docs/streaming.md). ``None``: one session,
             which ends the stream when it ends.
+        realtime_options: Translation (:class:`FinalTranslation` events) and audio events
+            (:class:`AudioEventStarted`/:class:`AudioEventEnded`), asked of every session.
     """
     transcription = _validated(options, TranscriptionOptions, "options")
     transcription.check_mode("realtime")
@@ -188,6 +206,7 @@ def stream(
         timeout=timeout,
         pace=pace,
         rollover=rollover,
+        realtime_options=_validated(realtime_options, RealtimeOptions, "realtime_options"),
     )
 
 
@@ -208,6 +227,7 @@ class TranscriptStream(StackOwner):
         timeout: float | None,
         pace: float | None,
         rollover: RolloverPolicy | None = None,
+        realtime_options: RealtimeOptions | None = None,
     ) -> None:
         _check_timeout(timeout)
         self._source = source
@@ -218,6 +238,7 @@ class TranscriptStream(StackOwner):
         self._pace = pace
         self._rollover = rollover
         self._session: RealtimeSession | RollingStream | None = None
+        self._features = realtime_options
         self._events: MemoryObjectReceiveStream[StreamEvent] | None = None
         self._error: SpeechmaticsModesError | None = None
 
@@ -245,7 +266,11 @@ class TranscriptStream(StackOwner):
 
         if self._rollover is None:
             return RealtimeSession(
-                settings=settings, options=self._options, audio_format=audio_format, events=send
+                settings=settings,
+                options=self._options,
+                audio_format=audio_format,
+                events=send,
+                features=self._features,
             )
         return RollingStream(
             settings=settings,
@@ -254,6 +279,7 @@ class TranscriptStream(StackOwner):
             events=send,
             policy=self._rollover,
             live=self._source.natural_mode is Mode.REALTIME,
+            features=self._features,
         )
 
     async def _run(self, send: MemoryObjectSendStream[StreamEvent], chunks: Any) -> None:
@@ -282,6 +308,62 @@ class TranscriptStream(StackOwner):
             if self._error is not None:
                 raise self._error from self._error.__cause__
             raise StopAsyncIteration from None
+
+    async def force_end_of_utterance(self) -> None:
+        """Have the service finalise what it has heard so far, without waiting for a pause.
+
+        For a push-to-talk button or an agent that knows the user finished: the words come
+        as a :class:`Final` with ``forced=True`` (then an :class:`EndOfUtterance`) among the
+        events. With ``rollover`` it goes to the session receiving audio now.
+
+        Raises:
+            TransportError: No session is running (before it started, after it ended, or
+                between two sessions of a rolling stream).
+        """
+        await self._running().force_end_of_utterance()
+
+    async def update(self, options: TranscriptionOptions | Mapping[str, Any]) -> None:
+        """Change settings mid-stream (``SetRecognitionConfig``), e.g. ``{"max_delay": 2.0}``.
+
+        Only what the service lets a session change can be given: ``max_delay``,
+        ``max_delay_mode``, ``enable_partials``, ``conversation_config`` and
+        ``audio_filtering_config`` (``language`` only to its own value). With ``rollover``,
+        every later session starts with the new settings too.
+
+        Args:
+            options: The fields to change; of a :class:`TranscriptionOptions`, those set.
+
+        Raises:
+            ConfigurationError: A field that cannot change mid-session, or a bad value;
+                raised before anything is sent.
+            TransportError: No session is running (without ``rollover``).
+        """
+        session = self._running()
+        changes = (
+            {name: getattr(options, name) for name in options.model_fields_set}
+            if isinstance(options, TranscriptionOptions)
+            else dict(options)
+        )
+        updated = session.options.updated_mid_session(changes)
+        await session.update(updated, changes)
+
+    async def get_speakers(self, *, timeout: float = 10.0) -> SpeakersResult:
+        """The speakers heard so far and their identifiers (``GetSpeakers``).
+
+        Enrol them in a later stream by giving each a name in
+        ``speaker_diarization_config.speakers``. With ``rollover`` the answer is the current
+        session's: labels (``S1``...) start afresh with each session.
+
+        Raises:
+            TransportError: No session is running, or it ended before answering.
+            TranscriptionTimeout: No answer within ``timeout`` seconds.
+        """
+        return await self._running().get_speakers(timeout)
+
+    def _running(self) -> RealtimeSession | RollingStream:
+        if self._session is None:
+            raise RuntimeError("the stream has not started: use 'async with stream(...)'")
+        return self._session
 
     @property
     def metrics(self) -> StreamMetrics | None:

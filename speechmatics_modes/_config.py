@@ -17,9 +17,10 @@ a backend).
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
-from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 from typing_extensions import deprecated
 
 from speechmatics_modes._exceptions import ConfigurationError
@@ -30,6 +31,7 @@ if TYPE_CHECKING:  # the SDK types only name the deprecated shims' return values
     import speechmatics.rt as sm_rt  # noqa: TID251
 
 __all__ = [
+    "SETTABLE_MID_SESSION",
     "AudioEncoding",
     "AudioFiltering",
     "AudioFormat",
@@ -40,6 +42,7 @@ __all__ = [
     "Notification",
     "OutputOptions",
     "PunctuationOverrides",
+    "RealtimeOptions",
     "SpeakerDiarization",
     "SpeakerIdentifier",
     "Summarization",
@@ -318,6 +321,32 @@ class TranscriptionOptions(_Value):
                 _wrong_mode_message("speaker_diarization_config.get_speakers", None, mode)
             )
 
+    def updated_mid_session(self, changes: Mapping[str, Any]) -> TranscriptionOptions:
+        """These options with ``changes`` applied, as ``SetRecognitionConfig`` allows.
+
+        Only the fields in :data:`SETTABLE_MID_SESSION` can change while a session runs (the
+        language only to itself); the service refuses any other.
+
+        Raises:
+            ConfigurationError: A field that cannot change mid-session, or an invalid value.
+        """
+        fixed = sorted(set(changes) - SETTABLE_MID_SESSION)
+        if fixed:
+            raise ConfigurationError(
+                f"{', '.join(fixed)} cannot change while a session runs; only "
+                f"{', '.join(sorted(SETTABLE_MID_SESSION - {'language'}))} can"
+            )
+        if changes.get("language", self.language) != self.language:
+            raise ConfigurationError(
+                "the language cannot change while a session runs: start a new stream"
+            )
+        try:
+            updated = TranscriptionOptions.model_validate({**self.to_wire(), **changes})
+        except ValidationError as exc:
+            raise ConfigurationError(f"invalid update: {exc}") from exc
+        updated.check_mode("realtime")
+        return updated
+
     @deprecated(
         "TranscriptionOptions.to_batch() hands out an SDK type and will be removed in 0.2: pass "
         "the options to transcribe(), or use to_wire() for the JSON the service receives"
@@ -348,6 +377,18 @@ class TranscriptionOptions(_Value):
         self.check_mode("realtime")
         return realtime_transcription_config(self)
 
+
+SETTABLE_MID_SESSION = frozenset(
+    {
+        "language",
+        "max_delay",
+        "max_delay_mode",
+        "audio_filtering_config",
+        "enable_partials",
+        "conversation_config",
+    }
+)
+"""The transcription fields a ``SetRecognitionConfig`` may carry (``language`` unchanged)."""
 
 _MODE_ONLY_VALUES: dict[str, tuple[str, tuple[Any, ...] | None]] = {
     # field name: (the mode that lacks it, values that are fine there; None: none are)
@@ -466,10 +507,15 @@ class Tracking(_Value):
 
 
 class Translation(_Value):
-    """Translate the transcript (batch)."""
+    """Translate the transcript (batch and real-time)."""
 
     target_languages: tuple[str, ...] = Field(
         min_length=1, max_length=5, description="Up to 5 language codes to translate into."
+    )
+    enable_partials: bool | None = Field(
+        default=None,
+        description="Also send provisional translations as they form (real-time; "
+        "batch ignores it).",
     )
 
 
@@ -564,3 +610,22 @@ class BatchOptions(_Value):
         transcription = options or TranscriptionOptions()
         transcription.check_mode("batch")
         return batch_job_config(transcription, self)
+
+
+class RealtimeOptions(_Value):
+    """Session features only real-time offers beside the transcription, sent at the start.
+
+    Like :class:`BatchOptions`, they sit beside ``transcription_config`` on the wire
+    (``translation_config`` and ``audio_events_config`` of ``StartRecognition``).
+    """
+
+    translation_config: Translation | None = Field(
+        default=None,
+        description="Translate while transcribing: FinalTranslation (and, with "
+        "enable_partials, PartialTranslation) events.",
+    )
+    audio_event_types: tuple[str, ...] | None = Field(
+        default=None,
+        description='Report sounds such as "music", "laughter", "applause" as '
+        "AudioEventStarted/Ended events; () for all.",
+    )

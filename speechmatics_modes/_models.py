@@ -23,8 +23,30 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, model_validator
 from typing_extensions import Self
 
-from speechmatics_modes._exceptions import ServerError
+from speechmatics_modes._exceptions import ConfigurationError, ServerError
 from speechmatics_modes._frozen import FrozenModel
+from speechmatics_modes._insights import (
+    AudioEvent,
+    AudioEventEnded,
+    AudioEventStarted,
+    Chapter,
+    FinalTranslation,
+    IdentifiedSpeaker,
+    PartialTranslation,
+    Sentiment,
+    SpeakersResult,
+    Topics,
+    TranslatedSentence,
+    audio_event_ended,
+    audio_event_started,
+    audio_events_of,
+    chapters_of,
+    sentiment_of,
+    speakers_of,
+    topics_of,
+    translation_event,
+    translations_of,
+)
 from speechmatics_modes._stream._policy import AudioGap, Reconnected, SessionRollover
 from speechmatics_modes._subtitles import (
     DEFAULT_MAX_DURATION,
@@ -41,6 +63,7 @@ from speechmatics_modes._subtitles import (
 __all__ = [
     "UNKNOWN_SPEAKER",
     "EndOfUtterance",
+    "ExtrasCollector",
     "Final",
     "Mode",
     "Partial",
@@ -177,10 +200,38 @@ class Transcript(FrozenModel):
         description="What separates words in text: ' ' for most languages, '' for some "
         "(e.g. Japanese); from the service's language_pack_info.",
     )
+    translations: dict[str, tuple[TranslatedSentence, ...]] = Field(
+        default_factory=dict,
+        description="Translated sentences by language code, with translation_config "
+        "(batch), or the final translations of a real-time session.",
+    )
+    summary: str | None = Field(
+        default=None, description="The summary, with summarization_config (batch)."
+    )
+    sentiment: Sentiment | None = Field(
+        default=None, description="Sentiment per segment and counts, with sentiment_analysis."
+    )
+    topics: Topics | None = Field(
+        default=None, description="Topics per segment and counts, with topic_detection_config."
+    )
+    chapters: tuple[Chapter, ...] = Field(
+        default=(), description="Titled chapters, with auto_chapters (batch)."
+    )
+    audio_events: tuple[AudioEvent, ...] = Field(
+        default=(),
+        description="Music, laughter, applause...: from the batch job's audio_event_types, or "
+        "each AudioEventStarted/Ended pair of a real-time session.",
+    )
+    speakers: tuple[IdentifiedSpeaker, ...] = Field(
+        default=(),
+        description="The speakers' identifiers, with speaker_diarization_config.get_speakers "
+        "(or a real-time get_speakers()).",
+    )
     metadata: dict[str, Any] = Field(
         default_factory=dict,
         description="Everything else the service said, untouched: for batch the json-v2 "
-        "document without its results; for real-time the RecognitionStarted messages.",
+        "document without the sections typed above; for real-time the RecognitionStarted "
+        "messages.",
     )
 
     @classmethod
@@ -209,7 +260,8 @@ class Transcript(FrozenModel):
                 duration=job.get("duration"),
                 job_id=job.get("id"),
                 word_delimiter=_delimiter(word_delimiter, recognition),
-                metadata={key: value for key, value in data.items() if key != "results"},
+                **_batch_sections(data),
+                metadata={key: value for key, value in data.items() if key not in _TYPED_SECTIONS},
             )
         except (KeyError, TypeError, AttributeError, ValueError) as exc:
             raise _malformed("batch json-v2 transcript", exc) from exc
@@ -228,9 +280,10 @@ class Transcript(FrozenModel):
 
         Only ``AddTranscript`` (finals) contribute words: partials are provisional and are
         superseded by finals. ``RecognitionStarted`` messages, when included, provide the
-        session ids and word delimiter. Everything else is ignored, so the whole message log
-        can be passed as is. Times are taken as given: a caller joining several sessions
-        shifts them first.
+        session ids and word delimiter; ``AddTranslation`` the translations, each
+        ``AudioEventStarted``/``Ended`` pair an audio event, the last ``SpeakersResult`` the
+        speakers. Everything else is ignored, so the whole message log can be passed as is.
+        Times are taken as given: a caller joining several sessions shifts them first.
 
         Args:
             messages: Server messages as parsed JSON, in the order received.
@@ -246,6 +299,7 @@ class Transcript(FrozenModel):
         final_ends: list[float] = []
         sessions: list[SessionInfo] = []
         started: list[dict[str, Any]] = []
+        extras = ExtrasCollector()
         for message in messages:
             event = stream_event(message)
             if isinstance(event, Final):
@@ -254,6 +308,8 @@ class Transcript(FrozenModel):
             elif isinstance(event, SessionInfo):
                 sessions.append(event)
                 started.append(dict(message))
+            elif event is not None:
+                extras.add(event)
         if word_delimiter is None:
             word_delimiter = sessions[-1].word_delimiter if sessions else " "
         if session_ids is None:
@@ -265,6 +321,7 @@ class Transcript(FrozenModel):
             duration=max(final_ends, default=None) if duration is None else duration,
             session_ids=tuple(session_ids),
             word_delimiter=word_delimiter,
+            **extras.fields(),
             metadata={"recognition_started": started} if started else {},
         )
 
@@ -309,6 +366,7 @@ class Transcript(FrozenModel):
     def to_srt(
         self,
         *,
+        language: str | None = None,
         max_line_length: int = DEFAULT_MAX_LINE_LENGTH,
         max_lines: int = DEFAULT_MAX_LINES,
         max_duration: float = DEFAULT_MAX_DURATION,
@@ -317,20 +375,25 @@ class Transcript(FrozenModel):
         """Render as SubRip subtitles; see :mod:`speechmatics_modes._subtitles` for the rules.
 
         Args:
+            language: A translation to render (a key of :attr:`translations`) instead of the
+                words. A translated sentence has one time span, so its words share it out in
+                proportion to their length, and cues break between them as between words.
             max_line_length: Characters per line (a longer single word keeps its own line).
             max_lines: Lines per cue.
             max_duration: Seconds a cue may last.
             min_duration: Seconds a cue is held at least, when the next cue leaves room.
 
         Raises:
-            ConfigurationError: The limits are impossible (zero lines, negative durations).
+            ConfigurationError: The limits are impossible (zero lines, negative durations), or
+                there is no translation into ``language``.
         """
         layout = CueLayout(max_line_length, max_lines, max_duration, min_duration)
-        return render_srt(build_cues(self._subtitle_units(), self.word_delimiter, layout))
+        return render_srt(build_cues(self._subtitle_units(language), self.word_delimiter, layout))
 
     def to_vtt(
         self,
         *,
+        language: str | None = None,
         max_line_length: int = DEFAULT_MAX_LINE_LENGTH,
         max_lines: int = DEFAULT_MAX_LINES,
         max_duration: float = DEFAULT_MAX_DURATION,
@@ -339,17 +402,27 @@ class Transcript(FrozenModel):
         """Render as WebVTT, cues as in :meth:`to_srt`, known speakers as ``<v S1>`` voices.
 
         Raises:
-            ConfigurationError: The limits are impossible (zero lines, negative durations).
+            ConfigurationError: The limits are impossible (zero lines, negative durations), or
+                there is no translation into ``language``.
         """
         layout = CueLayout(max_line_length, max_lines, max_duration, min_duration)
-        return render_vtt(build_cues(self._subtitle_units(), self.word_delimiter, layout))
+        return render_vtt(build_cues(self._subtitle_units(language), self.word_delimiter, layout))
 
     def to_json(self) -> str:
         """Serialise losslessly: ``Transcript.model_validate_json(t.to_json()) == t``."""
         return self.model_dump_json()
 
-    def _subtitle_units(self) -> list[Unit]:
-        return [_subtitle_unit(unit) for unit in _units(self.words)]
+    def _subtitle_units(self, language: str | None) -> list[Unit]:
+        if language is None:
+            return [_subtitle_unit(unit) for unit in _units(self.words)]
+        sentences = self.translations.get(language)
+        if sentences is None:
+            available = ", ".join(sorted(self.translations)) or "none"
+            raise ConfigurationError(
+                f"this transcript has no translation into {language!r} (translations: "
+                f"{available}); ask for it with translation_config"
+            )
+        return [unit for sentence in sentences for unit in _translated_units(sentence)]
 
 
 class _TranscriptEvent(FrozenModel):
@@ -410,6 +483,11 @@ StreamEvent = Annotated[
     | EndOfUtterance
     | ServerWarning
     | SessionInfo
+    | PartialTranslation
+    | FinalTranslation
+    | AudioEventStarted
+    | AudioEventEnded
+    | SpeakersResult
     | SessionRollover
     | Reconnected
     | AudioGap,
@@ -459,6 +537,11 @@ _EVENT_BUILDERS: dict[str, Callable[[Mapping[str, Any]], StreamEvent]] = {
     "RecognitionStarted": lambda m: SessionInfo(
         session_id=m.get("id"), word_delimiter=_delimiter(None, m)
     ),
+    "AddTranslation": translation_event,
+    "AddPartialTranslation": translation_event,
+    "AudioEventStarted": audio_event_started,
+    "AudioEventEnded": audio_event_ended,
+    "SpeakersResult": speakers_of,
 }
 """How each message the caller cares about becomes an event, by its ``message`` name."""
 
@@ -564,3 +647,101 @@ def _delimiter(override: str | None, recognition: Mapping[str, Any]) -> str:
 
 def _malformed(what: str, exc: BaseException) -> ServerError:
     return ServerError(f"not a valid {what}: {exc!r}", error_type="malformed_transcript")
+
+
+_TYPED_SECTIONS = frozenset(
+    (
+        "results",
+        "translations",
+        "summary",
+        "sentiment_analysis",
+        "topics",
+        "chapters",
+        "audio_events",
+        "speakers",
+    )
+)
+"""The json-v2 sections :class:`Transcript` types; the rest stays in ``metadata``."""
+
+
+def _batch_sections(data: Mapping[str, Any]) -> dict[str, Any]:
+    """The typed fields of :class:`Transcript` read from a json-v2 document's sections."""
+    sentiment = data.get("sentiment_analysis")
+    topics = data.get("topics")
+    summary = data.get("summary")
+    return {
+        "translations": translations_of(data.get("translations") or {}),
+        "summary": None if summary is None else summary.get("content"),
+        "sentiment": None if sentiment is None else sentiment_of(sentiment),
+        "topics": None if topics is None else topics_of(topics),
+        "chapters": chapters_of(data.get("chapters") or ()),
+        "audio_events": audio_events_of(data.get("audio_events") or ()),
+        "speakers": speakers_of({"speakers": data.get("speakers") or ()}).speakers,
+    }
+
+
+class ExtrasCollector:
+    """Gathers what a real-time session said besides words into :class:`Transcript` fields.
+
+    Final translations accumulate per language; an ``AudioEventEnded`` closes the earliest open
+    event of its type and channel; the last ``SpeakersResult`` wins.
+    """
+
+    def __init__(self) -> None:
+        self._translations: dict[str, list[TranslatedSentence]] = {}
+        self._open: list[AudioEventStarted] = []
+        self._events: list[AudioEvent] = []
+        self._speakers: tuple[IdentifiedSpeaker, ...] = ()
+
+    def add(self, event: StreamEvent) -> None:
+        """Take note of one (already rebased) event; words and bookkeeping are ignored."""
+        if isinstance(event, FinalTranslation):
+            self._translations.setdefault(event.language, []).extend(event.sentences)
+        elif isinstance(event, AudioEventStarted):
+            self._open.append(event)
+        elif isinstance(event, AudioEventEnded):
+            self._close(event)
+        elif isinstance(event, SpeakersResult):
+            self._speakers = event.speakers
+
+    def _close(self, ended: AudioEventEnded) -> None:
+        for started in self._open:
+            if (started.type, started.channel) == (ended.type, ended.channel):
+                self._open.remove(started)
+                self._events.append(
+                    AudioEvent(
+                        type=started.type,
+                        start=started.start,
+                        end=max(ended.end, started.start),
+                        confidence=started.confidence,
+                        channel=started.channel,
+                    )
+                )
+                return
+
+    def fields(self) -> dict[str, Any]:
+        """``translations``, ``audio_events`` and ``speakers`` for a :class:`Transcript`."""
+        return {
+            "translations": {
+                language: tuple(sentences) for language, sentences in self._translations.items()
+            },
+            "audio_events": tuple(sorted(self._events, key=lambda event: event.start)),
+            "speakers": self._speakers,
+        }
+
+
+def _translated_units(sentence: TranslatedSentence) -> list[Unit]:
+    """Subtitle units for a translated sentence: its span shared out by word length."""
+    tokens = sentence.content.split()
+    total = sum(len(token) for token in tokens) or 1
+    span = sentence.end - sentence.start
+    voice = (sentence.speaker, sentence.channel)
+    label = sentence.speaker if _known(sentence.speaker) else None
+    units: list[Unit] = []
+    clock = sentence.start
+    for index, token in enumerate(tokens):
+        end = clock + span * len(token) / total
+        last = index == len(tokens) - 1
+        units.append(Unit(token, clock, sentence.end if last else end, voice, label, last))
+        clock = end
+    return units

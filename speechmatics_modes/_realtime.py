@@ -24,7 +24,7 @@ import anyio
 import speechmatics.rt as sm
 from anyio.streams.memory import MemoryObjectSendStream
 
-from speechmatics_modes._config import AudioFormat, TranscriptionOptions
+from speechmatics_modes._config import AudioFormat, RealtimeOptions, TranscriptionOptions
 from speechmatics_modes._exceptions import (
     AudioSourceError,
     AuthenticationError,
@@ -38,6 +38,7 @@ from speechmatics_modes._exceptions import (
     describe,
     translated,
 )
+from speechmatics_modes._insights import SpeakersResult
 from speechmatics_modes._models import Final, Mode, StreamEvent, Transcript, stream_event
 from speechmatics_modes._sdk_logging import prune_duplicate_null_handlers
 from speechmatics_modes._settings import Settings
@@ -69,6 +70,18 @@ def realtime_transcription_config(options: TranscriptionOptions) -> sm.Transcrip
             wire["speaker_diarization_config"]
         )
     return sm.TranscriptionConfig(**kwargs)
+
+
+def realtime_session_features(
+    features: RealtimeOptions,
+) -> tuple[sm.TranslationConfig | None, sm.AudioEventsConfig | None]:
+    """The real-time SDK's ``TranslationConfig`` and ``AudioEventsConfig``, if asked for."""
+    translation = features.translation_config
+    types = features.audio_event_types
+    return (
+        None if translation is None else sm.TranslationConfig(**translation.to_wire()),
+        None if types is None else sm.AudioEventsConfig(types=list(types) or None),
+    )
 
 
 def _speaker_diarization(wire: dict[str, Any]) -> sm.SpeakerDiarizationConfig:
@@ -153,7 +166,18 @@ _SESSION_MESSAGES = (
     sm.ServerMessageType.WARNING,
     sm.ServerMessageType.ERROR,
     sm.ServerMessageType.END_OF_TRANSCRIPT,
+    sm.ServerMessageType.ADD_TRANSLATION,
+    sm.ServerMessageType.ADD_PARTIAL_TRANSLATION,
+    sm.ServerMessageType.AUDIO_EVENT_STARTED,
+    sm.ServerMessageType.AUDIO_EVENT_ENDED,
+    sm.ServerMessageType.SPEAKERS_RESULT,
 )
+_START_WAIT_SECONDS = 15.0
+"""How long a control waits for the session to start (the SDK's handshake takes up to 15 s)."""
+_KEPT_MESSAGES = frozenset(
+    {"AddTranscript", "AddTranslation", "AudioEventStarted", "AudioEventEnded", "SpeakersResult"}
+)
+"""What the transcript is built from, besides ``RecognitionStarted``."""
 
 
 class RealtimeSession:
@@ -172,11 +196,16 @@ class RealtimeSession:
         options: TranscriptionOptions,
         audio_format: AudioFormat,
         events: MemoryObjectSendStream[StreamEvent] | None = None,
+        features: RealtimeOptions | None = None,
         max_in_flight_seconds: float = 10.0,
         end_of_transcript_timeout: float = 30.0,
     ) -> None:
         self._settings = settings
+        self._options = options
         self._config = realtime_transcription_config(options)
+        self._translation, self._audio_events = realtime_session_features(
+            features or RealtimeOptions()
+        )
         self._audio_format = audio_format
         self._events = events
         self._window_bytes = max(
@@ -189,8 +218,13 @@ class RealtimeSession:
         self._sent_sizes: deque[int] = deque()
         self._in_flight = 0
         self._progress = anyio.Event()
-        self._finals: list[dict[str, Any]] = []
+        self._kept: list[dict[str, Any]] = []
         self._started: dict[str, Any] | None = None
+        self._client: sm.AsyncClient | None = None
+        self._settled = anyio.Event()
+        """Set once the session runs (``_client`` is set) or is over: controls may act."""
+        self._speakers_reply: anyio.Event | None = None
+        self._speakers: SpeakersResult | None = None
         self.started = anyio.Event()
         """Set once the service confirmed the session (``RecognitionStarted``)."""
         self._error: SpeechmaticsModesError | None = None
@@ -204,7 +238,7 @@ class RealtimeSession:
     def transcript(self) -> Transcript:
         """Every final so far, as a transcript (complete once :meth:`run` returned)."""
         messages = [self._started] if self._started is not None else []
-        return Transcript.from_realtime_messages([*messages, *self._finals]).model_copy(
+        return Transcript.from_realtime_messages([*messages, *self._kept]).model_copy(
             update={"mode": Mode.REALTIME}
         )
 
@@ -227,13 +261,21 @@ class RealtimeSession:
                 await client.start_session(
                     transcription_config=self._config,
                     audio_format=realtime_audio_format(self._audio_format),
+                    translation_config=self._translation,
+                    audio_events_config=self._audio_events,
                 )
+            self._client = client
+            self._settled.set()
             async with anyio.create_task_group() as group:
                 group.start_soon(self._pump)
                 await self._converse(client, chunks)
         finally:
+            self._client = None
+            self._settled.set()
             self._inbox_send.close()
             self._inbox.close()
+            if self._speakers_reply is not None:
+                self._speakers_reply.set()  # no reply is coming: get_speakers() gives up
             with anyio.CancelScope(shield=True):
                 await client.close()
         if not self._ended and self._error is None:
@@ -347,12 +389,15 @@ class RealtimeSession:
         elif kind == "EndOfTranscript":
             self._ended = True
             self._progress.set()
-        elif kind == "AddTranscript":
-            self._finals.append(message)
+        elif kind in _KEPT_MESSAGES:
+            self._kept.append(message)
         elif kind == "RecognitionStarted":
             self._started = message
             self.started.set()
         event = stream_event(message)
+        if isinstance(event, SpeakersResult) and self._speakers_reply is not None:
+            self._speakers = event
+            self._speakers_reply.set()
         if event is not None and self._events is not None:
             if isinstance(event, Final) and not event.words:
                 return  # an empty final carries nothing a caller could use
@@ -362,3 +407,74 @@ class RealtimeSession:
         if self._sent_sizes:
             self._in_flight -= self._sent_sizes.popleft()
         self._progress.set()
+
+    # Controls on the running session ------------------------------------------------------
+
+    @property
+    def options(self) -> TranscriptionOptions:
+        """The transcription options in force (after any :meth:`update`)."""
+        return self._options
+
+    async def force_end_of_utterance(self) -> None:
+        """Ask the service to finalise what it has heard now (``ForceEndOfUtterance``).
+
+        The answer is a :class:`Final` with ``forced=True`` (and an :class:`EndOfUtterance`)
+        among the events.
+
+        Raises:
+            TransportError: The session is not running.
+        """
+        client = await self._running_client()
+        with translated(REALTIME_ERRORS):
+            await client.force_end_of_utterance()
+
+    async def update(self, options: TranscriptionOptions, changes: dict[str, Any]) -> None:
+        """Send ``SetRecognitionConfig`` with ``changes``; ``options`` are the result.
+
+        Raises:
+            TransportError: The session is not running.
+        """
+        client = await self._running_client()
+        wire = options.to_wire()
+        config = {"language": options.language} | {
+            name: wire[name] for name in changes if name in wire
+        }
+        with translated(REALTIME_ERRORS):
+            await client.send_message(
+                {"message": "SetRecognitionConfig", "transcription_config": config}
+            )
+        self._options = options
+
+    async def get_speakers(self, timeout: float) -> SpeakersResult:
+        """Ask for the speakers heard so far (``GetSpeakers``) and wait for the answer.
+
+        Raises:
+            TransportError: The session is not running, or ended before it answered.
+            TranscriptionTimeout: No answer within ``timeout`` seconds.
+        """
+        client = await self._running_client()
+        reply = self._speakers_reply = anyio.Event()
+        self._speakers = None
+        with translated(REALTIME_ERRORS):
+            await client.send_message({"message": "GetSpeakers"})
+        with anyio.move_on_after(timeout):
+            await reply.wait()
+        self._speakers_reply = None
+        speakers = self._answered_speakers()
+        if speakers is not None:
+            return speakers
+        if reply.is_set():
+            raise TransportError("the session ended before the service sent the speakers")
+        raise TranscriptionTimeout(f"the service sent no SpeakersResult within {timeout:g} s")
+
+    def _answered_speakers(self) -> SpeakersResult | None:
+        """The ``SpeakersResult`` the pump stored for the pending request, if it came."""
+        return self._speakers
+
+    async def _running_client(self) -> sm.AsyncClient:
+        """The client of the running session, waiting (briefly) for it to start."""
+        with anyio.move_on_after(_START_WAIT_SECONDS):
+            await self._settled.wait()
+        if self._client is None or self._ended:
+            raise TransportError("the real-time session is not running (not started, or ended)")
+        return self._client

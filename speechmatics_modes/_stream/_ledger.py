@@ -25,6 +25,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from speechmatics_modes._config import AudioFormat
+from speechmatics_modes._insights import (
+    AudioEventEnded,
+    AudioEventStarted,
+    FinalTranslation,
+    PartialTranslation,
+    TranslatedSentence,
+)
 from speechmatics_modes._models import EndOfUtterance, Final, Partial, StreamEvent, Word
 
 __all__ = ["AudioRing", "Leg", "WordLedger", "level_dbfs"]
@@ -277,7 +284,31 @@ class WordLedger:
             return event.model_copy(update=_span(event, offset, words))
         if isinstance(event, EndOfUtterance):
             return event.model_copy(update={"time": event.time + offset})
+        if isinstance(event, (FinalTranslation, PartialTranslation)):
+            return self._translation(event, leg)
+        if isinstance(event, AudioEventStarted):
+            return event.model_copy(update={"start": event.start + offset})
+        if isinstance(event, AudioEventEnded):
+            return event.model_copy(update={"end": event.end + offset})
         return event
+
+    def _translation(
+        self, event: FinalTranslation | PartialTranslation, leg: Leg
+    ) -> FinalTranslation | PartialTranslation | None:
+        """Sentences on the stream's clock, without those an earlier session translated.
+
+        A sentence translates finals, so it is stale by the rule for words (its midpoint lies
+        in what earlier sessions emitted); translations are never compared within a session.
+        """
+        until = self._earlier_until if leg is self._emitting else self.emitted_until
+        sentences = tuple(
+            _shifted(sentence, leg.offset)
+            for sentence in event.sentences
+            if (sentence.start + sentence.end) / 2 + leg.offset >= until - _DEDUP_EPSILON
+        )
+        if not sentences and isinstance(event, FinalTranslation):
+            return None
+        return event.model_copy(update={"sentences": sentences})
 
     def _fresh(
         self, words: tuple[Word, ...], offset: float, until: float, *, count: bool
@@ -297,6 +328,12 @@ class WordLedger:
             dropped_previous = False
             kept.append(word.model_copy(update={"start": start, "end": end}))
         return tuple(kept)
+
+
+def _shifted(sentence: TranslatedSentence, offset: float) -> TranslatedSentence:
+    return sentence.model_copy(
+        update={"start": sentence.start + offset, "end": sentence.end + offset}
+    )
 
 
 def _span(event: Final | Partial, offset: float, words: tuple[Word, ...]) -> dict[str, object]:

@@ -22,7 +22,7 @@ import math
 import random
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import anyio
 from anyio.abc import TaskGroup
@@ -31,14 +31,22 @@ from anyio.streams.memory import (
     MemoryObjectSendStream,
 )
 
-from speechmatics_modes._config import AudioFormat, TranscriptionOptions
+from speechmatics_modes._config import AudioFormat, RealtimeOptions, TranscriptionOptions
 from speechmatics_modes._exceptions import (
     AudioSourceError,
     SpeechmaticsModesError,
     TransportError,
     describe,
 )
-from speechmatics_modes._models import Mode, ServerWarning, SessionInfo, StreamEvent, Transcript
+from speechmatics_modes._insights import SpeakersResult
+from speechmatics_modes._models import (
+    ExtrasCollector,
+    Mode,
+    ServerWarning,
+    SessionInfo,
+    StreamEvent,
+    Transcript,
+)
 from speechmatics_modes._realtime import RealtimeSession
 from speechmatics_modes._retry import Backoff
 from speechmatics_modes._settings import Settings
@@ -58,6 +66,8 @@ _CONNECTION_EVENTS = 64
 _IN_FLIGHT_SECONDS = 2.0
 """Audio sent ahead of acknowledgements: small, so that a session handed over (or dropped)
 has little unfinished audio to drain (or replay), yet enough to keep a loopback link busy."""
+_START_WAIT_SECONDS = 15.0
+"""How long a control waits for a session to be receiving audio."""
 _POLL_SECONDS = 0.25
 """How often the driver re-checks clocks (budget, pause deadline, idleness) while waiting."""
 
@@ -109,6 +119,7 @@ class RollingStream:
         policy: When to hand over and how to reconnect.
         live: The source cannot wait (a feed, a microphone): a full buffer drops its oldest
             audio (reported as :class:`AudioGap`) instead of pausing the source.
+        features: Translation and audio events, asked of every session.
         random: Jitter source for the backoff, in [0, 1).
     """
 
@@ -121,10 +132,12 @@ class RollingStream:
         events: MemoryObjectSendStream[StreamEvent] | None,
         policy: RolloverPolicy,
         live: bool,
+        features: RealtimeOptions | None = None,
         random: Callable[[], float] = random.random,
     ) -> None:
         self._settings = settings
         self._options = options
+        self._features = features
         self._format = audio_format
         self._events = events
         self._policy = policy
@@ -148,6 +161,9 @@ class RollingStream:
         self._session_ids: list[str] = []
         self._word_delimiter = " "
         self._queue: MemoryObjectSendStream[_SessionOnStream] | None = None
+        self._current: _SessionOnStream | None = None
+        self._finished = False
+        self._extras = ExtrasCollector()
 
     def transcript(self) -> Transcript:
         """Every final word emitted so far, on the stream's clock."""
@@ -159,6 +175,7 @@ class RollingStream:
             duration=self._words.emitted_until or None,
             session_ids=tuple(self._session_ids),
             word_delimiter=self._word_delimiter,
+            **self._extras.fields(),
         )
 
     async def run(self, chunks: AsyncIterator[bytes]) -> None:
@@ -185,6 +202,8 @@ class RollingStream:
             except SpeechmaticsModesError as exc:
                 error = exc
                 group.cancel_scope.cancel()
+            finally:
+                self._finished = True
         error = error or self._source_error()
         if error is not None:
             error.partial_transcript = self.transcript()
@@ -245,6 +264,7 @@ class RollingStream:
         """Send audio to ``current`` until another connection (or none) takes over."""
         handover: _Handover | None = None
         closing = False
+        self._current = current
         while True:
             changed = self._changed
             if current.done.is_set():
@@ -365,6 +385,7 @@ class RollingStream:
             options=self._options,
             audio_format=self._format,
             events=event_sender,
+            features=self._features,
             max_in_flight_seconds=_IN_FLIGHT_SECONDS,
         )
         connection = _SessionOnStream(
@@ -607,6 +628,7 @@ class RollingStream:
             options=self._options,
             audio_format=self._format,
             events=sender,
+            features=self._features,
             max_in_flight_seconds=_IN_FLIGHT_SECONDS,
         )
         self.metrics.connection_attempts += 1
@@ -638,8 +660,48 @@ class RollingStream:
             connection.warned = True
 
     async def _publish(self, event: StreamEvent) -> None:
+        self._extras.add(event)
         if self._events is not None:
             await self._events.send(event)
+
+    # Controls, for the session receiving audio now ------------------------------------------
+
+    @property
+    def options(self) -> TranscriptionOptions:
+        """The transcription options every new session starts with (after any update)."""
+        return self._options
+
+    async def force_end_of_utterance(self) -> None:
+        """``ForceEndOfUtterance`` to the current session (see ``RealtimeSession``)."""
+        await (await self._live()).force_end_of_utterance()
+
+    async def update(self, options: TranscriptionOptions, changes: dict[str, Any]) -> None:
+        """Apply ``changes`` to the current session; every later session starts with them.
+
+        Between sessions there is nothing to send: the next one starts with ``options``.
+        """
+        self._options = options
+        current = self._current
+        if current is not None and current.ready:
+            await current.session.update(options, changes)
+
+    async def get_speakers(self, timeout: float) -> SpeakersResult:
+        """The speakers of the current session (labels start afresh with each session)."""
+        return await (await self._live()).get_speakers(timeout)
+
+    async def _live(self) -> RealtimeSession:
+        """The session receiving audio, waiting (briefly) for one to start."""
+        with anyio.move_on_after(_START_WAIT_SECONDS):
+            while not self._finished and not self._is_live(self._current):
+                await self._wait(self._changed)
+        current = self._current
+        if current is None or not self._is_live(current):
+            raise TransportError("no real-time session is running right now")
+        return current.session
+
+    @staticmethod
+    def _is_live(connection: _SessionOnStream | None) -> bool:
+        return connection is not None and connection.ready and not connection.retired
 
 
 async def _chunked(audio: bytes, size: int) -> AsyncIterator[bytes]:

@@ -9,6 +9,7 @@ service, with an offline engine behind them. :class:`ScriptedEngine` makes it de
 from speechmatics_modes.local._engine import Engine, EngineWord, StreamingRecognizer, StreamUpdate
 from speechmatics_modes.local._faults import Faults, HttpFailure, SocketFault
 from speechmatics_modes.local._fetch import ANY_ADDRESS
+from speechmatics_modes.local._insights import EngineInsights
 from speechmatics_modes.local._rt_protocol import SessionLimits
 from speechmatics_modes.local._scripted import ScriptedEngine
 from speechmatics_modes.local._server import PLACEHOLDER_API_KEY, LocalServer, run_server
@@ -18,6 +19,7 @@ __all__ = [
     "ANY_ADDRESS",
     "PLACEHOLDER_API_KEY",
     "Engine",
+    "EngineInsights",
     "EngineWord",
     "Faults",
     "HttpFailure",

@@ -23,6 +23,7 @@ import anyio
 from aiohttp import BodyPartReader, web
 
 from speechmatics_modes._models import Transcript
+from speechmatics_modes.local._insights import EngineInsights, refusal
 from speechmatics_modes.local._jobs import Job, JobStore
 from speechmatics_modes.local._results import LANGUAGE_NAMES, transcript_txt
 from speechmatics_modes.local._schema import BatchJobConfig, ConfigProblem, check
@@ -90,6 +91,8 @@ class BatchApi:
         prepare_job: Callable[[Job], Awaitable[None]],
         body_timeout: float,
         start_job: Callable[[Job], None],
+        insights: EngineInsights | None = None,
+        engine_name: str = "local",
     ) -> None:
         self._store = store
         self._stats = stats
@@ -97,6 +100,8 @@ class BatchApi:
         self._prepare_job = prepare_job
         self._body_timeout = body_timeout
         self._start_job = start_job
+        self._insights = insights or EngineInsights()
+        self._engine_name = engine_name
 
     def add_routes(self, app: web.Application) -> None:
         """Register the routes under ``/v2``."""
@@ -208,6 +213,9 @@ class BatchApi:
                 error_response(400, "Malformed request", f"the multipart body is malformed: {exc}")
             ) from exc
         config = _checked_config(raw_config)
+        unsupported = refusal(config, self._insights, self._engine_name)
+        if unsupported is not None:
+            raise ErrorAnswer(error_response(400, "Job rejected", f"invalid_config: {unsupported}"))
         fetch = config.get("fetch_data")
         if data_name is not None and fetch is not None:
             raise ErrorAnswer(

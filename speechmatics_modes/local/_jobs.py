@@ -23,6 +23,7 @@ import anyio.to_thread
 from speechmatics_modes.local._audio import AudioDecodeError, convert_file_to_engine_pcm
 from speechmatics_modes.local._engine import Engine
 from speechmatics_modes.local._fetch import Fetcher
+from speechmatics_modes.local._insights import batch_sections, engine_insights
 from speechmatics_modes.local._results import (
     JSON_FORMAT_VERSION,
     batch_results,
@@ -231,7 +232,8 @@ async def _recognise(
     duration = job.duration or 0.0
     words = await engine.recognize_file(job.pcm_path)
     labels = labels_for(job.config.get("transcription_config") or {"language": "en"})
-    transcript = _json_v2(job, batch_results(words, labels))
+    extras = batch_sections(job.config, engine_insights(engine), duration)
+    transcript = _json_v2(job, batch_results(words, labels)) | extras
     ready_at = clock + duration * realtime_factor + extra_seconds
     await anyio.sleep(max(0.0, ready_at - anyio.current_time()))
     job.complete(transcript)

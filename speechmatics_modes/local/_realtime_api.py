@@ -23,6 +23,7 @@ from aiohttp import WSMsgType, web
 
 from speechmatics_modes.local._engine import Engine, StreamingRecognizer
 from speechmatics_modes.local._faults import FaultState, SocketFault
+from speechmatics_modes.local._insights import engine_insights
 from speechmatics_modes.local._rt_protocol import (
     MAX_MESSAGE_BYTES,
     Action,
@@ -98,7 +99,13 @@ class RealtimeApi:
         self._sockets.add(socket)
         self._stats.sessions_opened += 1
         self._stats.sessions_active += 1
-        session = RealtimeProtocol(str(uuid.uuid4()), self._limits, anyio.current_time())
+        session = RealtimeProtocol(
+            str(uuid.uuid4()),
+            self._limits,
+            anyio.current_time(),
+            insights=engine_insights(self._engine),
+            engine_name=self._engine.name,
+        )
         connection = _Connection(self, request, socket, session, self._faults.take_socket_fault())
         try:
             await connection.run()

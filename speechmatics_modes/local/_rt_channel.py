@@ -36,6 +36,11 @@ class ChannelTrack:
     speech_since_eou: bool = False
     last_final_end: float = 0.0
 
+    @property
+    def seconds(self) -> float:
+        """Seconds of this channel's audio decoded for the engine so far."""
+        return self.engine_bytes / _BYTES_PER_SECOND
+
     def decode(self, data: bytes) -> bytes:
         """Engine PCM for an audio message (may be empty while a header arrives).
 

@@ -23,12 +23,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from speechmatics_modes._config import SETTABLE_MID_SESSION
 from speechmatics_modes.local._audio import (
     AudioDecodeError,
     FileStreamConverter,
     StreamConverter,
 )
 from speechmatics_modes.local._engine import StreamUpdate
+from speechmatics_modes.local._insights import EngineInsights, RealtimeInsights, refusal
 from speechmatics_modes.local._results import (
     LANGUAGE_NAMES,
     Sentencer,
@@ -96,16 +98,6 @@ _SESSION_WARNINGS = (45 * 60.0, 30 * 60.0, 15 * 60.0)
 _IDLE_WARNINGS = (15 * 60.0, 10 * 60.0, 5 * 60.0)
 _WARNING_SCALE = 3600.0
 _DEFAULT_CHANNELS = ("channel_1", "channel_2")
-_SETTABLE = frozenset(
-    {
-        "language",
-        "max_delay",
-        "max_delay_mode",
-        "audio_filtering_config",
-        "enable_partials",
-        "conversation_config",
-    }
-)
 
 
 class SessionLimits(BaseModel):
@@ -227,11 +219,15 @@ class RealtimeProtocol:
         session_id: The ``id`` of ``RecognitionStarted``.
         limits: Duration and idle limits.
         now: The monotonic time the connection was accepted.
+        insights: What the engine reports besides words; a config asking for more is refused.
+        engine_name: The engine's name, for those refusals.
     """
 
     session_id: str
     limits: SessionLimits
     now: float
+    insights: EngineInsights = field(default_factory=EngineInsights)
+    engine_name: str = "local"
     language: str = "en"
     _state: _State = _State.AWAITING_START
     _config: _Config = field(default_factory=lambda: _Config(False, 0.0, False))
@@ -242,6 +238,7 @@ class RealtimeProtocol:
     _speaker: str | None = None
     _transcription_config: dict[str, Any] = field(default_factory=dict)
     _timers: list[_Timer] = field(default_factory=list)
+    _extras: RealtimeInsights | None = None
 
     def __post_init__(self) -> None:
         session = self.limits.max_session_seconds
@@ -257,6 +254,11 @@ class RealtimeProtocol:
     def closed(self) -> bool:
         """Whether the session has asked for the socket to close."""
         return self._state is _State.CLOSED
+
+    @property
+    def _clock_track(self) -> ChannelTrack:
+        """The channel whose audio times translations and audio events: the first one."""
+        return next(iter(self._channels.values()))
 
     @property
     def multichannel(self) -> bool:
@@ -334,6 +336,9 @@ class RealtimeProtocol:
         ended = forced or (update.utterance_ended and track.speech_since_eou)
         if ended and (forced or self._config.end_of_utterance_trigger > 0):
             actions.append(Send(track.end_of_utterance(forced=forced)))
+        if update.finals and self._extras is not None and track is self._clock_track:
+            translations = self._extras.after_finals(track.last_final_end, track.seconds)
+            actions.extend(Send(message) for message in translations)
         return actions
 
     def finished(self, update: StreamUpdate, channel: str | None = None) -> list[Action]:
@@ -347,6 +352,9 @@ class RealtimeProtocol:
         self._finished.add(channel)
         if len(self._finished) < len(self._channels):
             return actions
+        if self._extras is not None:
+            seconds = self._clock_track.seconds
+            actions.extend(Send(message) for message in self._extras.finish(seconds))
         if self._config.final_speakers:
             actions.append(self._speakers())
         actions.append(Send({"message": "EndOfTranscript"}))
@@ -427,6 +435,10 @@ class RealtimeProtocol:
         channels = _channel_labels(config)
         if isinstance(channels, str):
             return self._error("invalid_config", channels)
+        unsupported = refusal(message, self.insights, self.engine_name)
+        if unsupported is not None:
+            return self._error("invalid_config", unsupported)
+        self._extras = RealtimeInsights(message, self.insights)
         self.language = config.language
         self._transcription_config = message["transcription_config"]
         for label in channels:
@@ -454,7 +466,10 @@ class RealtimeProtocol:
             pcm = track.decode(data)
         except AudioDecodeError as exc:
             return [acknowledged, *self._error("invalid_audio_type", str(exc))]
-        return [acknowledged, Feed(pcm, track.label)] if pcm else [acknowledged]
+        extras: list[Action] = []
+        if self._extras is not None and track is self._clock_track:
+            extras = [Send(message) for message in self._extras.heard(track.seconds)]
+        return [acknowledged, *extras, Feed(pcm, track.label)] if pcm else [acknowledged, *extras]
 
     def _channel_audio(self, message: dict[str, Any], now: float) -> list[Action]:
         track = self._named_track(message)
@@ -509,7 +524,7 @@ class RealtimeProtocol:
         changes = message.get("transcription_config")
         if not isinstance(changes, dict):
             return self._error("invalid_config", "SetRecognitionConfig needs transcription_config")
-        not_settable = sorted(set(changes) - _SETTABLE)
+        not_settable = sorted(set(changes) - SETTABLE_MID_SESSION)
         if not_settable:
             return self._error("invalid_config", f"cannot change {', '.join(not_settable)}")
         if changes.get("language", self.language) != self.language:

@@ -17,6 +17,7 @@ import anyio
 
 from speechmatics_modes._exceptions import ConfigurationError
 from speechmatics_modes.local._engine import ENGINE_SAMPLE_RATE, EngineWord, StreamUpdate
+from speechmatics_modes.local._insights import EngineInsights
 
 __all__ = ["ScriptedEngine", "ScriptedStream"]
 
@@ -36,12 +37,20 @@ class ScriptedEngine:
     name = "scripted"
 
     def __init__(
-        self, words: Sequence[EngineWord], *, final_lag: float = 0.3, pause: float = 0.6
+        self,
+        words: Sequence[EngineWord],
+        *,
+        final_lag: float = 0.3,
+        pause: float = 0.6,
+        insights: EngineInsights | None = None,
     ) -> None:
         """Script the words every file and every stream will contain.
 
         Args:
             words: The words, in time order (times in seconds from the start of the audio).
+            insights: Translations, a summary, sentiment, topics, chapters and audio events
+                to report when a config asks for them (a config asking for one not scripted
+                is refused, as with every offline engine).
             final_lag: Seconds of audio past a word's end before a stream makes it final
                 (capped by the session's ``max_delay``), so partials can be seen first.
             pause: A gap between words at least this long ends an utterance, as an
@@ -64,6 +73,8 @@ class ScriptedEngine:
         """Seconds of audio past a word's end before it becomes final."""
         self.pause = pause
         """The gap that ends an utterance."""
+        self.insights = insights or EngineInsights()
+        """What the engine reports besides words."""
 
     @classmethod
     def from_text(
@@ -74,6 +85,7 @@ class ScriptedEngine:
         word_seconds: float = 0.4,
         gap: float = 0.1,
         sentence_gap: float = 1.0,
+        insights: EngineInsights | None = None,
     ) -> ScriptedEngine:
         """Script ``text`` as evenly spaced words; a ``.`` in the text marks a long pause.
 
@@ -83,6 +95,7 @@ class ScriptedEngine:
             word_seconds: How long each word lasts.
             gap: Silence between words of a sentence.
             sentence_gap: Silence between sentences (long enough to end an utterance).
+            insights: What to report besides words (see :class:`ScriptedEngine`).
         """
         words: list[EngineWord] = []
         clock = start
@@ -91,7 +104,7 @@ class ScriptedEngine:
                 words.append(EngineWord(token, clock, clock + word_seconds, 0.9))
                 clock += word_seconds + gap
             clock += sentence_gap - gap
-        return cls(words, pause=min(sentence_gap, 0.6))
+        return cls(words, pause=min(sentence_gap, 0.6), insights=insights)
 
     async def recognize_file(self, path: Path) -> list[EngineWord]:
         """Return the scripted words that fit in the file's duration."""

@@ -37,6 +37,7 @@ from speechmatics_modes.local._connections import HeaderDeadline, RedactingAcces
 from speechmatics_modes.local._engine import Engine, stream_capacity
 from speechmatics_modes.local._faults import Faults, FaultState
 from speechmatics_modes.local._fetch import Fetcher, parse_networks
+from speechmatics_modes.local._insights import engine_insights
 from speechmatics_modes.local._jobs import Job, JobStore, prepare_job, process_job
 from speechmatics_modes.local._realtime_api import RealtimeApi
 from speechmatics_modes.local._rt_protocol import SessionLimits
@@ -257,6 +258,8 @@ class LocalServer(StackOwner):
             prepare_job=self._prepare_job,
             body_timeout=self._body_timeout,
             start_job=self._start_job,
+            insights=engine_insights(self._running_engine),
+            engine_name=self._running_engine.name,
         )
         realtime = RealtimeApi(
             self._running_engine,
