@@ -46,7 +46,7 @@ from speechmatics_modes._exceptions import (
 from speechmatics_modes._lifetime import StackOwner
 from speechmatics_modes._models import Transcript
 from speechmatics_modes._retry import Backoff, RetryPolicy
-from speechmatics_modes._sdk_logging import prune_duplicate_null_handlers
+from speechmatics_modes._sdk_logging import tend_sdk_loggers
 from speechmatics_modes._settings import Settings
 from speechmatics_modes._sources import Upload
 
@@ -270,7 +270,7 @@ class BatchClient(StackOwner):
         client = await stack.enter_async_context(
             sm.AsyncClient(api_key=api_key, url=self._settings.batch_url)
         )
-        prune_duplicate_null_handlers("speechmatics.batch")
+        tend_sdk_loggers("speechmatics.batch")
         self._client, self._retry_after = client, _RetryAfter(client, self._retry)
 
     @property

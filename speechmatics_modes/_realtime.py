@@ -40,7 +40,7 @@ from speechmatics_modes._exceptions import (
 )
 from speechmatics_modes._insights import SpeakersResult
 from speechmatics_modes._models import Final, Mode, StreamEvent, Transcript, stream_event
-from speechmatics_modes._sdk_logging import prune_duplicate_null_handlers
+from speechmatics_modes._sdk_logging import tend_sdk_loggers
 from speechmatics_modes._settings import Settings
 
 __all__ = [
@@ -253,7 +253,7 @@ class RealtimeSession:
         """
         api_key = self._settings.api_key.get_secret_value() if self._settings.api_key else None
         client = sm.AsyncClient(api_key=api_key, url=self._settings.rt_url)
-        prune_duplicate_null_handlers("speechmatics.rt")
+        tend_sdk_loggers("speechmatics.rt")
         for message_type in _SESSION_MESSAGES:
             client.on(message_type, self._receive)
         try:
