@@ -100,28 +100,11 @@ async def test_batch_submit_status_results_list_and_delete(
             if status["job"]["status"] == "done":
                 break
     assert status["job"]["duration"] == 4
-    txt = await cli(
-        legacy_cli,
-        tmp_path,
-        "batch",
-        "get-results",
-        *args,
-        "--job-id",
-        job_id,
-        "--output-format",
-        "txt",
-    )
-    srt = await cli(
-        legacy_cli,
-        tmp_path,
-        "batch",
-        "get-results",
-        *args,
-        "--job-id",
-        job_id,
-        "--output-format",
-        "srt",
-    )
+    txt, srt = [
+        await cli(legacy_cli, tmp_path, "batch", "get-results", *args, "--job-id", job_id,
+                  "--output-format", output_format)
+        for output_format in ("txt", "srt")
+    ]  # fmt: skip
     assert txt.strip() == SENTENCES
     assert srt.startswith("1\n00:00:00,500 --> ")
     listed = ast.literal_eval(await cli(legacy_cli, tmp_path, "batch", "list-jobs", *args))
