@@ -20,6 +20,7 @@ import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from pydantic import BaseModel, ValidationError
 
+from speechmatics_modes._channels import open_stream_audio, with_channels
 from speechmatics_modes._config import (
     AudioFormat,
     BatchOptions,
@@ -38,7 +39,7 @@ from speechmatics_modes._lifetime import StackOwner
 from speechmatics_modes._models import Mode, StreamEvent, Transcript
 from speechmatics_modes._retry import RetryPolicy
 from speechmatics_modes._settings import Settings
-from speechmatics_modes._sources import Source, classify, open_live_audio, open_upload
+from speechmatics_modes._sources import Source, classify, open_upload
 from speechmatics_modes._stream._policy import RolloverPolicy, StreamMetrics
 
 if TYPE_CHECKING:
@@ -245,8 +246,14 @@ class TranscriptStream(StackOwner):
     async def _acquire(self, stack: AsyncExitStack) -> None:
         resolved = await stack.enter_async_context(endpoint(self._settings))
         live = await stack.enter_async_context(
-            open_live_audio(self._source, self._audio_format, pace=self._pace)
+            open_stream_audio(self._source, self._audio_format, self._options, pace=self._pace)
         )
+        if live.channels is not None:
+            if self._rollover is not None:
+                raise ConfigurationError(
+                    "rollover does not carry several channels yet: stream them without it"
+                )
+            self._options = with_channels(self._options, live.channels)
         send, self._events = anyio.create_memory_object_stream[StreamEvent](_EVENT_BUFFER)
         stack.callback(self._events.close)
         self._session = self._new_session(resolved, live.audio_format, send)

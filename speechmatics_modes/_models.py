@@ -279,8 +279,10 @@ class Transcript(FrozenModel):
         """Build a transcript from the messages of a real-time session.
 
         Only ``AddTranscript`` (finals) contribute words: partials are provisional and are
-        superseded by finals. ``RecognitionStarted`` messages, when included, provide the
-        session ids and word delimiter; ``AddTranslation`` the translations, each
+        superseded by finals. In a multichannel session the finals of the channels are put in
+        time order (by their start), so the turns of a conversation alternate as spoken.
+        ``RecognitionStarted`` messages, when included, provide the session ids and word
+        delimiter; ``AddTranslation`` the translations, each
         ``AudioEventStarted``/``Ended`` pair an audio event, the last ``SpeakersResult`` the
         speakers. Everything else is ignored, so the whole message log can be passed as is.
         Times are taken as given: a caller joining several sessions shifts them first.
@@ -295,21 +297,23 @@ class Transcript(FrozenModel):
         Raises:
             ServerError: A message is not shaped like the protocol says.
         """
-        words: list[Word] = []
-        final_ends: list[float] = []
+        finals: list[Final] = []
         sessions: list[SessionInfo] = []
         started: list[dict[str, Any]] = []
         extras = ExtrasCollector()
         for message in messages:
             event = stream_event(message)
             if isinstance(event, Final):
-                words.extend(event.words)
-                final_ends.append(event.end)
+                finals.append(event)
             elif isinstance(event, SessionInfo):
                 sessions.append(event)
                 started.append(dict(message))
             elif event is not None:
                 extras.add(event)
+        if len({final.channel for final in finals}) > 1:  # channels arrive interleaved
+            finals.sort(key=lambda final: final.start)
+        words = [word for final in finals for word in final.words]
+        final_ends = [final.end for final in finals]
         if word_delimiter is None:
             word_delimiter = sessions[-1].word_delimiter if sessions else " "
         if session_ids is None:

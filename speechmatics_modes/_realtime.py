@@ -12,6 +12,7 @@ and audio is sent no faster than the service acknowledges it.
 
 from __future__ import annotations
 
+import base64
 import logging
 import math
 import re
@@ -160,6 +161,7 @@ _RETRYABLE_TYPES = frozenset(
 _SESSION_MESSAGES = (
     sm.ServerMessageType.RECOGNITION_STARTED,
     sm.ServerMessageType.AUDIO_ADDED,
+    sm.ServerMessageType.CHANNEL_AUDIO_ADDED,
     sm.ServerMessageType.ADD_PARTIAL_TRANSCRIPT,
     sm.ServerMessageType.ADD_TRANSCRIPT,
     sm.ServerMessageType.END_OF_UTTERANCE,
@@ -172,6 +174,24 @@ _SESSION_MESSAGES = (
     sm.ServerMessageType.AUDIO_EVENT_ENDED,
     sm.ServerMessageType.SPEAKERS_RESULT,
 )
+Chunk = bytes | tuple[str, bytes]
+"""Audio to send: raw bytes, or (channel label, bytes) in a multichannel session."""
+
+
+async def _send_chunk(client: sm.AsyncClient, channel: str | None, chunk: bytes) -> None:
+    """One chunk: a binary frame, or in a multichannel session an ``AddChannelAudio``.
+
+    The SDK's ``AsyncMultiChannelClient`` would read whole files round-robin and stop at the
+    first to end, and returns before ``EndOfTranscript``; the messages themselves are
+    plain JSON, sent here on the one client, with our flow control.
+    """
+    if channel is None:
+        await client.send_audio(chunk)
+        return
+    data = base64.b64encode(chunk).decode("ascii")
+    await client.send_message({"message": "AddChannelAudio", "channel": channel, "data": data})
+
+
 _START_WAIT_SECONDS = 15.0
 """How long a control waits for the session to start (the SDK's handshake takes up to 15 s)."""
 _KEPT_MESSAGES = frozenset(
@@ -215,7 +235,9 @@ class RealtimeSession:
         self._inbox_send, self._inbox = anyio.create_memory_object_stream[dict[str, Any]](
             max_buffer_size=math.inf  # fed by the SDK's sync callbacks; bounded by the window
         )
-        self._sent_sizes: deque[int] = deque()
+        self._sent_sizes: dict[str | None, deque[int]] = {}
+        """Sizes of the chunks not yet acknowledged, per channel (``None``: single channel)."""
+        self._bytes_sent = 0
         self._in_flight = 0
         self._progress = anyio.Event()
         self._kept: list[dict[str, Any]] = []
@@ -242,7 +264,7 @@ class RealtimeSession:
             update={"mode": Mode.REALTIME}
         )
 
-    async def run(self, chunks: AsyncIterator[bytes]) -> None:
+    async def run(self, chunks: AsyncIterator[Chunk]) -> None:
         """Start the session, send every chunk, end the stream and wait for the last final.
 
         Raises:
@@ -287,7 +309,7 @@ class RealtimeSession:
             self._error.partial_transcript = self.transcript()
             raise self._error
 
-    async def _converse(self, client: sm.AsyncClient, chunks: AsyncIterator[bytes]) -> None:
+    async def _converse(self, client: sm.AsyncClient, chunks: AsyncIterator[Chunk]) -> None:
         """Send the audio and end the stream, recording (not raising) what goes wrong.
 
         Errors are kept rather than raised so they leave the task group as themselves, not
@@ -302,7 +324,7 @@ class RealtimeSession:
                 raise
             except Exception as exc:
                 source_failure = exc
-            if source_failure is None and client.audio_bytes_sent == 0 and not self._ended:
+            if source_failure is None and self._bytes_sent == 0 and not self._ended:
                 raise AudioSourceError("the audio stream was empty: there is nothing to transcribe")
             await self._finish(client)
         except SpeechmaticsModesError as exc:
@@ -325,23 +347,25 @@ class RealtimeSession:
         with suppress(anyio.ClosedResourceError):
             self._inbox_send.send_nowait(message)
 
-    async def _send_audio(self, client: sm.AsyncClient, chunks: AsyncIterator[bytes]) -> None:
-        async for chunk in chunks:
+    async def _send_audio(self, client: sm.AsyncClient, chunks: AsyncIterator[Chunk]) -> None:
+        async for item in chunks:
+            channel, chunk = item if isinstance(item, tuple) else (None, item)
             while self._window_full(len(chunk)) and self._error is None and not self._ended:
                 await self._wait_for_progress(client)  # an Error or a drop ends the wait
             if self._error is not None or self._ended:
                 return
             try:
                 with translated(REALTIME_ERRORS):
-                    await client.send_audio(chunk)
+                    await _send_chunk(client, channel, chunk)
             except TransportError:
                 if self._error is None:
                     self._error = TransportError(
                         "the real-time connection closed while audio was still being sent"
                     )
                 return
-            self._sent_sizes.append(len(chunk))
+            self._sent_sizes.setdefault(channel, deque()).append(len(chunk))
             self._in_flight += len(chunk)
+            self._bytes_sent += len(chunk)
 
     def _window_full(self, size: int) -> bool:
         return bool(self._in_flight) and self._in_flight + size > self._window_bytes
@@ -381,8 +405,8 @@ class RealtimeSession:
 
     async def _handle(self, message: dict[str, Any]) -> None:
         kind = message.get("message")
-        if kind == "AudioAdded":
-            self._acknowledge()
+        if kind in ("AudioAdded", "ChannelAudioAdded"):
+            self._acknowledge(message.get("channel"))
         elif kind == "Error":
             self._error = self._error or _error_from_message(message)
             self._progress.set()
@@ -403,9 +427,10 @@ class RealtimeSession:
                 return  # an empty final carries nothing a caller could use
             await self._events.send(event)
 
-    def _acknowledge(self) -> None:
-        if self._sent_sizes:
-            self._in_flight -= self._sent_sizes.popleft()
+    def _acknowledge(self, channel: str | None) -> None:
+        sizes = self._sent_sizes.get(channel)
+        if sizes:
+            self._in_flight -= sizes.popleft()
         self._progress.set()
 
     # Controls on the running session ------------------------------------------------------

@@ -15,9 +15,19 @@ import io
 import logging
 import math
 import os
+import re
 import struct
 import tempfile
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable, Iterator
+from array import array
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +49,7 @@ from speechmatics_modes._wav import (
 
 __all__ = [
     "ACCEPTED_SOURCES",
+    "ChannelChunk",
     "LiveAudio",
     "Source",
     "SourceKind",
@@ -53,14 +64,15 @@ logger = logging.getLogger(__name__)
 
 ACCEPTED_SOURCES = (
     "a file path (str or os.PathLike), an http(s):// URL, bytes, or a binary file object "
-    "(batch); or an iterable or async iterable of bytes chunks, or a Microphone (real-time)"
+    "(batch); or an iterable or async iterable of bytes chunks, or a Microphone, or a dict "
+    "of channel name to any of those (real-time)"
 )
 
 _HEADER_PROBE_BYTES = 64 * 1024
 _SPOOL_BLOCK = 1024 * 1024
 
 
-SourceKind = Literal["url", "path", "bytes", "file", "chunks", "microphone"]
+SourceKind = Literal["url", "path", "bytes", "file", "chunks", "microphone", "channels"]
 """What a source is: the one question every later step would otherwise ask again."""
 
 _FINISHED: frozenset[SourceKind] = frozenset({"url", "path", "bytes", "file"})
@@ -81,6 +93,8 @@ class Source:
     @property
     def never_ends(self) -> bool:
         """A live device: it can be streamed, never uploaded as a finished file."""
+        if self.kind == "channels":
+            return any(channel.never_ends for channel in self.value.values())
         return self.kind == "microphone"
 
     @property
@@ -114,9 +128,31 @@ def classify(source: object) -> Source:
         return Source("file", source)
     if isinstance(source, Microphone):
         return Source("microphone", source)
+    if isinstance(source, Mapping):
+        return _channels(source)
     if isinstance(source, (AsyncIterable, Iterable)):
         return Source("chunks", source)
     raise AudioSourceError(f"cannot transcribe {_describe(source)}: expected {ACCEPTED_SOURCES}")
+
+
+def _channels(sources: Mapping[Any, Any]) -> Source:
+    """A dict of channel name to audio: one source per channel, each classified."""
+    if not sources:
+        raise AudioSourceError("the dict of channels is empty: give at least one channel")
+    for label in sources:
+        if not isinstance(label, str) or not _CHANNEL_LABEL.fullmatch(label):
+            raise AudioSourceError(
+                f"channel name {label!r} is not allowed: use letters, digits, '.' and '_'"
+            )
+    channels = {label: classify(source) for label, source in sources.items()}
+    nested = [label for label, channel in channels.items() if channel.kind == "channels"]
+    if nested:
+        raise AudioSourceError(f"channel {nested[0]!r} is itself a dict of channels")
+    return Source("channels", channels)
+
+
+_CHANNEL_LABEL = re.compile(r"[A-Za-z0-9._]+")
+"""What the service accepts as a channel label."""
 
 
 def _describe(source: object) -> str:
@@ -155,6 +191,11 @@ async def open_upload(source: Source, audio_format: AudioFormat | None) -> Async
     elif source.kind == "file":
         async with _upload_of(value, audio_format, source.name) as upload:
             yield upload
+    elif source.kind == "channels":
+        raise AudioSourceError(
+            "several channels as separate sources go through real time (mode='realtime' or "
+            "'auto'); for batch, give one multichannel file with diarization='channel'"
+        )
     else:
         async with _spooled(value, audio_format) as file:
             yield Upload(filename="stream.wav", file=file)
@@ -344,17 +385,29 @@ def _as_bytes(item: object, index: int) -> bytes:
     )
 
 
+ChannelChunk = tuple[str, bytes]
+"""A chunk of one channel's audio, with the channel's label."""
+
+
 @dataclass(frozen=True)
 class LiveAudio:
-    """Audio ready for the real-time API: its raw PCM format and the chunks to send."""
+    """Audio ready for the real-time API: its raw PCM format and the chunks to send.
+
+    With ``channels``, each chunk is a :data:`ChannelChunk` naming its channel.
+    """
 
     audio_format: AudioFormat
-    chunks: AsyncIterator[bytes]
+    chunks: AsyncIterator[bytes] | AsyncIterator[ChannelChunk]
+    channels: tuple[str, ...] | None = None
 
 
 @asynccontextmanager
 async def open_live_audio(
-    source: Source, audio_format: AudioFormat | None, *, pace: float | None
+    source: Source,
+    audio_format: AudioFormat | None,
+    *,
+    pace: float | None,
+    split_channels: Sequence[str] | None = None,
 ) -> AsyncIterator[LiveAudio]:
     """Prepare ``source`` for the real-time API.
 
@@ -363,9 +416,18 @@ async def open_live_audio(
     are sent in ``chunk_size`` blocks, at ``pace`` times real time (``None``: as fast as the
     connection takes them).
 
+    Args:
+        source: The classified audio.
+        audio_format: What raw chunks (or a headerless file) carry; files describe themselves.
+        pace: Send a file at this many times real time; ``None`` as fast as acknowledged.
+        split_channels: Channel diarization was asked for: a WAV with several channels is
+            sent as one channel each, labelled with these names (``channel_1``, ``channel_2``...
+            when empty), instead of being refused.
+
     Raises:
         AudioSourceError: not WAV and no ``audio_format``; a WAV the real-time API cannot take
-            as raw PCM; an ``audio_format`` that contradicts the WAV header; a URL.
+            as raw PCM; an ``audio_format`` that contradicts the WAV header; a URL; labels
+            that do not match the file's channels.
     """
     if source.kind == "url":
         raise AudioSourceError(
@@ -378,12 +440,44 @@ async def open_live_audio(
         yield LiveAudio(chosen, audio_chunks(source.value, chosen))
         return
     with _opened_file(source) as file:
-        chosen, data_size = _file_audio_format(file, audio_format, source.name)
-        chunks = _file_chunks(file, chosen, data_size, pace)
+        chosen, data_size, channels = _file_audio_format(
+            file, audio_format, source.name, split=split_channels is not None
+        )
+        chunks = _file_chunks(file, chosen, data_size, pace, channels)
+        labels = _channel_labels(split_channels or (), channels, source.name)
         try:
-            yield LiveAudio(chosen, chunks)
+            if labels is None:
+                yield LiveAudio(chosen, chunks)
+            else:
+                yield LiveAudio(chosen, _deinterleaved(chunks, labels, chosen), labels)
         finally:
             await chunks.aclose()
+
+
+def _channel_labels(given: Sequence[str], channels: int, name: str) -> tuple[str, ...] | None:
+    """The labels of a file's channels when it is split; ``None`` for a mono file."""
+    if channels == 1:
+        return None
+    if not given:
+        return tuple(f"channel_{index}" for index in range(1, channels + 1))
+    if len(given) != channels:
+        raise AudioSourceError(
+            f"{name} has {channels} channels but channel_diarization_labels names "
+            f"{len(given)}: give one label per channel"
+        )
+    return tuple(given)
+
+
+async def _deinterleaved(
+    chunks: AsyncIterator[bytes], labels: tuple[str, ...], audio_format: AudioFormat
+) -> AsyncIterator[ChannelChunk]:
+    """Each chunk of interleaved frames as one chunk per channel, in channel order."""
+    width = audio_format.bytes_per_sample
+    code = {1: "B", 2: "h", 4: "f"}[width]
+    async for chunk in chunks:
+        samples = array(code, chunk)
+        for index, label in enumerate(labels):
+            yield label, samples[index :: len(labels)].tobytes()
 
 
 @contextmanager
@@ -408,9 +502,14 @@ _RAW_ENCODINGS: dict[tuple[str, int], str] = {
 
 
 def _file_audio_format(
-    file: IO[bytes], given: AudioFormat | None, name: str
-) -> tuple[AudioFormat, int | None]:
-    """Read the WAV header, leaving ``file`` at the first sample; return format and data size."""
+    file: IO[bytes], given: AudioFormat | None, name: str, *, split: bool = False
+) -> tuple[AudioFormat, int | None, int]:
+    """Read the WAV header, leaving ``file`` at the first sample.
+
+    Returns:
+        The format of one channel, the data size, and the number of channels (more than one
+        only when ``split`` allows it).
+    """
     start = file.tell()
     head = file.read(_HEADER_PROBE_BYTES)
     if not head:
@@ -422,24 +521,30 @@ def _file_audio_format(
                 "encoding and sample rate; other formats (MP3, FLAC, ...) go through mode='batch'"
             )
         file.seek(start)
-        return given, None
+        return given, None, 1
     try:
         header = parse_wav_header(head, source=name)
     except AudioDecodeError as exc:
         raise AudioSourceError(f"{exc}; or transcribe it with mode='batch'") from exc
     if header is None:
         raise AudioSourceError(f"{name}: the WAV header is truncated (no data chunk)")
-    detected = _raw_format(header.sample_format, name, given)
+    sample = header.sample_format
+    channels = sample.channels if split else 1
+    detected = _raw_format(sample, name, given, channels)
     file.seek(start + header.data_offset)
-    return detected, header.data_size
+    return detected, header.data_size, channels
 
 
-def _raw_format(sample: SampleFormat, name: str, given: AudioFormat | None) -> AudioFormat:
+def _raw_format(
+    sample: SampleFormat, name: str, given: AudioFormat | None, channels: int = 1
+) -> AudioFormat:
+    """The real-time format of one channel; chunks hold ``channels`` interleaved channels."""
     encoding = _RAW_ENCODINGS.get((sample.encoding, sample.sample_width))
-    if encoding is None or sample.channels != 1:
+    if encoding is None or sample.channels != channels:
         raise AudioSourceError(
             f"{name} is {sample.describe()}: real-time takes mono 16-bit PCM, 32-bit float or "
-            "mu-law; convert it, or transcribe it with mode='batch'"
+            "mu-law (several channels with diarization='channel'); convert it, or transcribe "
+            "it with mode='batch'"
         )
     if given is not None:
         _check_agrees(given, encoding, sample.sample_rate, name)
@@ -454,27 +559,30 @@ def _chunk_size(sample: SampleFormat) -> int:
 
 
 async def _file_chunks(
-    file: IO[bytes], audio_format: AudioFormat, data_size: int | None, pace: float | None
+    file: IO[bytes],
+    audio_format: AudioFormat,
+    data_size: int | None,
+    pace: float | None,
+    channels: int = 1,
 ) -> AsyncGenerator[bytes, None]:
+    """Whole frames of ``channels`` interleaved channels, at ``pace`` times real time."""
+    frame = audio_format.bytes_per_sample * channels
+    block = audio_format.chunk_size * channels
     remaining = data_size
     sent_seconds = 0.0
     started = anyio.current_time()
     while remaining is None or remaining > 0:
-        want = (
-            audio_format.chunk_size
-            if remaining is None
-            else min(remaining, audio_format.chunk_size)
-        )
+        want = block if remaining is None else min(remaining, block)
         chunk = await anyio.to_thread.run_sync(file.read, want)
         if not chunk:
             return
         if remaining is not None:
             remaining -= len(chunk)
-        whole = len(chunk) - len(chunk) % audio_format.bytes_per_sample
+        whole = len(chunk) - len(chunk) % frame
         if pace is not None:
             ahead = sent_seconds / pace - (anyio.current_time() - started)
             if ahead > 0:
                 await anyio.sleep(ahead)
-        sent_seconds += whole / audio_format.bytes_per_second
+        sent_seconds += whole / (audio_format.bytes_per_second * channels)
         if whole:
             yield chunk[:whole]

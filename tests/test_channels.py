@@ -1,0 +1,150 @@
+"""Several channels in one session: a dict of sources, or a multichannel file split apart."""
+
+from __future__ import annotations
+
+import io
+import wave
+from collections.abc import AsyncIterator
+
+import pytest
+
+from speechmatics_modes import (
+    AudioSourceError,
+    ConfigurationError,
+    Final,
+    RolloverPolicy,
+    stream,
+    transcribe,
+)
+from speechmatics_modes.local import LocalServer, ScriptedEngine
+from tests.local.conftest import pcm_bytes
+
+pytestmark = pytest.mark.anyio
+
+SCRIPT = "hello world. how are you"
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[LocalServer]:
+    async with LocalServer(engine=ScriptedEngine.from_text(SCRIPT)) as running:
+        yield running
+
+
+def chunks(seconds: float) -> list[bytes]:
+    return [pcm_bytes(0.1)] * round(seconds * 10)
+
+
+def stereo_wav(seconds: float) -> bytes:
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as writer:
+        writer.setnchannels(2)
+        writer.setsampwidth(2)
+        writer.setframerate(16_000)
+        writer.writeframes(b"\x00\x00\x00\x00" * int(seconds * 16_000))
+    return buffer.getvalue()
+
+
+def spoken_by_channel(words: tuple[object, ...]) -> dict[str | None, list[str]]:
+    found: dict[str | None, list[str]] = {}
+    for word in words:
+        if not word.is_punctuation:  # type: ignore[attr-defined]
+            found.setdefault(word.channel, []).append(word.content.lower())  # type: ignore[attr-defined]
+    return found
+
+
+async def test_a_dict_of_sources_is_one_session_with_a_channel_per_source(
+    server: LocalServer,
+) -> None:
+    sources = {"agent": chunks(5.0), "caller": chunks(5.0)}
+    async with stream(sources, settings=server.settings()) as events:
+        finals = [event async for event in events if isinstance(event, Final)]
+    assert {final.channel for final in finals} == {"agent", "caller"}
+    transcript = events.transcript
+    expected = SCRIPT.replace(".", "").split()
+    assert spoken_by_channel(transcript.words) == {"agent": expected, "caller": expected}
+    assert {segment.channel for segment in transcript.segments()} == {"agent", "caller"}
+    assert [word.start for word in transcript.words] == sorted(w.start for w in transcript.words)
+    assert server.stats.sessions_started == 1
+
+
+async def test_a_channel_that_ends_early_leaves_the_others_going(server: LocalServer) -> None:
+    transcript = await transcribe(
+        {"agent": chunks(5.0), "caller": chunks(1.2)}, settings=server.settings()
+    )
+    heard = spoken_by_channel(transcript.words)
+    assert heard["agent"] == SCRIPT.replace(".", "").split()
+    assert heard["caller"] == ["hello", "world"]
+
+
+async def test_a_stereo_file_in_real_time_is_split_into_its_channels(server: LocalServer) -> None:
+    options = {"diarization": "channel", "channel_diarization_labels": ["left", "right"]}
+    transcript = await transcribe(
+        stereo_wav(5.0), "realtime", options=options, settings=server.settings()
+    )
+    expected = SCRIPT.replace(".", "").split()
+    assert spoken_by_channel(transcript.words) == {"left": expected, "right": expected}
+
+
+async def test_a_stereo_file_without_labels_gets_numbered_channels(server: LocalServer) -> None:
+    transcript = await transcribe(
+        stereo_wav(2.0), "realtime", options={"diarization": "channel"}, settings=server.settings()
+    )
+    assert set(spoken_by_channel(transcript.words)) == {"channel_1", "channel_2"}
+
+
+async def test_a_stereo_file_without_channel_diarization_is_refused(server: LocalServer) -> None:
+    with pytest.raises(AudioSourceError, match="diarization='channel'"):
+        await transcribe(stereo_wav(1.0), "realtime", settings=server.settings())
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"options": {"diarization": "speaker"}}, ConfigurationError, "diarization='channel'"),
+        (
+            {
+                "options": {
+                    "diarization": "channel",
+                    "channel_diarization_labels": ["a", "b"],
+                }
+            },
+            ConfigurationError,
+            "do not match",
+        ),
+        ({"rollover": RolloverPolicy()}, ConfigurationError, "rollover"),
+        ({"mode": "batch"}, AudioSourceError, "one multichannel file"),
+    ],
+)
+async def test_what_channels_cannot_do_is_refused_before_any_audio(
+    server: LocalServer, kwargs: dict[str, object], error: type[Exception], match: str
+) -> None:
+    with pytest.raises(error, match=match):
+        await transcribe(
+            {"agent": chunks(1.0), "caller": chunks(1.0)},
+            settings=server.settings(),
+            **kwargs,  # type: ignore[arg-type]
+        )
+    assert server.stats.sessions_started == 0
+
+
+async def test_channels_must_share_one_audio_format(server: LocalServer) -> None:
+    wav = io.BytesIO()
+    with wave.open(wav, "wb") as writer:
+        writer.setnchannels(1)
+        writer.setsampwidth(2)
+        writer.setframerate(8_000)
+        writer.writeframes(b"\x00\x00" * 8_000)
+    with pytest.raises(AudioSourceError, match="one audio format"):
+        await transcribe(
+            {"agent": chunks(1.0), "caller": wav.getvalue()},
+            "realtime",
+            settings=server.settings(),
+        )
+
+
+@pytest.mark.parametrize("labels", [{}, {"a b": chunks(1.0)}, {"x": {"y": chunks(1.0)}}])
+async def test_bad_channel_dicts_are_audio_source_errors(
+    server: LocalServer, labels: dict[str, object]
+) -> None:
+    with pytest.raises(AudioSourceError):
+        await transcribe(labels, settings=server.settings())  # type: ignore[arg-type]
