@@ -273,8 +273,7 @@ class RealtimeSession:
                 through :meth:`transcript`.
             TranscriptionTimeout: no ``EndOfTranscript`` arrived in time after the audio ended.
         """
-        api_key = self._settings.api_key.get_secret_value() if self._settings.api_key else None
-        client = sm.AsyncClient(api_key=api_key, url=self._settings.rt_url)
+        client = sm.AsyncClient(_auth(self._settings), url=self._settings.rt_url)
         tend_sdk_loggers("speechmatics.rt")
         for message_type in _SESSION_MESSAGES:
             client.on(message_type, self._receive)
@@ -503,3 +502,11 @@ class RealtimeSession:
         if self._client is None or self._ended:
             raise TransportError("the real-time session is not running (not started, or ended)")
         return self._client
+
+
+def _auth(settings: Settings) -> sm.AuthBase:
+    """The long-lived key, or (``temporary_keys``) a fresh temporary key minted with it."""
+    api_key = settings.api_key.get_secret_value() if settings.api_key else None
+    if settings.temporary_keys:
+        return sm.JWTAuth(api_key, ttl=60, mp_url=settings.management_url)
+    return sm.StaticKeyAuth(api_key)

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import AnyUrl, Field, SecretStr, field_validator
+from pydantic import AnyUrl, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["DEFAULT_BATCH_URL", "DEFAULT_RT_URL", "Backend", "Settings"]
+__all__ = ["DEFAULT_BATCH_URL", "DEFAULT_MANAGEMENT_URL", "DEFAULT_RT_URL", "Backend", "Settings"]
 
 DEFAULT_BATCH_URL = "https://asr.api.speechmatics.com/v2"
 """The batch SDK's own default (``speechmatics.batch.AsyncClient``)."""
 DEFAULT_RT_URL = "wss://eu2.rt.speechmatics.com/v2"
 """The real-time SDK's own default (``speechmatics.rt.AsyncClient``)."""
+DEFAULT_MANAGEMENT_URL = "https://mp.speechmatics.com"
+"""Where the SDKs' ``JWTAuth`` mints temporary keys by default."""
 
 Backend = Literal["cloud", "local"]
 """``cloud``: the Speechmatics service. ``local``: an embedded server started on demand."""
@@ -55,6 +57,30 @@ class Settings(BaseSettings):
         ),
     )
 
+    temporary_keys: bool = Field(
+        default=False,
+        validation_alias="SPEECHMATICS_MODES_TEMPORARY_KEYS",
+        description=(
+            "Connect each real-time session with a temporary key minted for it (60 s), so the "
+            "long-lived key goes only to the key endpoint, never over a WebSocket (env "
+            "SPEECHMATICS_MODES_TEMPORARY_KEYS)."
+        ),
+    )
+    management_url: str = Field(
+        default=DEFAULT_MANAGEMENT_URL,
+        validation_alias="SM_MANAGEMENT_PLATFORM_URL",
+        description=(
+            "Base URL temporary keys are minted at (/v1/api_keys), as the SDKs read it "
+            "(env SM_MANAGEMENT_PLATFORM_URL)."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _check_temporary_keys(self) -> Settings:
+        if self.temporary_keys and self.api_key is None:
+            raise ValueError("temporary_keys needs an api_key to mint the temporary keys with")
+        return self
+
     @field_validator("batch_url")
     @classmethod
     def _check_batch_url(cls, value: str) -> str:
@@ -64,6 +90,11 @@ class Settings(BaseSettings):
     @classmethod
     def _check_rt_url(cls, value: str) -> str:
         return _checked_url(value, ("ws", "wss"), "rt_url")
+
+    @field_validator("management_url")
+    @classmethod
+    def _check_management_url(cls, value: str) -> str:
+        return _checked_url(value, ("http", "https"), "management_url")
 
 
 def _checked_url(value: str, schemes: tuple[str, ...], name: str) -> str:

@@ -183,7 +183,7 @@ class LocalServer(StackOwner):
         self._retention = timedelta(seconds=job_retention_seconds)
         self._fault_state = FaultState(faults or Faults())
         self.stats = ServerStats()
-        self._temp_keys = TemporaryKeys()
+        self._temp_keys = TemporaryKeys(self.stats)
         """What the server saw since it started."""
         self._port: int | None = None
         self._jobs_group: TaskGroup | None = None
@@ -229,7 +229,11 @@ class LocalServer(StackOwner):
         """Settings pointing both SDKs (and this library's cloud backend) at this server."""
         key = self._api_key if self._api_key is not None else PLACEHOLDER_API_KEY
         return Settings(
-            api_key=SecretStr(key), batch_url=self.batch_url, rt_url=self.rt_url, backend="cloud"
+            api_key=SecretStr(key),
+            batch_url=self.batch_url,
+            rt_url=self.rt_url,
+            management_url=self.management_url,
+            backend="cloud",
         )
 
     async def _acquire(self, stack: AsyncExitStack) -> None:

@@ -41,3 +41,5 @@ class ServerStats:
     """Text (JSON) messages received, over all sessions."""
     messages_sent: int = 0
     """Messages sent, over all sessions."""
+    temporary_keys_minted: int = 0
+    """Temporary keys issued by ``POST /v1/api_keys``."""

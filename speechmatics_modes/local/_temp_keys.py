@@ -17,6 +17,7 @@ import anyio
 from aiohttp import web
 
 from speechmatics_modes.local._batch_api import error_response
+from speechmatics_modes.local._stats import ServerStats
 
 __all__ = ["KeyKind", "TemporaryKeys"]
 
@@ -32,12 +33,14 @@ _KINDS: tuple[KeyKind, ...] = ("rt", "batch")
 class TemporaryKeys:
     """The temporary keys one server minted, each with its kind and expiry (monotonic time)."""
 
+    stats: ServerStats
     _keys: dict[str, tuple[KeyKind, float]] = field(default_factory=dict)
 
     def mint(self, kind: KeyKind, ttl: float) -> str:
         """A new key of ``kind``, valid for ``ttl`` seconds."""
         self._forget_expired()
         key = "sm-local-temp-" + secrets.token_urlsafe(32)
+        self.stats.temporary_keys_minted += 1
         self._keys[key] = (kind, anyio.current_time() + ttl)
         return key
 

@@ -11,6 +11,7 @@ import anyio
 import pytest
 from speechmatics import batch, rt
 
+from speechmatics_modes import Settings, transcribe
 from speechmatics_modes.local import LocalServer
 from tests.local.conftest import scripted_engine, wav_bytes
 
@@ -94,3 +95,26 @@ async def test_bad_mint_requests_are_400(
     status, answer = await mint(keyed, kind, body)
     assert (status, answer["code"]) == (400, 400)
     assert detail in answer["detail"]
+
+
+async def test_the_facade_sends_the_long_lived_key_only_to_the_key_endpoint(
+    keyed: LocalServer,
+) -> None:
+    settings = keyed.settings().model_copy(update={"temporary_keys": True})
+    pcm = wav_bytes(4)[44:]
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for offset in range(0, len(pcm), 3200):
+            yield pcm[offset : offset + 3200]
+
+    transcript = await transcribe(chunks(), settings=settings)
+    assert transcript.text == "Hello world. How are you."
+    assert keyed.stats.temporary_keys_minted == 1
+    plain = await transcribe(chunks(), settings=keyed.settings())
+    assert plain.text == transcript.text
+    assert keyed.stats.temporary_keys_minted == 1
+
+
+def test_temporary_keys_need_a_key_to_mint_them_with() -> None:
+    with pytest.raises(ValueError, match="temporary_keys needs an api_key"):
+        Settings(temporary_keys=True)
