@@ -18,7 +18,7 @@ nox.options.reuse_venv = "yes"
 nox.options.error_on_missing_interpreters = True
 nox.options.sessions = ["lint", "typecheck", "tests", "examples"]
 
-RUNTIME_EXTRAS = ".[local,cli]"
+RUNTIME_EXTRAS = ".[local,cli,postgres]"
 TEST_DEPS = ["pytest>=8", "pytest-timeout>=2.3", "hypothesis>=6.100"]
 
 

@@ -58,6 +58,7 @@ if typing.TYPE_CHECKING:
         TranscriptionTimeout,
         TransportError,
     )
+    from speechmatics_modes._inputs import BulkInput, read_manifest
     from speechmatics_modes._insights import (
         AudioEvent,
         AudioEventEnded,
@@ -142,6 +143,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "TranscriptionTimeout",
         "TransportError",
     ),
+    "speechmatics_modes._inputs": ("BulkInput", "read_manifest"),
     "speechmatics_modes._insights": (
         "AudioEvent",
         "AudioEventEnded",
@@ -199,6 +201,7 @@ __all__ = [
     "BatchClient",
     "BatchJob",
     "BatchOptions",
+    "BulkInput",
     "BulkResult",
     "Chapter",
     "ConfigurationError",
@@ -255,6 +258,7 @@ __all__ = [
     "Word",
     "WordReplacement",
     "list_input_devices",
+    "read_manifest",
     "stream",
     "transcribe",
     "transcribe_many",

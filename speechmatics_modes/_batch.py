@@ -54,6 +54,7 @@ __all__ = [
     "BATCH_ERRORS",
     "BatchClient",
     "BatchJob",
+    "RateLimitHook",
     "batch_job_config",
     "batch_transcription_config",
     "run_batch_job",
@@ -61,6 +62,9 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
+
+RateLimitHook = Callable[[float], Awaitable[None]]
+"""Told the seconds of quiet the service asked for when it answers 429 or 503."""
 
 
 def batch_transcription_config(options: TranscriptionOptions) -> sm.TranscriptionConfig:
@@ -256,11 +260,20 @@ class BatchClient(StackOwner):
         settings: Where to connect, with which key.
         retry: How requests are retried and jobs polled; :class:`RetryPolicy` defaults if
             omitted.
+        on_rate_limit: Awaited with the pause (seconds) whenever the service answers 429 or
+            503, so that other processes sharing the account can hold back too.
     """
 
-    def __init__(self, settings: Settings, *, retry: RetryPolicy | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        retry: RetryPolicy | None = None,
+        on_rate_limit: RateLimitHook | None = None,
+    ) -> None:
         self._settings = settings
         self._retry = retry or RetryPolicy()
+        self._on_rate_limit = on_rate_limit
         self._client: sm.AsyncClient | None = None
         self._retry_after: _RetryAfter | None = None
 
@@ -271,7 +284,13 @@ class BatchClient(StackOwner):
             sm.AsyncClient(api_key=api_key, url=self._settings.batch_url)
         )
         tend_sdk_loggers("speechmatics.batch")
-        self._client, self._retry_after = client, _RetryAfter(client, self._retry)
+        self._client = client
+        self._retry_after = _RetryAfter(client, self._retry, self._on_rate_limit)
+
+    def pause(self, seconds: float) -> None:
+        """Hold every request of this client back for ``seconds`` (a rate limit met elsewhere)."""
+        _, retry_after = self._open
+        retry_after.hold(seconds)
 
     @property
     def _open(self) -> tuple[sm.AsyncClient, _RetryAfter]:
@@ -479,8 +498,11 @@ class _RetryAfter:
     met by one pauses them all.
     """
 
-    def __init__(self, client: sm.AsyncClient, policy: RetryPolicy) -> None:
+    def __init__(
+        self, client: sm.AsyncClient, policy: RetryPolicy, on_rate_limit: RateLimitHook | None
+    ) -> None:
         self._policy = policy
+        self._on_rate_limit = on_rate_limit
         self._seconds: float | None = None
         self._resume_at = 0.0
         transport = client._transport
@@ -509,10 +531,16 @@ class _RetryAfter:
     async def back_off(self, exc: SpeechmaticsModesError, delay: float) -> None:
         """Wait ``delay`` before a retry; a rate limit (429/503) makes every request wait."""
         if isinstance(exc, ServerError) and exc.status in (429, 503):
-            self._resume_at = max(self._resume_at, anyio.current_time() + delay)
+            self.hold(delay)
+            if self._on_rate_limit is not None:
+                await self._on_rate_limit(delay)
             await self.wait()
         else:
             await anyio.sleep(delay)
+
+    def hold(self, seconds: float) -> None:
+        """Make every request wait at least ``seconds`` from now."""
+        self._resume_at = max(self._resume_at, anyio.current_time() + seconds)
 
     async def wait(self) -> None:
         """Return once no rate limit holds requests back (at once, usually)."""

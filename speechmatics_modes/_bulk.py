@@ -1,15 +1,18 @@
-"""``transcribe_many()``: many files, a bounded number at a time, resumable through a journal.
+"""``transcribe_many()``: many inputs, a bounded number at a time, resumable through a journal.
 
-Files go through one batch connection (:class:`~speechmatics_modes._batch.BatchClient`), so a
+Inputs go through one batch connection (:class:`~speechmatics_modes._batch.BatchClient`), so a
 rate limit met by one job slows the whole pool. With a journal, each input's job id is stored
 as soon as the job exists; a later run skips inputs already done, re-attaches to jobs already
-submitted (their audio is never uploaded twice) and tries again only what failed.
+submitted (their audio is never uploaded twice) and tries again only what failed. With a
+PostgreSQL journal, any number of processes on any number of machines share one run: see
+:mod:`._postgres_journal`.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -27,15 +30,18 @@ from speechmatics_modes._exceptions import (
     ServerError,
     SpeechmaticsModesError,
 )
-from speechmatics_modes._journal import Entry, Journal, State
+from speechmatics_modes._inputs import BulkInput, inputs_of
+from speechmatics_modes._journal import Entry, Journal, is_postgres_url
 from speechmatics_modes._models import Transcript
+from speechmatics_modes._postgres_journal import open_postgres_journal
 from speechmatics_modes._retry import RetryPolicy
 from speechmatics_modes._settings import Settings
-from speechmatics_modes._sources import Source, open_upload
+from speechmatics_modes._sources import classify, open_upload
+from speechmatics_modes._sqlite_journal import SqliteJournal
 
 __all__ = ["BulkResult", "StatusCallback", "transcribe_many"]
 
-StatusCallback = Callable[[Path, str], None]
+StatusCallback = Callable[[Path | str, str], None]
 """Told each step of each input: ``uploading``, ``running``, ``re-attaching``..."""
 
 BulkMode = Literal["auto", "batch", "realtime"]
@@ -45,8 +51,8 @@ BulkMode = Literal["auto", "batch", "realtime"]
 class BulkResult:
     """How one input of :func:`transcribe_many` ended."""
 
-    source: Path
-    """The input, as given."""
+    source: Path | str
+    """The input: its path, or its URL (a string)."""
     transcript: Transcript | None = None
     """The transcript; ``None`` when the input failed or was done in an earlier run."""
     error: SpeechmaticsModesError | None = None
@@ -55,6 +61,8 @@ class BulkResult:
     """The batch job that transcribed it, when there was one."""
     skipped: bool = False
     """Done in an earlier run according to the journal: not transcribed again."""
+    id: str = ""
+    """The input's key in the journal: its absolute path, its URL, or its manifest id."""
 
     @property
     def ok(self) -> bool:
@@ -63,7 +71,7 @@ class BulkResult:
 
 
 async def transcribe_many(
-    sources: Iterable[str | os.PathLike[str]],
+    sources: Iterable[str | os.PathLike[str] | BulkInput],
     *,
     concurrency: int = 4,
     mode: BulkMode = "auto",
@@ -71,33 +79,40 @@ async def transcribe_many(
     batch_options: BatchOptions | Mapping[str, Any] | None = None,
     settings: Settings | None = None,
     journal: str | os.PathLike[str] | None = None,
+    store_transcripts: bool = False,
     on_status: StatusCallback | None = None,
     retry: RetryPolicy | None = None,
 ) -> AsyncIterator[BulkResult]:
-    """Transcribe files ``concurrency`` at a time, yielding each result as it finishes.
+    """Transcribe inputs ``concurrency`` at a time, yielding each result as it finishes.
 
-    Use it as ``async for result in transcribe_many(paths): ...``. One file failing does not
+    Use it as ``async for result in transcribe_many(paths): ...``. One input failing does not
     stop the others: its :class:`BulkResult` carries the error. To stop early, close the
     iterator (``contextlib.aclosing``); the unfinished batch jobs are left running so that a
     later run with the same journal re-attaches to them.
 
     Args:
-        sources: Paths of audio files.
-        concurrency: How many files are in flight at once.
+        sources: Paths of audio files, ``http(s)://`` URLs (the service fetches them: no audio
+            passes through this process), or the inputs of :func:`read_manifest`.
+        concurrency: How many inputs are in flight at once; with a PostgreSQL journal, over
+            every worker of the run together.
         mode: ``"auto"`` and ``"batch"`` submit batch jobs; ``"realtime"`` streams each file.
         options: How to transcribe, as for :func:`transcribe`.
         batch_options: Job features, as for :func:`transcribe`.
         settings: Where to connect; with ``backend="local"`` one embedded server serves all.
-        journal: SQLite file recording progress. An input is marked done once its result was
-            handed to the caller, so a run interrupted while the caller was saving a transcript
-            does that input again.
+        journal: Where progress is recorded: a SQLite file, or a ``postgresql://`` URL that
+            any number of workers running the same inputs share (each input is done by one
+            of them). An input is marked done once its result was handed to the caller, so a
+            run interrupted while the caller was saving a transcript does that input again.
+        store_transcripts: Keep each transcript in the PostgreSQL journal too, by input id.
         on_status: Called (in the event loop) as each input moves from step to step.
         retry: How batch requests are retried and jobs polled; shared by every input, as the
             service's rate limits are.
 
     Raises:
-        ConfigurationError: invalid options or ``concurrency``, before anything is sent.
+        ConfigurationError: invalid options or ``concurrency``, before anything is sent;
+            ``store_transcripts`` without a PostgreSQL journal; psycopg missing.
         AuthenticationError: no key for the cloud backend.
+        TransportError: the PostgreSQL journal cannot be reached.
     """
     if concurrency < 1:
         raise ConfigurationError(f"concurrency must be at least 1, got {concurrency}")
@@ -106,18 +121,38 @@ async def transcribe_many(
     transcription = _validated(options, TranscriptionOptions, "options")
     transcription.check_mode("realtime" if mode == "realtime" else "batch")
     job = _validated(batch_options, BatchOptions, "batch_options")
-    paths = [Path(source) for source in sources]
-    book = Journal(journal) if journal is not None else None
+    inputs = inputs_of(sources)
+    async with (
+        _open_journal(journal, store_transcripts) as book,
+        endpoint(settings) as resolved,
+        BatchClient(resolved, retry=retry, on_rate_limit=book.rate_limited) as client,
+    ):
+        await book.begin(inputs, concurrency=concurrency, pause=client.pause)
+        pool = _Pool(client, resolved, transcription, job, mode, book, on_status)
+        async for result, entry in pool.run(concurrency):
+            yield result
+            if entry is not None:
+                await book.record(entry, "done", job_id=result.job_id, transcript=result.transcript)
+
+
+@asynccontextmanager
+async def _open_journal(
+    target: str | os.PathLike[str] | None, store_transcripts: bool
+) -> AsyncIterator[Journal]:
+    """The journal ``target`` names (decided here, once); ``None`` keeps one in memory."""
+    if is_postgres_url(target):
+        async with open_postgres_journal(
+            str(target), store_transcripts=store_transcripts
+        ) as journal:
+            yield journal
+        return
+    if store_transcripts:
+        raise ConfigurationError("store_transcripts needs a postgresql:// journal")
+    sqlite = SqliteJournal(":memory:" if target is None else target)
     try:
-        async with endpoint(settings) as resolved, BatchClient(resolved, retry=retry) as client:
-            pool = _Pool(client, resolved, transcription, job, mode, book, on_status)
-            async for result, entry in pool.run(paths, concurrency):
-                yield result
-                if book is not None and entry is not None:
-                    book.record(entry, "done", job_id=result.job_id)
+        yield sqlite
     finally:
-        if book is not None:
-            book.close()
+        sqlite.close()
 
 
 _Finished = tuple[BulkResult, Entry | None]
@@ -134,7 +169,7 @@ class _Pool:
         options: TranscriptionOptions,
         batch_options: BatchOptions,
         mode: BulkMode,
-        journal: Journal | None,
+        journal: Journal,
         on_status: StatusCallback | None,
     ) -> None:
         self._client = client
@@ -145,101 +180,99 @@ class _Pool:
         self._journal = journal
         self._on_status = on_status
 
-    async def run(self, paths: list[Path], concurrency: int) -> AsyncIterator[_Finished]:
+    async def run(self, concurrency: int) -> AsyncIterator[_Finished]:
         send, receive = anyio.create_memory_object_stream[_Finished](concurrency)
-        work = iter(paths)
         async with anyio.create_task_group() as group:
-            for _ in range(min(concurrency, len(paths))):
-                group.start_soon(self._work, work, send.clone())
+            for _ in range(concurrency):
+                group.start_soon(self._work, send.clone())
             send.close()
             async with receive:
                 async for finished in receive:
                     yield finished
 
-    async def _work(self, work: Iterator[Path], send: MemoryObjectSendStream[_Finished]) -> None:
+    async def _work(self, send: MemoryObjectSendStream[_Finished]) -> None:
         async with send:
-            for path in work:
-                await send.send(await self._one(path))
+            while (entry := await self._journal.claim()) is not None:
+                await send.send(await self._one(entry))
 
-    async def _one(self, path: Path) -> _Finished:
-        entry = self._journal.entry(path) if self._journal is not None else None
-        if entry is not None and entry.state == "done":
-            return BulkResult(path, job_id=entry.job_id, skipped=True), None
+    async def _one(self, entry: Entry) -> _Finished:
+        source = entry.input.origin()
+        if entry.state == "done":
+            return BulkResult(source, job_id=entry.job_id, skipped=True, id=entry.id), None
         if self._mode == "realtime":
-            result = await self._stream(path, entry)
+            result = await self._stream(source, entry)
         else:
-            result = await self._batch(path, entry)
-        self._status(path, "done" if result.ok else "failed")
-        return result, entry if result.ok else None
+            result = await self._batch(source, entry)
+        self._status(source, "done" if result.ok else "failed")
+        if not result.ok:
+            return result, None
+        await self._journal.release(entry)
+        return result, entry
 
-    async def _stream(self, path: Path, entry: Entry | None) -> BulkResult:
-        self._status(path, "streaming")
+    async def _stream(self, source: Path | str, entry: Entry) -> BulkResult:
+        self._status(source, "streaming")
         try:
             transcript = await transcribe(
-                path, "realtime", options=self._options, settings=self._settings
+                source, "realtime", options=self._options, settings=self._settings
             )
         except SpeechmaticsModesError as exc:
-            return self._failed(path, entry, exc, job_id=None)
-        return BulkResult(path, transcript=transcript)
+            return await self._failed(source, entry, exc, job_id=None)
+        return BulkResult(source, transcript=transcript, id=entry.id)
 
-    async def _batch(self, path: Path, entry: Entry | None) -> BulkResult:
+    async def _batch(self, source: Path | str, entry: Entry) -> BulkResult:
         job_id: str | None = None
         try:
             job_id = await self._known_job(entry)
             if job_id is not None:
-                self._status(path, "re-attaching")
+                self._status(source, "re-attaching")
                 try:
                     transcript = await self._client.transcript(job_id)
-                    return BulkResult(path, transcript=transcript, job_id=job_id)
+                    return BulkResult(source, transcript=transcript, job_id=job_id, id=entry.id)
                 except ServerError as exc:
                     if not _job_is_gone(exc):
                         raise
-            self._status(path, "uploading")
-            self._record(entry, "submitting")
-            async with open_upload(Source("path", path), None) as upload:
+            self._status(source, "uploading")
+            await self._journal.record(entry, "submitting")
+            async with open_upload(classify(entry.source), None) as upload:
                 job_id = await self._client.submit(
                     upload, options=self._options, batch_options=self._tagged(entry)
                 )
-            self._record(entry, "submitted", job_id=job_id)
-            self._status(path, "running")
+            await self._journal.record(entry, "submitted", job_id=job_id)
+            self._status(source, "running")
             transcript = await self._client.transcript(job_id)
         except SpeechmaticsModesError as exc:
             # A job that failed is finished with; any other error leaves it to re-attach to.
             alive = None if isinstance(exc, JobFailedError) else job_id
-            return self._failed(path, entry, exc, job_id=alive)
-        return BulkResult(path, transcript=transcript, job_id=job_id)
+            return await self._failed(source, entry, exc, job_id=alive)
+        return BulkResult(source, transcript=transcript, job_id=job_id, id=entry.id)
 
-    async def _known_job(self, entry: Entry | None) -> str | None:
+    async def _known_job(self, entry: Entry) -> str | None:
         """The job an earlier run created for this input, if it got that far."""
-        if entry is None or entry.job_id is not None or entry.state not in _MAY_HAVE_SUBMITTED:
-            return entry.job_id if entry is not None else None
+        if entry.job_id is not None or entry.state not in _MAY_HAVE_SUBMITTED:
+            return entry.job_id
         # Interrupted or failed while submitting: the job may exist without its id recorded.
         for job in await self._client.jobs():
             if job.reference == entry.reference and job.status not in ("rejected", "deleted"):
                 return job.id
         return None
 
-    def _failed(
-        self, path: Path, entry: Entry | None, exc: SpeechmaticsModesError, *, job_id: str | None
+    async def _failed(
+        self, source: Path | str, entry: Entry, exc: SpeechmaticsModesError, *, job_id: str | None
     ) -> BulkResult:
-        self._record(entry, "failed", job_id=job_id, error=str(exc))
-        return BulkResult(path, error=exc, job_id=job_id)
+        await self._journal.record(entry, "failed", job_id=job_id, error=str(exc))
+        return BulkResult(source, error=exc, job_id=job_id, id=entry.id)
 
-    def _record(self, entry: Entry | None, state: State, **fields: str | None) -> None:
-        if self._journal is not None and entry is not None:
-            self._journal.record(entry, state, **fields)
-
-    def _tagged(self, entry: Entry | None) -> BatchOptions:
+    def _tagged(self, entry: Entry) -> BatchOptions:
         """Batch options whose tracking reference identifies this input's job."""
         tracking = self._batch_options.tracking
-        if entry is None or (tracking is not None and tracking.reference is not None):
+        if tracking is not None and tracking.reference is not None:
             return self._batch_options
         tagged = (tracking or Tracking()).model_copy(update={"reference": entry.reference})
         return self._batch_options.model_copy(update={"tracking": tagged})
 
-    def _status(self, path: Path, status: str) -> None:
+    def _status(self, source: Path | str, status: str) -> None:
         if self._on_status is not None:
-            self._on_status(path, status)
+            self._on_status(source, status)
 
 
 _MAY_HAVE_SUBMITTED = ("submitting", "failed")

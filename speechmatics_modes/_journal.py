@@ -1,47 +1,57 @@
-"""The bulk journal: one SQLite row per input, so a bulk run can be resumed without waste.
+"""The journal of a bulk run: where each input stands, so no input's work is done twice.
 
-A row records where an input stands (``pending``, ``submitting``, ``submitted``, ``done`` or
-``failed``), the batch job created for it and the reference that job was tagged with. Rows are
-written *before* the step they describe finishes where that matters: ``submitting`` and the
-reference are committed before the upload starts, so a run killed mid-upload can find the job
-by its reference instead of submitting the audio a second time.
+Two engines keep it behind one :class:`Journal` interface, chosen once from the target's form
+(:func:`is_postgres_url`) when a run starts:
 
-SQLite is used because it is in the standard library, survives a process killed at any point
-(each write is its own transaction) and lets a user inspect the journal with any SQLite tool.
+* a SQLite file (:mod:`._sqlite_journal`) for one process on one machine;
+* a PostgreSQL database (:mod:`._postgres_journal`, a ``postgresql://`` URL) for any number of
+  worker processes on any number of machines, which claim inputs from it, share one
+  concurrency limit through it and take over the inputs of workers that died.
+
+A row records an input's state (``pending``, ``submitting``, ``submitted``, ``done`` or
+``failed``), the batch job created for it and the reference that job was tagged with.
+``submitting`` and the reference are stored *before* the upload starts, so whoever does the
+input next finds the job by its reference instead of submitting the audio a second time.
 """
 
 from __future__ import annotations
 
-import os
-import sqlite3
-import uuid
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Literal
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Literal, Protocol
 
-__all__ = ["Entry", "Journal", "State"]
+from speechmatics_modes._inputs import BulkInput
+
+if TYPE_CHECKING:
+    from speechmatics_modes._models import Transcript
+
+__all__ = [
+    "TERMINAL_STATES",
+    "Entry",
+    "Journal",
+    "PauseCallback",
+    "State",
+    "is_postgres_url",
+]
 
 State = Literal["pending", "submitting", "submitted", "done", "failed"]
 """Where an input stands; ``done`` means the caller received its transcript."""
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS inputs (
-    path TEXT PRIMARY KEY,
-    fingerprint TEXT NOT NULL,
-    state TEXT NOT NULL,
-    reference TEXT NOT NULL,
-    job_id TEXT,
-    error TEXT
-)
-"""
+TERMINAL_STATES: tuple[State, ...] = ("done", "failed")
+"""States no worker works on; ``failed`` ones are tried again by a new run or ``retry-failed``."""
+
+PauseCallback = Callable[[float], None]
+"""Told to hold every request back for this many seconds (a rate limit another worker met)."""
 
 
 @dataclass(frozen=True)
 class Entry:
     """One input's row."""
 
-    path: str
-    """The input's absolute path: the key."""
+    id: str
+    """The input's key (see :class:`~speechmatics_modes._inputs.BulkInput`)."""
+    source: str
+    """The input's absolute path or URL."""
     state: State
     reference: str
     """A unique tag put on the batch job (``tracking.reference``), to find it again."""
@@ -49,77 +59,60 @@ class Entry:
     error: str | None = None
     """Why the last attempt failed, when it did."""
 
+    @property
+    def input(self) -> BulkInput:
+        """The input this row is about."""
+        return BulkInput(self.id, self.source)
 
-class Journal:
-    """A SQLite file recording each input's batch job and state.
+    def moved(self, state: State, *, job_id: str | None, error: str | None) -> Entry:
+        """The same row in a new state."""
+        return replace(self, state=state, job_id=job_id, error=error)
 
-    An input whose file changed (size or modification time) since it was recorded starts
-    afresh: its old transcript would be of other audio.
-    """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        """Open (creating if needed) the journal at ``path``."""
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(_SCHEMA)
+class Journal(Protocol):
+    """What a bulk run needs from its journal, whichever engine keeps it."""
 
-    def close(self) -> None:
-        """Close the database; every write is already committed."""
-        self._db.close()
+    async def begin(
+        self, inputs: Sequence[BulkInput], *, concurrency: int, pause: PauseCallback
+    ) -> None:
+        """Register the run's inputs (rows already there keep their state).
 
-    def entry(self, path: Path) -> Entry:
-        """The row for ``path``, created as ``pending`` if new or if the file changed."""
-        key, fingerprint = str(path.resolve()), _fingerprint(path)
-        row = self._db.execute(
-            "SELECT state, reference, job_id, error, fingerprint FROM inputs WHERE path = ?",
-            (key,),
-        ).fetchone()
-        if row is not None and row[4] == fingerprint:
-            return Entry(key, state=row[0], reference=row[1], job_id=row[2], error=row[3])
-        entry = Entry(key, state="pending", reference=f"speechmatics-modes:{uuid.uuid4()}")
-        self._db.execute(
-            "INSERT OR REPLACE INTO inputs (path, fingerprint, state, reference) "
-            "VALUES (?, ?, ?, ?)",
-            (key, fingerprint, entry.state, entry.reference),
-        )
-        return entry
-
-    def record(
-        self, entry: Entry, state: State, *, job_id: str | None = None, error: str | None = None
-    ) -> Entry:
-        """Store ``state`` (and the job id, error) for ``entry``'s input; returns the new row."""
-        updated = Entry(
-            entry.path, state=state, reference=entry.reference, job_id=job_id, error=error
-        )
-        self._db.execute(
-            "UPDATE inputs SET state = ?, job_id = ?, error = ? WHERE path = ?",
-            (state, job_id, error, entry.path),
-        )
-        return updated
-
-    def reopen(self, path: Path) -> None:
-        """Make a ``done`` input due again, keeping its job id.
-
-        The next run then fetches its transcript from that job again (no second upload), or
-        transcribes it afresh if the service no longer has the job.
+        Args:
+            inputs: Every input of the run.
+            concurrency: How many inputs may be in flight at once: in this process (SQLite),
+                or over every worker of the run (PostgreSQL).
+            pause: Called when another worker met a rate limit, to hold requests back.
         """
-        entry = self.entry(path)
-        if entry.state == "done":
-            self.record(entry, "submitted", job_id=entry.job_id)
+        ...
 
-    def entries(self) -> list[Entry]:
-        """Every row, in path order."""
-        rows = self._db.execute(
-            "SELECT path, state, reference, job_id, error FROM inputs ORDER BY path"
-        ).fetchall()
-        return [Entry(r[0], state=r[1], reference=r[2], job_id=r[3], error=r[4]) for r in rows]
+    async def claim(self) -> Entry | None:
+        """The next input for this process to work on; ``None`` once there is none left.
+
+        May wait (for a concurrency slot, or for another worker's claim to expire).
+        """
+        ...
+
+    async def record(
+        self,
+        entry: Entry,
+        state: State,
+        *,
+        job_id: str | None = None,
+        error: str | None = None,
+        transcript: Transcript | None = None,
+    ) -> Entry:
+        """Store ``state`` (and the job id, error, transcript) for ``entry``; returns the row."""
+        ...
+
+    async def release(self, entry: Entry) -> None:
+        """The input's job is over at the service: its concurrency slot is free again."""
+        ...
+
+    async def rate_limited(self, seconds: float) -> None:
+        """The service answered 429/503 asking for ``seconds`` of quiet: tell every worker."""
+        ...
 
 
-def _fingerprint(path: Path) -> str:
-    try:
-        stat = path.stat()
-    except OSError:
-        return "missing"
-    return f"{stat.st_size}:{stat.st_mtime_ns}"
+def is_postgres_url(target: object) -> bool:
+    """``postgresql://`` and ``postgres://`` name a PostgreSQL journal; anything else a file."""
+    return isinstance(target, str) and target.startswith(("postgresql://", "postgres://"))

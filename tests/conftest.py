@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import csv
 import os
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,3 +64,24 @@ def _read_manifest() -> list[Clip]:
 def speech_clips() -> list[Clip]:
     """Every real-speech clip in tests/data, in manifest order."""
     return _read_manifest()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """A PostgreSQL server of our own for the session (see tests/_postgres.py)."""
+    from tests._postgres import missing_reason, running_server, skip_or_fail
+
+    reason = missing_reason()
+    if reason is not None:
+        skip_or_fail(reason)
+    with running_server() as url:
+        yield url
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> str:
+    """An empty database for one test, on the session's server."""
+    from tests._postgres import fresh_database
+
+    name = "t_" + uuid.uuid4().hex[:12]
+    return fresh_database(postgres_server, name)

@@ -19,8 +19,9 @@ from speechmatics_modes import (
     TranscriptionOptions,
     transcribe_many,
 )
-from speechmatics_modes._journal import Journal
+from speechmatics_modes._inputs import inputs_of
 from speechmatics_modes._sources import classify, open_upload
+from speechmatics_modes._sqlite_journal import SqliteJournal
 from speechmatics_modes.local import Faults, HttpFailure, LocalServer, ScriptedEngine
 from tests.conftest import SYNTHETIC_AUDIO
 
@@ -96,8 +97,8 @@ async def test_a_second_run_skips_what_is_done(
 async def test_a_submitted_job_is_re_attached_to_not_submitted_again(
     server: LocalServer, clips: list[Path], tmp_path: Path
 ) -> None:
-    book = Journal(tmp_path / "journal.sqlite")
-    entry = book.entry(clips[0])
+    book = SqliteJournal(tmp_path / "journal.sqlite")
+    [entry] = [book.entry(item) for item in inputs_of(clips[:1])]
     async with (
         BatchClient(server.settings()) as client,
         open_upload(classify(clips[0]), None) as upload,
@@ -105,7 +106,7 @@ async def test_a_submitted_job_is_re_attached_to_not_submitted_again(
         job_id = await client.submit(
             upload, options=TranscriptionOptions(), batch_options=BatchOptions()
         )
-    book.record(entry, "submitted", job_id=job_id)
+    await book.record(entry, "submitted", job_id=job_id)
     book.close()
     [result] = await collect(
         sources=clips[:1], settings=server.settings(), journal=tmp_path / "journal.sqlite"
@@ -118,9 +119,9 @@ async def test_a_submitted_job_is_re_attached_to_not_submitted_again(
 async def test_a_job_created_just_before_a_crash_is_found_by_its_reference(
     server: LocalServer, clips: list[Path], tmp_path: Path
 ) -> None:
-    book = Journal(tmp_path / "journal.sqlite")
-    entry = book.entry(clips[0])
-    book.record(entry, "submitting")  # killed before the job id could be written down
+    book = SqliteJournal(tmp_path / "journal.sqlite")
+    [entry] = [book.entry(item) for item in inputs_of(clips[:1])]
+    await book.record(entry, "submitting")  # killed before the job id could be written down
     book.close()
     tagged = BatchOptions(tracking=Tracking(reference=entry.reference))
     async with (

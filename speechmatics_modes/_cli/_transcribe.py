@@ -31,9 +31,11 @@ from speechmatics_modes._cli._options import (
 )
 from speechmatics_modes._config import AudioFormat, TranscriptionOptions
 from speechmatics_modes._exceptions import AudioSourceError
-from speechmatics_modes._journal import Journal
+from speechmatics_modes._inputs import BulkInput, inputs_of, is_url, read_manifest
+from speechmatics_modes._journal import is_postgres_url
 from speechmatics_modes._models import Transcript
 from speechmatics_modes._settings import Settings
+from speechmatics_modes._sqlite_journal import SqliteJournal
 
 __all__ = ["AUDIO_SUFFIXES", "JOURNAL_NAME", "add_transcribe_command"]
 
@@ -57,9 +59,16 @@ def add_transcribe_command(commands: Commands, common: argparse.ArgumentParser) 
     )
     command.add_argument(
         "paths",
-        nargs="+",
+        nargs="*",
         metavar="PATH",
-        help="Audio files, directories (searched for audio), globs, or - for stdin.",
+        help="Audio files, https:// URLs (fetched by the service), directories (searched for "
+        "audio), globs, or - for stdin.",
+    )
+    command.add_argument(
+        "--manifest",
+        type=Path,
+        help="A file listing the inputs: one path or URL per line, or CSV with id and "
+        "source (or path/url) columns; outputs are named by id.",
     )
     command.add_argument(
         "--mode",
@@ -73,11 +82,20 @@ def add_transcribe_command(commands: Commands, common: argparse.ArgumentParser) 
     )
     command.add_argument(
         "--journal",
-        type=Path,
-        help=f"Progress journal (SQLite) for resuming; default: OUT/{JOURNAL_NAME}.",
+        help=f"Progress journal for resuming: a SQLite file (default: OUT/{JOURNAL_NAME}), "
+        "or a postgresql:// URL that workers on many machines share (see docs/archive.md).",
     )
     command.add_argument(
-        "--concurrency", type=int, default=4, help="Files in flight at once (default: 4)."
+        "--store-transcripts",
+        action="store_true",
+        help="Also keep each transcript in the postgresql:// journal, by input id.",
+    )
+    command.add_argument(
+        "--concurrency",
+        type=int,
+        default=4,
+        help="Inputs in flight at once (default: 4); with a postgresql:// journal, over "
+        "every worker of the run.",
     )
     command.add_argument(
         "--sample-rate",
@@ -94,23 +112,27 @@ def _transcribe(args: argparse.Namespace) -> int:
     if args.concurrency < 1:
         raise UsageError("--concurrency must be at least 1")
     if "-" in args.paths:
-        if len(args.paths) > 1:
+        if len(args.paths) > 1 or args.manifest is not None:
             raise UsageError("- (stdin) cannot be mixed with other inputs")
         return _transcribe_stdin(args, options)
-    inputs = _expand(args, args.paths)
+    if not args.paths and args.manifest is None:
+        raise UsageError("give the inputs: PATH ... or --manifest FILE")
+    inputs = inputs_of(_expand(args, args.paths))
+    if args.manifest is not None:
+        inputs += read_manifest(args.manifest)
     if len(inputs) > 1 and args.out is None:
         raise UsageError(f"{len(inputs)} inputs: give --out DIR to write one output per input")
-    journal = args.journal
+    journal: str | Path | None = args.journal
     if journal is None and args.out is not None:
         journal = args.out / JOURNAL_NAME
     names = _output_names(inputs, EXTENSIONS[args.format])
-    if journal is not None and args.out is not None:
-        _reopen_missing_outputs(journal, {path: args.out / names[path] for path in inputs})
+    if journal is not None and not is_postgres_url(journal) and args.out is not None:
+        _reopen_missing_outputs(Path(journal), {item: args.out / names[item.id] for item in inputs})
     settings = settings_for_cli(args)
     return anyio.run(_transcribe_files, args, inputs, names, options, settings, journal)
 
 
-def _reopen_missing_outputs(journal: Path, outputs: dict[Path, Path]) -> None:
+def _reopen_missing_outputs(journal: Path, outputs: dict[BulkInput, Path]) -> None:
     """Make inputs the journal calls done due again when their output file is not there.
 
     The journal records that a transcript was handed over, not what became of it: a re-run in
@@ -120,22 +142,22 @@ def _reopen_missing_outputs(journal: Path, outputs: dict[Path, Path]) -> None:
     """
     if not journal.exists():
         return
-    book = Journal(journal)
+    book = SqliteJournal(journal)
     try:
-        for path, output in outputs.items():
+        for item, output in outputs.items():
             if not output.exists():
-                book.reopen(path)
+                book.reopen(item)
     finally:
         book.close()
 
 
 async def _transcribe_files(
     args: argparse.Namespace,
-    inputs: list[Path],
-    names: dict[Path, str],
+    inputs: list[BulkInput],
+    names: dict[str, str],
     options: TranscriptionOptions,
     settings: Settings,
-    journal: Path | None,
+    journal: str | Path | None,
 ) -> int:
     progress = _Progress(len(inputs), quiet=args.quiet)
     status = EXIT_OK
@@ -146,6 +168,7 @@ async def _transcribe_files(
         options=options,
         settings=settings,
         journal=journal,
+        store_transcripts=args.store_transcripts,
         on_status=progress.step,
     )
     async for result in results:
@@ -155,7 +178,7 @@ async def _transcribe_files(
                 traceback.print_exception(result.error)
             progress.failed(result.source, _describe_failure(result))
             continue
-        written = _deliver(result, names[result.source], args)
+        written = _deliver(result, names[result.id], args)
         progress.done(result, written)
     progress.close()
     return status
@@ -184,14 +207,17 @@ def _deliver(result: BulkResult, name: str, args: argparse.Namespace) -> Path | 
     return target
 
 
-def _expand(args: argparse.Namespace, patterns: Sequence[str]) -> list[Path]:
-    """Files from paths, directories (their audio files, recursively) and quoted globs.
+def _expand(args: argparse.Namespace, patterns: Sequence[str]) -> list[Path | str]:
+    """Files from paths, directories (their audio files, recursively) and quoted globs; URLs.
 
     A path that does not exist is kept as given: it fails as that input, with the others
     transcribed. Files in directories that are not audio are skipped, and counted on stderr.
     """
-    inputs: list[Path] = []
+    inputs: list[Path | str] = []
     for pattern in patterns:
+        if is_url(pattern):
+            inputs.append(pattern)
+            continue
         path = Path(pattern)
         globbed = (
             glob.glob(pattern, recursive=True) if _is_glob(pattern) and not path.exists() else []
@@ -221,18 +247,30 @@ def _audio_in(args: argparse.Namespace, directory: Path) -> list[Path]:
     return audio
 
 
-def _output_names(inputs: list[Path], extension: str) -> dict[Path, str]:
-    """Output file name per input: its stem plus the format's extension, numbered on clashes."""
-    names: dict[Path, str] = {}
+def _output_names(inputs: list[BulkInput], extension: str) -> dict[str, str]:
+    """Output file name per input id, numbered on clashes.
+
+    A path or URL gives its stem; a manifest id (anything else) is the name itself.
+    """
+    names: dict[str, str] = {}
     taken: set[str] = set()
-    for path in inputs:
-        name, number = path.stem + extension, 1
+    for item in inputs:
+        stem = _stem(item)
+        name, number = stem + extension, 1
         while name in taken:
             number += 1
-            name = f"{path.stem}-{number}{extension}"
+            name = f"{stem}-{number}{extension}"
         taken.add(name)
-        names[path] = name
+        names[item.id] = name
     return names
+
+
+def _stem(item: BulkInput) -> str:
+    if item.id != item.source:
+        return item.id.replace("/", "_")
+    if is_url(item.source):
+        return Path(item.source.split("?", 1)[0].rstrip("/")).stem or "audio"
+    return Path(item.source).stem
 
 
 def _transcribe_stdin(args: argparse.Namespace, options: TranscriptionOptions) -> int:
@@ -272,9 +310,9 @@ class _Progress:
         self._failed = 0
         self._transcribed = 0
         self._started = time.monotonic()
-        self._steps: dict[Path, str] = {}
+        self._steps: dict[Path | str, str] = {}
 
-    def step(self, path: Path, status: str) -> None:
+    def step(self, path: Path | str, status: str) -> None:
         self._steps[path] = status
         self._redraw()
 
@@ -288,7 +326,7 @@ class _Progress:
         if written is not None:
             self._line(f"done {result.source} -> {written}")
 
-    def failed(self, path: Path, message: str) -> None:
+    def failed(self, path: Path | str, message: str) -> None:
         self._finished += 1
         self._failed += 1
         self._steps.pop(path, None)
@@ -321,7 +359,8 @@ class _Progress:
         if not self._live:
             return
         width = shutil.get_terminal_size().columns
-        current = ", ".join(f"{path.name} {step}" for path, step in list(self._steps.items())[:3])
+        steps = list(self._steps.items())[:3]
+        current = ", ".join(f"{str(path).rsplit('/', 1)[-1]} {step}" for path, step in steps)
         line = f"[{self._finished}/{self._total}] {self._eta()} {current}"
         self._out.write("\r\x1b[K" + line[: width - 1])
         self._out.flush()

@@ -310,12 +310,19 @@ class LocalServer(StackOwner):
 
     async def _run_job(self, job: Job) -> None:
         assert self._running_engine is not None
-        await process_job(
-            job,
-            self._running_engine,
-            extra_seconds=self.faults.job_seconds,
-            realtime_factor=self._realtime_factor,
-        )
+        stats = self.stats
+        stats.jobs_submitted_at.append(anyio.current_time())
+        stats.jobs_running += 1
+        stats.peak_jobs_running = max(stats.peak_jobs_running, stats.jobs_running)
+        try:
+            await process_job(
+                job,
+                self._running_engine,
+                extra_seconds=self.faults.job_seconds,
+                realtime_factor=self._realtime_factor,
+            )
+        finally:
+            stats.jobs_running -= 1
 
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -326,6 +333,7 @@ class LocalServer(StackOwner):
         failure = self._fault_state.take_http_failure(request.method, request.path)
         if failure is not None:
             self.stats.http_failures_injected += 1
+            self.stats.http_failures_at.append(anyio.current_time())
             headers = (
                 {} if failure.retry_after is None else {"Retry-After": str(failure.retry_after)}
             )

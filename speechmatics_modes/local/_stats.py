@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 __all__ = ["ServerStats"]
 
 
 @dataclass
 class ServerStats:
-    """Counters since the server started. Read them; the server alone writes them."""
+    """Counters (and a few timelines) since the server started; the server alone writes them."""
 
     http_requests: int = 0
     """HTTP requests received, WebSocket upgrades included."""
@@ -21,6 +21,14 @@ class ServerStats:
     """``POST /v2/jobs`` requests that created a job."""
     jobs_refused: int = 0
     """``POST /v2/jobs`` requests answered with an error (bad config, too large, ...)."""
+    jobs_running: int = 0
+    """Batch jobs being processed right now (from their creation until done or rejected)."""
+    peak_jobs_running: int = 0
+    """The most batch jobs that were ever processed at once: what a concurrency limit caps."""
+    jobs_submitted_at: list[float] = field(default_factory=list)
+    """When each job was created (``anyio.current_time()``), in order."""
+    http_failures_at: list[float] = field(default_factory=list)
+    """When each injected HTTP failure was answered (``anyio.current_time()``), in order."""
     jobs_deleted: int = 0
     """Jobs deleted with ``DELETE /v2/jobs/{id}``."""
     sessions_opened: int = 0

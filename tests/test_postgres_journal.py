@@ -1,0 +1,383 @@
+"""The PostgreSQL journal: claims, the shared limit, take-over after a crash, rate limits.
+
+Every test runs against a real PostgreSQL server started for the session (tests/_postgres.py)
+and the real local server; the multi-worker tests run each worker as its own process.
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import anyio
+import psycopg
+import pytest
+from aiohttp import web
+
+from speechmatics_modes._batch import BatchClient
+from speechmatics_modes._bulk import BulkResult, transcribe_many
+from speechmatics_modes._config import BatchOptions, Tracking, TranscriptionOptions
+from speechmatics_modes._exceptions import ConfigurationError
+from speechmatics_modes._inputs import read_manifest
+from speechmatics_modes._postgres_journal import migrate, retry_failed, run_status
+from speechmatics_modes._sources import classify, open_upload
+from speechmatics_modes.local import Faults, HttpFailure, LocalServer, ScriptedEngine
+from tests.conftest import SYNTHETIC_AUDIO
+
+pytestmark = pytest.mark.anyio
+
+HELLO = SYNTHETIC_AUDIO / "espeak-hello-world.wav"
+WORKER_SECONDS = 120
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[LocalServer]:
+    async with LocalServer(engine=ScriptedEngine.from_text("hello world")) as running:
+        yield running
+
+
+def copies(directory: Path, count: int) -> list[Path]:
+    paths = []
+    for number in range(count):
+        path = directory / f"clip-{number:02d}.wav"
+        shutil.copy(HELLO, path)
+        paths.append(path)
+    return paths
+
+
+async def collect(**kwargs: object) -> list[BulkResult]:
+    return [result async for result in transcribe_many(**kwargs)]  # type: ignore[arg-type]
+
+
+async def sql(url: str, query: str, params: object = None) -> list[tuple[object, ...]]:
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as connection:
+        cursor = await connection.execute(query, params)  # type: ignore[arg-type]
+        return await cursor.fetchall() if cursor.description else []
+
+
+async def prepare_run(url: str, *, concurrency: int, lease_seconds: float) -> None:
+    """Create the run before its workers start, with a lease short enough for a test."""
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as connection:
+        await migrate(connection)
+        await connection.execute(
+            "INSERT INTO speechmatics_modes_run (ceiling, slot_limit, lease_seconds) "
+            "VALUES (%s, %s, %s)",
+            (concurrency, concurrency, lease_seconds),
+        )
+
+
+async def test_the_schema_is_created_once_and_migrating_again_changes_nothing(
+    postgres_url: str,
+) -> None:
+    async def migrate_once() -> None:
+        async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as conn:
+            await migrate(conn)
+
+    async with anyio.create_task_group() as group:
+        for _ in range(4):  # workers starting together
+            group.start_soon(migrate_once)
+    await migrate_once()
+    versions = await sql(postgres_url, "SELECT version FROM speechmatics_modes_schema_version")
+    assert versions == [(1,)]
+
+
+async def test_a_run_transcribes_everything_once_and_a_second_run_finds_nothing_to_do(
+    server: LocalServer, postgres_url: str, tmp_path: Path
+) -> None:
+    clips = copies(tmp_path, 5)
+    first = await collect(sources=clips, settings=server.settings(), journal=postgres_url)
+    assert sorted(result.source for result in first) == clips
+    assert all(result.transcript is not None for result in first)
+    again = await collect(sources=clips, settings=server.settings(), journal=postgres_url)
+    assert again == []
+    assert server.stats.jobs_submitted == len(clips)
+    status = await run_status(postgres_url)
+    assert (status.done, status.remaining, status.failed, status.in_flight) == (5, 0, 0, 0)
+    assert status.eta_seconds == 0.0
+
+
+async def test_two_workers_in_one_process_share_the_inputs_and_the_limit(
+    server: LocalServer, postgres_url: str, tmp_path: Path
+) -> None:
+    server.faults = Faults(job_seconds=0.3)
+    clips = copies(tmp_path, 8)
+    results: list[list[BulkResult]] = [[], []]
+
+    async def worker(number: int) -> None:
+        results[number] = await collect(
+            sources=clips, concurrency=2, settings=server.settings(), journal=postgres_url
+        )
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(worker, 0)
+        group.start_soon(worker, 1)
+    done = [result.id for batch in results for result in batch]
+    assert sorted(done) == sorted(str(clip) for clip in clips)
+    assert server.stats.jobs_submitted == len(clips)
+    assert server.stats.peak_jobs_running <= 2
+
+
+async def test_a_dead_workers_submitted_job_is_re_attached_to(
+    server: LocalServer, postgres_url: str, tmp_path: Path
+) -> None:
+    [clip] = copies(tmp_path, 1)
+    await prepare_run(postgres_url, concurrency=1, lease_seconds=60)
+    async with (
+        BatchClient(server.settings()) as client,
+        open_upload(classify(clip), None) as upload,
+    ):
+        job_id = await client.submit(
+            upload, options=TranscriptionOptions(), batch_options=BatchOptions()
+        )
+    await sql(  # a worker claimed it, submitted the job, wrote the id down, and died
+        postgres_url,
+        "INSERT INTO speechmatics_modes_inputs "
+        "(id, source, state, reference, job_id, worker, lease_until, holds_slot) "
+        "VALUES (%s, %s, 'submitted', 'speechmatics-modes:dead', %s, 'dead', "
+        "now() - interval '1 second', true)",
+        (str(clip), str(clip), job_id),
+    )
+    [result] = await collect(sources=[clip], settings=server.settings(), journal=postgres_url)
+    assert result.job_id == job_id
+    assert result.transcript is not None
+    assert server.stats.jobs_submitted == 1
+
+
+async def test_a_job_a_dead_worker_created_without_its_id_is_found_by_reference(
+    server: LocalServer, postgres_url: str, tmp_path: Path
+) -> None:
+    [clip] = copies(tmp_path, 1)
+    await prepare_run(postgres_url, concurrency=1, lease_seconds=60)
+    reference = "speechmatics-modes:killed-mid-upload"
+    tagged = BatchOptions(tracking=Tracking(reference=reference))
+    async with (
+        BatchClient(server.settings()) as client,
+        open_upload(classify(clip), None) as upload,
+    ):
+        job_id = await client.submit(upload, options=TranscriptionOptions(), batch_options=tagged)
+    await sql(
+        postgres_url,
+        "INSERT INTO speechmatics_modes_inputs "
+        "(id, source, state, reference, worker, lease_until, holds_slot) "
+        "VALUES (%s, %s, 'submitting', %s, 'dead', now() - interval '1 second', true)",
+        (str(clip), str(clip), reference),
+    )
+    [result] = await collect(sources=[clip], settings=server.settings(), journal=postgres_url)
+    assert result.job_id == job_id
+    assert server.stats.jobs_submitted == 1
+
+
+async def test_a_live_workers_claim_is_not_taken(
+    server: LocalServer, postgres_url: str, tmp_path: Path
+) -> None:
+    clips = copies(tmp_path, 2)
+    await prepare_run(postgres_url, concurrency=2, lease_seconds=60)
+    await sql(
+        postgres_url,
+        "INSERT INTO speechmatics_modes_inputs (id, source, reference, worker, lease_until) "
+        "VALUES (%s, %s, 'speechmatics-modes:held', 'alive', now() + interval '1 hour')",
+        (str(clips[0]), str(clips[0])),
+    )
+    with anyio.move_on_after(3):  # the worker waits for the live claim to end: it does not
+        await collect(sources=clips, settings=server.settings(), journal=postgres_url)
+    assert server.stats.jobs_submitted == 1
+    [(state,)] = await sql(
+        postgres_url, "SELECT state FROM speechmatics_modes_inputs WHERE id = %s", (str(clips[0]),)
+    )
+    assert state == "pending"
+
+
+async def test_failed_inputs_wait_for_retry_failed(
+    server: LocalServer, postgres_url: str, tmp_path: Path
+) -> None:
+    clips = copies(tmp_path, 3)
+    server.faults = Faults(
+        http_failure=HttpFailure(count=1, status=400, method="POST", path_prefix="/v2/jobs")
+    )
+    first = await collect(
+        sources=clips, concurrency=1, settings=server.settings(), journal=postgres_url
+    )
+    assert sum(not result.ok for result in first) == 1
+    assert await collect(sources=clips, settings=server.settings(), journal=postgres_url) == []
+    assert (await run_status(postgres_url)).failed == 1
+    assert await retry_failed(postgres_url) == 1
+    again = await collect(sources=clips, settings=server.settings(), journal=postgres_url)
+    assert [result.ok for result in again] == [True]
+    assert server.stats.jobs_submitted == len(clips)
+
+
+async def test_transcripts_can_be_kept_in_the_database_by_input_id(
+    server: LocalServer, postgres_url: str, tmp_path: Path
+) -> None:
+    copies(tmp_path, 2)
+    manifest = tmp_path / "calls.csv"
+    manifest.write_text("id,path\ncall-1,clip-00.wav\ncall-2,clip-01.wav\n")
+    await collect(
+        sources=read_manifest(manifest),
+        settings=server.settings(),
+        journal=postgres_url,
+        store_transcripts=True,
+    )
+    rows = await sql(
+        postgres_url,
+        "SELECT id, transcript_text, transcript->>'mode' FROM speechmatics_modes_inputs "
+        "ORDER BY id",
+    )
+    assert rows == [("call-1", "Hello world.", "batch"), ("call-2", "Hello world.", "batch")]
+
+
+async def test_storing_transcripts_needs_postgres(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="postgresql"):
+        await collect(sources=[HELLO], journal=tmp_path / "j.sqlite", store_transcripts=True)
+
+
+async def test_a_url_input_is_fetched_by_the_service_not_uploaded(
+    server: LocalServer, postgres_url: str
+) -> None:
+    fetches: list[str] = []
+
+    async def audio(request: web.Request) -> web.StreamResponse:
+        fetches.append(request.headers.get("User-Agent", ""))
+        return web.FileResponse(HELLO)
+
+    app = web.Application()
+    app.router.add_get("/bucket/call.wav", audio)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        url = f"http://127.0.0.1:{port}/bucket/call.wav?X-Amz-Signature=abc"
+        [result] = await collect(sources=[url], settings=server.settings(), journal=postgres_url)
+    finally:
+        await runner.cleanup()
+    assert result.source == url
+    assert result.transcript is not None
+    assert result.transcript.text == "Hello world."
+    assert fetches == ["Speechmatics-API/2.0"]  # the service fetched it, once
+
+
+def start_worker(
+    url: str, server: LocalServer, concurrency: int, manifest: Path, out: Path
+) -> subprocess.Popen[bytes]:
+    """A worker process; what it prints goes to ``out/../worker-<n>.log``."""
+    logs = sorted(out.parent.glob("worker-*.log"))
+    with (out.parent / f"worker-{len(logs)}.log").open("wb") as log:
+        return subprocess.Popen(
+            [
+                *(sys.executable, "-m", "tests._bulk_worker", url, server.batch_url),
+                *(str(concurrency), str(manifest), str(out)),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=Path(__file__).parents[1],
+        )
+
+
+def logs_of(directory: Path) -> str:
+    return "\n".join(path.read_text() for path in sorted(directory.glob("worker-*.log")))
+
+
+async def wait_for(processes: list[subprocess.Popen[bytes]]) -> None:
+    with anyio.fail_after(WORKER_SECONDS):
+        while any(process.poll() is None for process in processes):  # noqa: ASYNC110
+            await anyio.sleep(0.1)
+
+
+def manifest_of(directory: Path, count: int) -> Path:
+    copies(directory, count)
+    manifest = directory / "inputs.csv"
+    lines = [f"input-{number:02d},clip-{number:02d}.wav" for number in range(count)]
+    manifest.write_text("id,path\n" + "\n".join(lines) + "\n")
+    return manifest
+
+
+@pytest.mark.timeout(WORKER_SECONDS + 30)
+async def test_three_workers_one_killed_and_restarted_submit_every_input_exactly_once(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    count, limit = 60, 4
+    manifest = manifest_of(tmp_path, count)
+    out = tmp_path / "out"
+    out.mkdir()
+    await prepare_run(postgres_url, concurrency=limit, lease_seconds=2)
+    engine = ScriptedEngine.from_text("hello world")
+    async with LocalServer(engine=engine, faults=Faults(job_seconds=0.4)) as server:
+        workers = [start_worker(postgres_url, server, limit, manifest, out) for _ in range(3)]
+        victim = workers[0]
+        held: list[tuple[object, ...]] = []
+        with anyio.fail_after(WORKER_SECONDS):
+            while not held or server.stats.jobs_submitted < count // 4:
+                await anyio.sleep(0.05)
+                held = await sql(
+                    postgres_url,
+                    "SELECT id FROM speechmatics_modes_inputs "
+                    "WHERE worker LIKE %s AND state = 'submitted'",
+                    (f"%:{victim.pid}:%",),
+                )
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(timeout=10)
+        workers.append(start_worker(postgres_url, server, limit, manifest, out))
+        await wait_for(workers[1:])
+        jobs = await _all_jobs(server)
+    assert [worker.returncode for worker in workers[1:]] == [0, 0, 0], logs_of(tmp_path)
+    assert server.stats.jobs_submitted == count
+    rows = await sql(
+        postgres_url, "SELECT state, job_id, reference, attempts, id FROM speechmatics_modes_inputs"
+    )
+    assert {row[0] for row in rows} == {"done"}
+    assert sorted(str(row[1]) for row in rows) == sorted(job.id for job in jobs)
+    assert sorted(str(row[2]) for row in rows) == sorted(str(job.reference) for job in jobs)
+    taken_over = {row[4]: row[3] for row in rows if (row[4],) in held}
+    assert taken_over
+    assert all(int(attempts) >= 2 for attempts in taken_over.values())  # type: ignore[call-overload]
+    outputs = sorted(path.name for path in out.glob("*.txt"))
+    assert outputs == [f"input-{number:02d}.txt" for number in range(count)]
+    assert {path.read_text() for path in out.glob("*.txt")} == {"Hello world."}
+    assert 2 <= server.stats.peak_jobs_running <= limit
+
+
+async def _all_jobs(server: LocalServer) -> list[object]:
+    async with BatchClient(server.settings()) as client:
+        return list(await client.jobs(limit=100))
+
+
+@pytest.mark.timeout(WORKER_SECONDS + 30)
+async def test_a_rate_limit_met_by_one_worker_pauses_every_worker(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    count, limit, retry_after = 36, 6, 3
+    manifest = manifest_of(tmp_path, count)
+    out = tmp_path / "out"
+    out.mkdir()
+    await prepare_run(postgres_url, concurrency=limit, lease_seconds=10)
+    engine = ScriptedEngine.from_text("hello world")
+    async with LocalServer(engine=engine, faults=Faults(job_seconds=0.2)) as server:
+        workers = [start_worker(postgres_url, server, limit, manifest, out) for _ in range(3)]
+        holders = 0
+        with anyio.fail_after(WORKER_SECONDS):  # every worker has jobs the pause must hold up
+            while holders < len(workers):
+                await anyio.sleep(0.02)
+                [(holders,)] = await sql(  # type: ignore[misc]
+                    postgres_url,
+                    "SELECT count(DISTINCT worker) FROM speechmatics_modes_inputs WHERE holds_slot",
+                )
+        server.faults = Faults(
+            job_seconds=0.2,
+            http_failure=HttpFailure(
+                count=1, status=429, retry_after=retry_after, method="POST", path_prefix="/v2/jobs"
+            ),
+        )
+        await wait_for(workers)
+    assert [worker.returncode for worker in workers] == [0, 0, 0], logs_of(tmp_path)
+    storm = server.stats.http_failures_at[0]
+    # Requests already on the wire when the 429 went out may still land in the first moment.
+    quiet = [t for t in server.stats.jobs_submitted_at if storm + 0.5 < t < storm + retry_after]
+    assert quiet == []
+    assert server.stats.jobs_submitted == count
+    assert len(list(out.glob("*.txt"))) == count
