@@ -27,6 +27,7 @@ from speechmatics_modes._postgres_journal import migrate, retry_failed, run_stat
 from speechmatics_modes._sources import classify, open_upload
 from speechmatics_modes.local import Faults, HttpFailure, LocalServer, ScriptedEngine
 from tests.conftest import SYNTHETIC_AUDIO
+from tests.test_cli import CLI, served
 
 pytestmark = pytest.mark.anyio
 
@@ -381,3 +382,46 @@ async def test_a_rate_limit_met_by_one_worker_pauses_every_worker(
     assert quiet == []
     assert server.stats.jobs_submitted == count
     assert len(list(out.glob("*.txt"))) == count
+
+
+def test_the_command_line_shares_a_run_and_reports_it(postgres_url: str, tmp_path: Path) -> None:
+    manifest = manifest_of(tmp_path, 6)
+    out = tmp_path / "out"
+    command = [*CLI, "transcribe", "--manifest", str(manifest), "--journal", postgres_url]
+    with served() as local:
+        workers = [
+            subprocess.Popen(
+                [*command, "--out", str(out), "--store-transcripts", "--concurrency", "2"],
+                env=local.env(),
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(2)
+        ]
+        errors = [worker.communicate(timeout=WORKER_SECONDS)[1] for worker in workers]
+        submitted = local.server.stats.jobs_submitted
+    assert [worker.returncode for worker in workers] == [0, 0], errors
+    assert submitted == 6
+    assert sorted(path.name for path in out.iterdir()) == [f"input-{n:02d}.txt" for n in range(6)]
+    status = subprocess.run(
+        [*CLI, "runs", "status", postgres_url], capture_output=True, text=True, check=True
+    )
+    assert "done: 6/6" in status.stdout
+    assert "remaining: 0" in status.stdout
+    retried = subprocess.run(
+        [*CLI, "runs", "retry-failed", postgres_url], capture_output=True, text=True, check=True
+    )
+    assert retried.stdout.strip() == "0"
+    with psycopg.connect(postgres_url) as connection:
+        stored = connection.execute(
+            "SELECT transcript_text FROM speechmatics_modes_inputs WHERE id = 'input-03'"
+        ).fetchall()
+    assert stored == [("Hello world.",)]
+
+
+def test_runs_refuses_a_journal_that_is_not_postgresql(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [*CLI, "runs", "status", str(tmp_path / "j.sqlite")], capture_output=True, text=True
+    )
+    assert result.returncode == 2
+    assert "postgresql://" in result.stderr

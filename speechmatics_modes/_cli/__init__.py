@@ -1,9 +1,9 @@
 """The ``speechmatics-modes`` command line: a thin layer over the public API.
 
-One module per command (``_transcribe``, ``_listen``, ``_serve``, ``_jobs``, ``_demo``, and
-``options`` in ``_options``, which also turns transcription options into flags); this one puts
-the parser together and turns errors into one line and an exit status (:data:`EXIT_CODES`,
-listed again in ``docs/cli.md``).
+One module per command (``_transcribe``, ``_listen``, ``_serve``, ``_jobs``, ``_runs``,
+``_demo``, and ``options`` in ``_options``, which also turns transcription options into
+flags); this one puts the parser together and turns errors into one line and an exit status
+(:data:`EXIT_CODES`, listed again in ``docs/cli.md``).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from speechmatics_modes._cli._exits import (
 from speechmatics_modes._cli._jobs import add_jobs_command
 from speechmatics_modes._cli._listen import add_listen_command
 from speechmatics_modes._cli._options import add_options_command
+from speechmatics_modes._cli._runs import add_runs_command
 from speechmatics_modes._cli._serve import add_serve_command
 from speechmatics_modes._cli._transcribe import add_transcribe_command
 from speechmatics_modes._exceptions import SpeechmaticsModesError
@@ -88,6 +89,7 @@ def _parser() -> argparse.ArgumentParser:
         add_listen_command,
         add_serve_command,
         add_jobs_command,
+        add_runs_command,
         add_options_command,
         add_demo_command,
     ):
