@@ -13,9 +13,7 @@ from pathlib import Path
 import anyio
 from pydantic import SecretStr
 
-from speechmatics_modes._bulk import transcribe_many
-from speechmatics_modes._inputs import read_manifest
-from speechmatics_modes._settings import Settings
+from speechmatics_modes import Settings, read_manifest, transcribe_many
 
 
 async def work(journal: str, batch_url: str, concurrency: int, manifest: str, out: Path) -> int:

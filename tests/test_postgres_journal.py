@@ -18,11 +18,16 @@ import psycopg
 import pytest
 from aiohttp import web
 
-from speechmatics_modes._batch import BatchClient
-from speechmatics_modes._bulk import BulkResult, transcribe_many
-from speechmatics_modes._config import BatchOptions, Tracking, TranscriptionOptions
-from speechmatics_modes._exceptions import ConfigurationError
-from speechmatics_modes._inputs import read_manifest
+from speechmatics_modes import (
+    BatchClient,
+    BatchOptions,
+    BulkResult,
+    ConfigurationError,
+    Tracking,
+    TranscriptionOptions,
+    read_manifest,
+    transcribe_many,
+)
 from speechmatics_modes._postgres_journal import migrate, retry_failed, run_status
 from speechmatics_modes._sources import classify, open_upload
 from speechmatics_modes.local import Faults, HttpFailure, LocalServer, ScriptedEngine
@@ -236,9 +241,7 @@ async def test_storing_transcripts_needs_postgres(tmp_path: Path) -> None:
         await collect(sources=[HELLO], journal=tmp_path / "j.sqlite", store_transcripts=True)
 
 
-async def test_a_url_input_is_fetched_by_the_service_not_uploaded(
-    server: LocalServer, postgres_url: str
-) -> None:
+async def test_a_url_input_is_fetched_by_the_service_not_uploaded(postgres_url: str) -> None:
     fetches: list[str] = []
 
     async def audio(request: web.Request) -> web.StreamResponse:
@@ -254,7 +257,11 @@ async def test_a_url_input_is_fetched_by_the_service_not_uploaded(
     try:
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         url = f"http://127.0.0.1:{port}/bucket/call.wav?X-Amz-Signature=abc"
-        [result] = await collect(sources=[url], settings=server.settings(), journal=postgres_url)
+        engine = ScriptedEngine.from_text("hello world")
+        async with LocalServer(engine=engine, allow_fetch_from=["127.0.0.1/32"]) as server:
+            [result] = await collect(
+                sources=[url], settings=server.settings(), journal=postgres_url
+            )
     finally:
         await runner.cleanup()
     assert result.source == url
