@@ -12,6 +12,7 @@ from speechmatics_modes import (
     AudioSourceError,
     ConfigurationError,
     Final,
+    JobFailedError,
     RolloverPolicy,
     stream,
     transcribe,
@@ -148,3 +149,20 @@ async def test_bad_channel_dicts_are_audio_source_errors(
 ) -> None:
     with pytest.raises(AudioSourceError):
         await transcribe(labels, settings=server.settings())  # type: ignore[arg-type]
+
+
+async def test_batch_gives_the_same_channels_as_real_time(server: LocalServer) -> None:
+    options = {"diarization": "channel", "channel_diarization_labels": ["left", "right"]}
+    audio = stereo_wav(5.0)
+    batch = await transcribe(audio, "batch", options=options, settings=server.settings())
+    realtime = await transcribe(audio, "realtime", options=options, settings=server.settings())
+    assert spoken_by_channel(batch.words) == spoken_by_channel(realtime.words)
+    assert [(w.content, w.channel) for w in batch.words if not w.is_punctuation] == [
+        (w.content, w.channel) for w in realtime.words if not w.is_punctuation
+    ]
+
+
+async def test_batch_refuses_labels_for_another_number_of_channels(server: LocalServer) -> None:
+    options = {"diarization": "channel", "channel_diarization_labels": ["a", "b", "c"]}
+    with pytest.raises(JobFailedError, match="names 3 channels but the audio has 2"):
+        await transcribe(stereo_wav(1.0), "batch", options=options, settings=server.settings())

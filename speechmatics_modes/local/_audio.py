@@ -127,8 +127,10 @@ def _mulaw_table() -> Samples:
 _MULAW = _mulaw_table()
 
 
-def _decode_samples(data: bytes, sample_format: SampleFormat) -> Samples:
-    """Turn whole frames into mono floats in [-1, 1)."""
+def _decode_samples(
+    data: bytes, sample_format: SampleFormat, channel: int | None = None
+) -> Samples:
+    """Turn whole frames into mono floats in [-1, 1): one ``channel``, or all mixed down."""
     width = sample_format.sample_width
     if sample_format.encoding == "mulaw":
         samples = _MULAW[np.frombuffer(data, dtype=np.uint8)]
@@ -144,7 +146,8 @@ def _decode_samples(data: bytes, sample_format: SampleFormat) -> Samples:
         dtype = "<i2" if width == 2 else "<i4"
         samples = np.frombuffer(data, dtype=dtype).astype(np.float64) / 2.0 ** (8 * width - 1)
     if sample_format.channels > 1:
-        samples = samples.reshape(-1, sample_format.channels).mean(axis=1)
+        frames = samples.reshape(-1, sample_format.channels)
+        samples = frames.mean(axis=1) if channel is None else frames[:, channel]
     return samples
 
 
@@ -235,12 +238,16 @@ class PcmConverter:
     the resampler's last few milliseconds only come out then.
     """
 
-    def __init__(self, sample_format: SampleFormat) -> None:
+    def __init__(self, sample_format: SampleFormat, channel: int | None = None) -> None:
         self.sample_format = sample_format
+        self.channel = channel
+        """The one channel to keep (0-based); ``None`` mixes every channel down."""
         self.input_frames = 0
         """Whole frames decoded so far."""
         self._remainder = b""
         self._passthrough = sample_format == SampleFormat("int", 2, 1, ENGINE_SAMPLE_RATE)
+        if channel is not None and not 0 <= channel < sample_format.channels:
+            raise AudioDecodeError(f"no channel {channel} in {sample_format.describe()}")
         self._resampler = (
             None
             if sample_format.sample_rate == ENGINE_SAMPLE_RATE
@@ -255,7 +262,7 @@ class PcmConverter:
         self.input_frames += whole // self.sample_format.frame_bytes
         if self._passthrough:
             return data[:whole]
-        samples = _decode_samples(data[:whole], self.sample_format)
+        samples = _decode_samples(data[:whole], self.sample_format, self.channel)
         if self._resampler is not None:
             samples = self._resampler.process(samples)
         return _to_s16le(samples)
@@ -422,7 +429,7 @@ def pyav_demuxer(head: bytes) -> str | None:
     return None if found is None else _PYAV_DEMUXERS.get(found)
 
 
-def convert_file_to_engine_pcm(src: Path, dst: Path) -> AudioInfo:
+def convert_file_to_engine_pcm(src: Path, dst: Path, channel: int | None = None) -> AudioInfo:
     """Convert an audio file to raw 16 kHz mono s16le, in blocks (memory does not grow with size).
 
     WAV is decoded here; MP3, FLAC, Ogg, M4A and WebM by PyAV (see :func:`pyav_demuxer`).
@@ -430,6 +437,8 @@ def convert_file_to_engine_pcm(src: Path, dst: Path) -> AudioInfo:
     Args:
         src: The uploaded file.
         dst: Where to write the raw PCM (overwritten).
+        channel: Keep only this channel of a multichannel WAV (0-based; channel diarization);
+            ``None`` mixes the channels down.
 
     Returns:
         What was read and written; ``truncated`` if the file held less than its header said.
@@ -441,9 +450,13 @@ def convert_file_to_engine_pcm(src: Path, dst: Path) -> AudioInfo:
     with src.open("rb") as reader:
         head = reader.read(_MAGIC_BYTES)
     demuxer = pyav_demuxer(head)
-    if demuxer is not None:
+    if demuxer is not None and channel is None:
         return _convert_with_pyav(src, dst, head, demuxer)
-    return _convert_wav(src, dst)
+    if demuxer is not None:
+        raise AudioDecodeError(
+            f"{src.name}: channel diarization splits WAV files only here; send the channels as WAV"
+        )
+    return _convert_wav(src, dst, channel)
 
 
 def _convert_with_pyav(src: Path, dst: Path, head: bytes, demuxer: str) -> AudioInfo:
@@ -458,11 +471,11 @@ def _convert_with_pyav(src: Path, dst: Path, head: bytes, demuxer: str) -> Audio
         return convert_with_pyav(src, writer, found=found, demuxer=demuxer)
 
 
-def _convert_wav(src: Path, dst: Path) -> AudioInfo:
+def _convert_wav(src: Path, dst: Path, channel: int | None = None) -> AudioInfo:
     with src.open("rb") as reader, dst.open("wb") as writer:
         header = _read_file_header(reader, src.name)
         reader.seek(header.data_offset)
-        converter = PcmConverter(header.sample_format)
+        converter = PcmConverter(header.sample_format, channel)
         left = header.data_size
         block_bytes = _FILE_BLOCK_BYTES - _FILE_BLOCK_BYTES % header.sample_format.frame_bytes
         output_bytes = 0

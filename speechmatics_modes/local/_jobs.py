@@ -11,7 +11,7 @@ import logging
 import secrets
 import shutil
 import string
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -27,6 +27,7 @@ from speechmatics_modes.local._insights import batch_sections, engine_insights
 from speechmatics_modes.local._results import (
     JSON_FORMAT_VERSION,
     batch_results,
+    in_time_order,
     labels_for,
     language_pack_info,
 )
@@ -61,6 +62,8 @@ class Job:
     errors: list[dict[str, str]] = field(default_factory=list)
     transcript: dict[str, Any] | None = None
     """The json-v2 document, once done."""
+    channels: tuple[tuple[str, Path], ...] = ()
+    """With channel diarization of a multichannel file: each channel's label and engine PCM."""
     finished: anyio.Event = field(default_factory=anyio.Event)
     cancel_scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
 
@@ -219,10 +222,40 @@ async def _prepare(job: Job, fetcher: Fetcher) -> None:
         info = await anyio.to_thread.run_sync(
             convert_file_to_engine_pcm, job.upload_path, job.pcm_path
         )
+        if _channel_diarization(job.config) and info.source_format.channels > 1:
+            job.channels = await _split_channels(job, info.source_format.channels)
     except AudioDecodeError as exc:
         job.reject(f"Job rejected due to invalid audio: {exc}")
         return
+    except ValueError as exc:
+        job.reject(f"Job rejected: {exc}")
+        return
     job.duration = info.duration
+
+
+def _channel_diarization(config: Mapping[str, Any]) -> bool:
+    diarization = (config.get("transcription_config") or {}).get("diarization")
+    return diarization in ("channel", "channel_and_speaker")
+
+
+async def _split_channels(job: Job, count: int) -> tuple[tuple[str, Path], ...]:
+    """Each channel of the upload as engine PCM of its own, labelled as the config says.
+
+    Raises:
+        ValueError: The config names another number of channels than the audio has.
+    """
+    given = (job.config.get("transcription_config") or {}).get("channel_diarization_labels")
+    labels = given or [f"channel_{index}" for index in range(1, count + 1)]
+    if len(labels) != count:
+        raise ValueError(
+            f"channel_diarization_labels names {len(labels)} channels but the audio has {count}"
+        )
+    channels = []
+    for index, label in enumerate(labels):
+        path = job.directory / f"channel_{index}.pcm"
+        await anyio.to_thread.run_sync(convert_file_to_engine_pcm, job.upload_path, path, index)
+        channels.append((str(label), path))
+    return tuple(channels)
 
 
 async def _recognise(
@@ -230,10 +263,14 @@ async def _recognise(
 ) -> None:
     clock = anyio.current_time()
     duration = job.duration or 0.0
-    words = await engine.recognize_file(job.pcm_path)
-    labels = labels_for(job.config.get("transcription_config") or {"language": "en"})
+    transcription_config = job.config.get("transcription_config") or {"language": "en"}
+    tracks = job.channels or ((None, job.pcm_path),)
+    per_channel = []
+    for label, path in tracks:
+        words = await engine.recognize_file(path)
+        per_channel.append(batch_results(words, labels_for(transcription_config, channel=label)))
     extras = batch_sections(job.config, engine_insights(engine), duration)
-    transcript = _json_v2(job, batch_results(words, labels)) | extras
+    transcript = _json_v2(job, in_time_order(per_channel)) | extras
     ready_at = clock + duration * realtime_factor + extra_seconds
     await anyio.sleep(max(0.0, ready_at - anyio.current_time()))
     job.complete(transcript)

@@ -28,6 +28,7 @@ __all__ = [
     "Labels",
     "Sentencer",
     "batch_results",
+    "in_time_order",
     "labels_for",
     "language_pack_info",
     "transcript_message",
@@ -145,6 +146,26 @@ def batch_results(words: Sequence[EngineWord], labels: Labels) -> list[dict[str,
         if paused and not word.punctuation:
             results.append(sentencer.full_stop(word.end))
     return results
+
+
+def in_time_order(channels: Sequence[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """The results of several channels as one list ordered by time, as the service sends them.
+
+    A punctuation mark stays right after the word it follows in its own channel.
+    """
+    if len(channels) == 1:
+        return list(channels[0])
+    units: list[list[dict[str, Any]]] = []
+    for results in channels:
+        own: list[list[dict[str, Any]]] = []
+        for result in results:
+            if result["type"] == "punctuation" and own:
+                own[-1].append(result)
+            else:
+                own.append([result])
+        units.extend(own)
+    units.sort(key=lambda unit: unit[0]["start_time"])
+    return [result for unit in units for result in unit]
 
 
 def transcript_message(
