@@ -278,13 +278,7 @@ class RealtimeSession:
         for message_type in _SESSION_MESSAGES:
             client.on(message_type, self._receive)
         try:
-            with translated(REALTIME_ERRORS):
-                await client.start_session(
-                    transcription_config=self._config,
-                    audio_format=realtime_audio_format(self._audio_format),
-                    translation_config=self._translation,
-                    audio_events_config=self._audio_events,
-                )
+            await self._start(client)
             self._client = client
             self._settled.set()
             async with anyio.create_task_group() as group:
@@ -307,6 +301,37 @@ class RealtimeSession:
         if self._error is not None:
             self._error.partial_transcript = self.transcript()
             raise self._error
+
+    async def _start(self, client: sm.AsyncClient) -> None:
+        """``StartRecognition``; a refusal raises the error its ``Error`` message names.
+
+        The SDK turns an ``Error`` before ``RecognitionStarted`` into a bare
+        ``TranscriptionError`` carrying only the reason; the message itself (its ``type``:
+        ``quota_exceeded`` is retryable, ``invalid_config`` is not) reached our handler first.
+        """
+        try:
+            with translated(REALTIME_ERRORS):
+                await client.start_session(
+                    transcription_config=self._config,
+                    audio_format=realtime_audio_format(self._audio_format),
+                    translation_config=self._translation,
+                    audio_events_config=self._audio_events,
+                )
+        except SpeechmaticsModesError as exc:
+            refusal = self._refusal()
+            if refusal is None:
+                raise
+            raise refusal from exc
+
+    def _refusal(self) -> SpeechmaticsModesError | None:
+        """Our error for an ``Error`` message waiting in the inbox, if one is."""
+        while True:
+            try:
+                message = self._inbox.receive_nowait()
+            except (anyio.WouldBlock, anyio.EndOfStream, anyio.ClosedResourceError):
+                return None
+            if message.get("message") == "Error":
+                return _error_from_message(message)
 
     async def _converse(self, client: sm.AsyncClient, chunks: AsyncIterator[Chunk]) -> None:
         """Send the audio and end the stream, recording (not raising) what goes wrong.

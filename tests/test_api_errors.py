@@ -693,3 +693,25 @@ async def test_transcribe_sync_refuses_to_block_a_running_loop(server: LocalServ
     with pytest.raises(ConfigurationError, match="await transcribe"):
         transcribe_sync(iter([pcm_bytes(0.1)]), settings=server.settings())
     assert nothing_reached(server)
+
+
+async def test_a_session_refused_at_the_start_raises_the_error_the_service_named() -> None:
+    """quota_exceeded before RecognitionStarted: a retryable SessionLimitError, not a bare error."""
+    hold = anyio.Event()
+
+    async def held() -> AsyncIterator[bytes]:
+        yield pcm_bytes(0.5)
+        with anyio.fail_after(30):
+            await hold.wait()
+
+    async with LocalServer(engine=scripted_engine(), max_sessions=1) as server:
+        settings = server.settings()
+        async with stream(held(), settings=settings) as first:
+            await first.get_speakers()  # the first session has started and holds the slot
+            with pytest.raises(SessionLimitError) as caught:
+                await transcribe([pcm_bytes(0.5)], settings=settings)
+            hold.set()
+            async for _ in first:
+                pass
+    assert caught.value.error_type == "quota_exceeded"
+    assert caught.value.retryable

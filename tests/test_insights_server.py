@@ -188,6 +188,8 @@ async def test_realtime_extras_carry_over_rollovers_on_the_stream_clock(
 async def test_realtime_refuses_what_no_offline_engine_computes(
     plain_server: LocalServer, features: dict[str, object], feature: str
 ) -> None:
-    with pytest.raises(ServerError, match=f"{feature} needs the Speechmatics service"):
+    with pytest.raises(ServerError, match=f"{feature} needs the Speechmatics service") as caught:
         await transcribe(chunks(2.0), settings=plain_server.settings(), realtime_options=features)
+    assert caught.value.error_type == "invalid_config"
+    assert not caught.value.retryable
     assert plain_server.stats.sessions_started == 0
