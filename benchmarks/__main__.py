@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS = ("engines", "engine_accuracy", "facade", "bulk", "rollover")
+BENCHMARKS = ("engines", "engine_accuracy", "facade", "bulk", "bulk_postgres", "rollover")
 
 
 def main(names: list[str]) -> None:

@@ -184,7 +184,7 @@ class PostgresJournal:
     ) -> None:
         """Register ``inputs``; ``concurrency`` becomes the run's limit (the last worker's)."""
         self._pause = pause
-        async with self._lock:
+        async with _reaching_the_database(), self._lock:
             row = await _one(
                 self._db,
                 "INSERT INTO speechmatics_modes_run (ceiling, slot_limit) VALUES (%s, %s) "
@@ -219,7 +219,7 @@ class PostgresJournal:
 
     async def _try_claim(self) -> tuple[Entry | None, bool]:
         params = {"worker": self.worker, "lease": self._lease}
-        async with self._lock, self._db.transaction():
+        async with _reaching_the_database(), self._lock, self._db.transaction():
             run = await _one(
                 self._db,
                 "SELECT slot_limit, paused_until > now() FROM speechmatics_modes_run FOR UPDATE",
@@ -249,7 +249,7 @@ class PostgresJournal:
     ) -> Entry:
         """Store the state while this worker still holds the claim; a final state ends it."""
         stored = transcript if self._store_transcripts else None
-        async with self._lock:
+        async with _reaching_the_database(), self._lock:
             cursor = await self._db.execute(
                 "UPDATE speechmatics_modes_inputs SET state = %(state)s, job_id = %(job_id)s, "
                 "error = %(error)s, "
@@ -282,7 +282,7 @@ class PostgresJournal:
 
     async def release(self, entry: Entry) -> None:
         """Give the input's slot back, and let the limit recover a little."""
-        async with self._lock:
+        async with _reaching_the_database(), self._lock:
             await self._db.execute(
                 "WITH freed AS (UPDATE speechmatics_modes_inputs SET holds_slot = false "
                 "WHERE id = %s AND worker = %s AND holds_slot RETURNING 1) "
@@ -330,15 +330,6 @@ class PostgresJournal:
             except _database_errors() as exc:  # keep trying: the lease outlives a blip
                 logger.warning("could not renew this worker's claims: %s", exc)
 
-    async def give_up_claims(self) -> None:
-        """Let other workers take this worker's unfinished inputs at once (a clean exit)."""
-        async with self._lock:
-            await self._db.execute(
-                "UPDATE speechmatics_modes_inputs SET worker = NULL, lease_until = NULL "
-                f"WHERE worker = %s AND {_OPEN}",
-                (self.worker,),
-            )
-
     async def listen_for_pauses(self, listener: AsyncConnection[Any]) -> None:
         """Pass every other worker's rate-limit pause on to this worker's requests."""
         await listener.execute(f"LISTEN {_PAUSE_CHANNEL}")
@@ -372,9 +363,27 @@ async def open_postgres_journal(
             try:
                 yield journal
             finally:
-                with anyio.CancelScope(shield=True), anyio.move_on_after(10):
-                    await journal.give_up_claims()
                 group.cancel_scope.cancel()
+                with anyio.CancelScope(shield=True), anyio.move_on_after(10):
+                    await _give_up_claims(url, journal.worker)
+
+
+async def _give_up_claims(url: str, worker: str) -> None:
+    """Let other workers take ``worker``'s unfinished inputs at once (a clean exit).
+
+    A connection of its own: the worker's may have been closed by the cancellation that ends
+    it (psycopg closes a connection whose query was interrupted). A failure only means the
+    others wait for the lease to lapse, so it is logged, not raised over the real exit reason.
+    """
+    try:
+        async with _connected(url) as connection, _reaching_the_database():
+            await connection.execute(
+                "UPDATE speechmatics_modes_inputs SET worker = NULL, lease_until = NULL "
+                f"WHERE worker = %s AND {_OPEN}",
+                (worker,),
+            )
+    except TransportError as exc:
+        logger.warning("could not give up this worker's claims (they will lapse): %s", exc)
 
 
 async def migrate(connection: AsyncConnection[Any]) -> int:
@@ -476,7 +485,16 @@ async def _connected(url: str) -> AsyncIterator[AsyncConnection[Any]]:
 def _database_errors() -> tuple[type[Exception], ...]:
     import psycopg
 
-    return (psycopg.Error,)
+    return (psycopg.OperationalError,)
+
+
+@asynccontextmanager
+async def _reaching_the_database() -> AsyncIterator[None]:
+    """A lost or failing database connection becomes our :class:`TransportError`."""
+    try:
+        yield
+    except _database_errors() as exc:
+        raise TransportError(f"the journal database failed: {exc}") from exc
 
 
 async def _maybe_one(
