@@ -193,7 +193,11 @@ class _Pool:
     async def _work(self, send: MemoryObjectSendStream[_Finished]) -> None:
         async with send:
             while (entry := await self._journal.claim()) is not None:
-                await send.send(await self._one(entry))
+                try:
+                    finished = await self._one(entry)
+                except _TakenOver:
+                    continue  # another worker does this input now
+                await send.send(finished)
 
     async def _one(self, entry: Entry) -> _Finished:
         source = entry.input.origin()
@@ -232,7 +236,8 @@ class _Pool:
                     if not _job_is_gone(exc):
                         raise
             self._status(source, "uploading")
-            await self._journal.record(entry, "submitting")
+            if not await self._journal.record(entry, "submitting"):
+                raise _TakenOver  # submitting now could create a second job
             async with open_upload(classify(entry.source), None) as upload:
                 job_id = await self._client.submit(
                     upload, options=self._options, batch_options=self._tagged(entry)
@@ -273,6 +278,10 @@ class _Pool:
     def _status(self, source: Path | str, status: str) -> None:
         if self._on_status is not None:
             self._on_status(source, status)
+
+
+class _TakenOver(Exception):
+    """The claim on an input lapsed: another worker holds it now."""
 
 
 _MAY_HAVE_SUBMITTED = ("submitting", "failed")

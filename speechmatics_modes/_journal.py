@@ -17,7 +17,7 @@ input next finds the job by its reference instead of submitting the audio a seco
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol
 
 from speechmatics_modes._inputs import BulkInput
@@ -64,10 +64,6 @@ class Entry:
         """The input this row is about."""
         return BulkInput(self.id, self.source)
 
-    def moved(self, state: State, *, job_id: str | None, error: str | None) -> Entry:
-        """The same row in a new state."""
-        return replace(self, state=state, job_id=job_id, error=error)
-
 
 class Journal(Protocol):
     """What a bulk run needs from its journal, whichever engine keeps it."""
@@ -100,8 +96,12 @@ class Journal(Protocol):
         job_id: str | None = None,
         error: str | None = None,
         transcript: Transcript | None = None,
-    ) -> Entry:
-        """Store ``state`` (and the job id, error, transcript) for ``entry``; returns the row."""
+    ) -> bool:
+        """Store ``state`` (and the job id, error, transcript) for ``entry``.
+
+        Returns ``False`` when this process no longer holds the input (its lease lapsed and
+        another worker took it over): nothing was stored, and the caller must drop the input.
+        """
         ...
 
     async def release(self, entry: Entry) -> None:

@@ -246,7 +246,7 @@ class PostgresJournal:
         job_id: str | None = None,
         error: str | None = None,
         transcript: Transcript | None = None,
-    ) -> Entry:
+    ) -> bool:
         """Store the state while this worker still holds the claim; a final state ends it."""
         stored = transcript if self._store_transcripts else None
         async with _reaching_the_database(), self._lock:
@@ -274,11 +274,10 @@ class PostgresJournal:
         if cursor.rowcount == 0:
             logger.warning(
                 "input %s was taken over by another worker (this worker's lease lapsed); "
-                "its state %r is not recorded",
+                "this worker drops it",
                 entry.id,
-                state,
             )
-        return entry.moved(state, job_id=job_id, error=error)
+        return cursor.rowcount > 0
 
     async def release(self, entry: Entry) -> None:
         """Give the input's slot back, and let the limit recover a little."""

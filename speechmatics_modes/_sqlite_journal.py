@@ -89,13 +89,13 @@ class SqliteJournal:
         job_id: str | None = None,
         error: str | None = None,
         transcript: Transcript | None = None,
-    ) -> Entry:
-        """Store ``state`` (and the job id, error) for ``entry``'s input; returns the new row."""
+    ) -> bool:
+        """Store ``state`` (and the job id, error) for ``entry``'s input; always ``True``."""
         self._db.execute(
             "UPDATE inputs SET state = ?, job_id = ?, error = ? WHERE path = ?",
             (state, job_id, error, entry.id),
         )
-        return entry.moved(state, job_id=job_id, error=error)
+        return True
 
     async def release(self, entry: Entry) -> None:
         """Nothing to do: the caller's task count is the limit."""

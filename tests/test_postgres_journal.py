@@ -28,7 +28,13 @@ from speechmatics_modes import (
     read_manifest,
     transcribe_many,
 )
-from speechmatics_modes._postgres_journal import migrate, retry_failed, run_status
+from speechmatics_modes._inputs import inputs_of
+from speechmatics_modes._postgres_journal import (
+    migrate,
+    open_postgres_journal,
+    retry_failed,
+    run_status,
+)
 from speechmatics_modes._sources import classify, open_upload
 from speechmatics_modes.local import Faults, HttpFailure, LocalServer, ScriptedEngine
 from tests.conftest import SYNTHETIC_AUDIO
@@ -197,6 +203,27 @@ async def test_a_live_workers_claim_is_not_taken(
     assert state == "pending"
 
 
+async def test_a_worker_whose_claim_was_taken_over_is_told_to_drop_the_input(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    [item] = inputs_of(copies(tmp_path, 1))
+    async with open_postgres_journal(postgres_url) as journal:
+        await journal.begin([item], concurrency=1, pause=lambda seconds: None)
+        entry = await journal.claim()
+        assert entry is not None
+        assert await journal.record(entry, "submitting")
+        await sql(  # this worker stalled past its lease and another one took the input
+            postgres_url,
+            "UPDATE speechmatics_modes_inputs SET worker = 'other' WHERE id = %s",
+            (item.id,),
+        )
+        assert not await journal.record(entry, "submitted", job_id="would-be-second")
+    [(state, job_id)] = await sql(
+        postgres_url, "SELECT state, job_id FROM speechmatics_modes_inputs"
+    )
+    assert (state, job_id) == ("submitting", None)
+
+
 async def test_failed_inputs_wait_for_retry_failed(
     server: LocalServer, postgres_url: str, tmp_path: Path
 ) -> None:
@@ -313,7 +340,7 @@ async def test_three_workers_one_killed_and_restarted_submit_every_input_exactly
     manifest = manifest_of(tmp_path, count)
     out = tmp_path / "out"
     out.mkdir()
-    await prepare_run(postgres_url, concurrency=limit, lease_seconds=2)
+    await prepare_run(postgres_url, concurrency=limit, lease_seconds=3)
     engine = ScriptedEngine.from_text("hello world")
     async with LocalServer(engine=engine, faults=Faults(job_seconds=0.4)) as server:
         workers = [start_worker(postgres_url, server, limit, manifest, out) for _ in range(3)]
