@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import math
 import os
 from collections.abc import AsyncIterable, Iterable, Mapping
 from contextlib import AsyncExitStack
@@ -239,15 +240,27 @@ class TranscriptStream(StackOwner):
         self._pace = pace
         self._rollover = rollover
         self._session: RealtimeSession | RollingStream | None = None
+        self._deadline = math.inf
         self._features = realtime_options
         self._events: MemoryObjectReceiveStream[StreamEvent] | None = None
         self._error: SpeechmaticsModesError | None = None
 
     async def _acquire(self, stack: AsyncExitStack) -> None:
-        resolved = await stack.enter_async_context(endpoint(self._settings))
-        live = await stack.enter_async_context(
-            open_stream_audio(self._source, self._audio_format, self._options, pace=self._pace)
-        )
+        self._deadline = anyio.current_time() + (self._timeout or math.inf)
+        try:
+            # Opening counts against the timeout too: reading a WAV header from a caller's
+            # pipe can wait for ever.
+            with anyio.fail_at(self._deadline):
+                resolved = await stack.enter_async_context(endpoint(self._settings))
+                live = await stack.enter_async_context(
+                    open_stream_audio(
+                        self._source, self._audio_format, self._options, pace=self._pace
+                    )
+                )
+        except TimeoutError as exc:
+            if isinstance(exc, SpeechmaticsModesError):
+                raise
+            raise self._timed_out() from None
         if live.channels is not None:
             if self._rollover is not None:
                 raise ConfigurationError(
@@ -293,15 +306,18 @@ class TranscriptStream(StackOwner):
         assert self._session is not None
         async with send:
             try:
-                with anyio.fail_after(self._timeout):
+                with anyio.fail_at(self._deadline):
                     await self._session.run(chunks)
             except SpeechmaticsModesError as exc:
                 self._error = exc
             except TimeoutError:
-                self._error = TranscriptionTimeout(
-                    f"the real-time transcription did not finish within {self._timeout:g} s"
-                )
+                self._error = self._timed_out()
                 self._error.partial_transcript = self._session.transcript()
+
+    def _timed_out(self) -> TranscriptionTimeout:
+        return TranscriptionTimeout(
+            f"the real-time transcription did not finish within {self._timeout:g} s"
+        )
 
     def __aiter__(self) -> TranscriptStream:
         return self

@@ -16,6 +16,7 @@ import logging
 import math
 import os
 import re
+import stat
 import struct
 import tempfile
 from array import array
@@ -23,15 +24,16 @@ from collections.abc import (
     AsyncGenerator,
     AsyncIterable,
     AsyncIterator,
+    Callable,
     Iterable,
     Iterator,
     Mapping,
     Sequence,
 )
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, BinaryIO, Literal
+from typing import IO, Any, BinaryIO, Literal, TypeVar
 
 import anyio
 
@@ -61,6 +63,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 ACCEPTED_SOURCES = (
     "a file path (str or os.PathLike), an http(s):// URL, bytes, or a binary file object "
@@ -117,6 +121,8 @@ def classify(source: object) -> Source:
     if isinstance(source, str) and source.lower().startswith(("http://", "https://")):
         return Source("url", source)  # fetched by the service, never downloaded by us
     if isinstance(source, (str, os.PathLike)):
+        if source == "":
+            raise AudioSourceError("the path is empty: name an audio file")
         return Source("path", source)
     if isinstance(source, (bytes, bytearray, memoryview)):
         return Source("bytes", source)
@@ -125,6 +131,8 @@ def classify(source: object) -> Source:
             f"{_describe(source)} is open in text mode: open audio files with mode 'rb'"
         )
     if callable(getattr(source, "read", None)):
+        if getattr(source, "closed", False) is True:
+            raise AudioSourceError(f"{_describe(source)} is closed: pass it while it is open")
         return Source("file", source)
     if isinstance(source, Microphone):
         return Source("microphone", source)
@@ -184,7 +192,7 @@ async def open_upload(source: Source, audio_format: AudioFormat | None) -> Async
     if source.kind == "url":
         yield Upload(filename=value.rsplit("/", 1)[-1] or "audio", url=value)
     elif source.kind in ("path", "bytes"):
-        with _opened_file(source) as file:
+        async with _opened_file(source) as file:
             name = Path(value).name if source.kind == "path" else "audio.wav"
             async with _upload_of(file, audio_format, name) as upload:
                 yield upload
@@ -205,12 +213,27 @@ async def open_upload(source: Source, audio_format: AudioFormat | None) -> Async
 async def _upload_of(
     file: IO[bytes], audio_format: AudioFormat | None, name: str
 ) -> AsyncIterator[Upload]:
-    """Upload a file as it is, or, if it is headerless PCM, as a WAV spooled from it."""
-    if _is_headerless_pcm(file, audio_format, name):
+    """Upload a file as it is; spooled first if it is headerless PCM (as a WAV) or a pipe.
+
+    An upload may be retried, which needs a file that can rewind: a pipe or socket is copied
+    to a temporary file first, read in worker threads, so the caller's timeout still holds
+    while it sends nothing.
+    """
+    if not _seekable(file):
+        async with _spooled(_blocks(file), audio_format) as spool:
+            yield Upload(filename=name, file=spool)
+    elif await _is_headerless_pcm(file, audio_format, name):
         async with _spooled(_blocks(file), audio_format) as spool:
             yield Upload(filename=f"{Path(name).stem}.wav", file=spool)
     else:
         yield Upload(filename=name, file=file)  # type: ignore[arg-type]
+
+
+def _seekable(file: IO[bytes]) -> bool:
+    try:
+        return bool(file.seekable())
+    except (AttributeError, OSError, ValueError):
+        return False
 
 
 def _blocks(file: IO[bytes]) -> Iterator[bytes]:
@@ -218,7 +241,7 @@ def _blocks(file: IO[bytes]) -> Iterator[bytes]:
         yield block
 
 
-def _is_headerless_pcm(file: IO[bytes], given: AudioFormat | None, name: str) -> bool:
+async def _is_headerless_pcm(file: IO[bytes], given: AudioFormat | None, name: str) -> bool:
     """Whether ``given`` describes raw PCM without a header, which the batch API cannot read.
 
     A file with a WAV header goes as it is and its header decides how it is read, so an
@@ -226,11 +249,9 @@ def _is_headerless_pcm(file: IO[bytes], given: AudioFormat | None, name: str) ->
     the wrong idea, and is told so rather than handed a transcript of audio read differently
     than they think. Other containers (MP3, FLAC...) go as they are.
     """
-    if given is None or not file.seekable():
+    if given is None:
         return False
-    start = file.tell()
-    head = file.read(_HEADER_PROBE_BYTES)
-    file.seek(start)
+    head = await _in_thread(_peek, file)
     other = identify_non_wav(head[:16])
     if other is not None:
         return other == NOT_AUDIO
@@ -254,20 +275,59 @@ def _check_agrees(given: AudioFormat, encoding: str, sample_rate: int, name: str
         )
 
 
-def _checked_path(path: Path) -> Path:
-    if not path.exists():
-        raise AudioSourceError(f"{path}: no such file")
-    if path.is_dir():
-        raise AudioSourceError(f"{path} is a directory, not an audio file")
+def _open_regular_file(path: Path) -> IO[bytes]:
+    """Open a path that names a regular file with audio in it (run in a worker thread).
+
+    Anything else is refused before it is opened: opening a FIFO blocks until a writer comes,
+    and a device such as ``/dev/zero`` never ends, so neither can be a finished file. Both can
+    be streamed: open them yourself and pass the file object, or an iterable of chunks.
+    """
     try:
-        size = path.stat().st_size
-        with path.open("rb"):
-            pass
+        info = path.stat()
+    except FileNotFoundError:
+        raise AudioSourceError(f"{path}: no such file") from None
     except OSError as exc:
         raise AudioSourceError(f"{path}: cannot read it ({exc.strerror})") from exc
-    if size == 0:
+    if stat.S_ISDIR(info.st_mode):
+        raise AudioSourceError(f"{path} is a directory, not an audio file")
+    if not stat.S_ISREG(info.st_mode):
+        raise AudioSourceError(
+            f"{path} is {_file_type(info.st_mode)}, not a regular file: to stream from it, open "
+            "it yourself and pass the file object, or pass an iterable of its chunks"
+        )
+    if info.st_size == 0:
         raise AudioSourceError(f"{path} is empty: there is nothing to transcribe")
-    return path
+    try:
+        return path.open("rb")
+    except OSError as exc:
+        raise AudioSourceError(f"{path}: cannot read it ({exc.strerror})") from exc
+
+
+def _file_type(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a file"
+
+
+async def _in_thread(function: Callable[..., T], *args: Any) -> T:
+    """Blocking file I/O, off the event loop; a timeout or cancellation does not wait for it.
+
+    A read from a caller's pipe or a stalled network disk can block for ever: the caller's
+    ``timeout`` must still end the call, so the worker thread is abandoned rather than awaited.
+    """
+    return await anyio.to_thread.run_sync(function, *args, abandon_on_cancel=True)
+
+
+def _peek(file: IO[bytes]) -> bytes:
+    """The first bytes from the file's position, leaving the position where it was."""
+    start = file.tell()
+    head = file.read(_HEADER_PROBE_BYTES)
+    file.seek(start)
+    return head
 
 
 def _file_name(file: object) -> str:
@@ -361,7 +421,7 @@ async def _iterate(source: Iterable[Any] | AsyncIterable[Any]) -> AsyncIterator[
     iterator = iter(source)
     while True:
         # A sync iterator may block (reading a pipe, a device): never on the event loop.
-        item = await anyio.to_thread.run_sync(_next_or_stop, iterator)
+        item = await _in_thread(_next_or_stop, iterator)
         if item is _STOP:
             return
         yield item
@@ -439,11 +499,11 @@ async def open_live_audio(
         chosen = audio_format or own_format or AudioFormat()
         yield LiveAudio(chosen, audio_chunks(source.value, chosen))
         return
-    with _opened_file(source) as file:
-        chosen, data_size, channels = _file_audio_format(
+    async with _opened_file(source) as file:
+        chosen, data_size, channels, samples = await _file_audio_format(
             file, audio_format, source.name, split=split_channels is not None
         )
-        chunks = _file_chunks(file, chosen, data_size, pace, channels)
+        chunks = _file_chunks(file, samples, chosen, data_size, pace, channels)
         labels = _channel_labels(split_channels or (), channels, source.name)
         try:
             if labels is None:
@@ -480,11 +540,11 @@ async def _deinterleaved(
             yield label, samples[index :: len(labels)].tobytes()
 
 
-@contextmanager
-def _opened_file(source: Source) -> Iterator[IO[bytes]]:
+@asynccontextmanager
+async def _opened_file(source: Source) -> AsyncIterator[IO[bytes]]:
     """A finished source as a binary file: paths opened (and closed), bytes wrapped."""
     if source.kind == "path":
-        with _checked_path(Path(source.value)).open("rb") as file:
+        with await _in_thread(_open_regular_file, Path(source.value)) as file:
             yield file
     elif source.kind == "bytes":
         if not source.value:
@@ -501,17 +561,16 @@ _RAW_ENCODINGS: dict[tuple[str, int], str] = {
 }
 
 
-def _file_audio_format(
+async def _file_audio_format(
     file: IO[bytes], given: AudioFormat | None, name: str, *, split: bool = False
-) -> tuple[AudioFormat, int | None, int]:
-    """Read the WAV header, leaving ``file`` at the first sample.
+) -> tuple[AudioFormat, int | None, int, bytes]:
+    """Read the WAV header, without seeking, so a pipe streams like a file.
 
     Returns:
-        The format of one channel, the data size, and the number of channels (more than one
-        only when ``split`` allows it).
+        The format of one channel, the data size, the number of channels (more than one only
+        when ``split`` allows it), and the samples read past the header.
     """
-    start = file.tell()
-    head = file.read(_HEADER_PROBE_BYTES)
+    head = await _in_thread(file.read, _HEADER_PROBE_BYTES)
     if not head:
         raise AudioSourceError(f"{name} is empty: there is nothing to transcribe")
     if identify_non_wav(head[:16]) is not None:
@@ -520,8 +579,7 @@ def _file_audio_format(
                 f"{name} is not a WAV file: to stream raw PCM, pass an AudioFormat saying its "
                 "encoding and sample rate; other formats (MP3, FLAC, ...) go through mode='batch'"
             )
-        file.seek(start)
-        return given, None, 1
+        return given, None, 1, head
     try:
         header = parse_wav_header(head, source=name)
     except AudioDecodeError as exc:
@@ -531,8 +589,7 @@ def _file_audio_format(
     sample = header.sample_format
     channels = sample.channels if split else 1
     detected = _raw_format(sample, name, given, channels)
-    file.seek(start + header.data_offset)
-    return detected, header.data_size, channels
+    return detected, header.data_size, channels, head[header.data_offset :]
 
 
 def _raw_format(
@@ -560,6 +617,7 @@ def _chunk_size(sample: SampleFormat) -> int:
 
 async def _file_chunks(
     file: IO[bytes],
+    already_read: bytes,
     audio_format: AudioFormat,
     data_size: int | None,
     pace: float | None,
@@ -569,11 +627,15 @@ async def _file_chunks(
     frame = audio_format.bytes_per_sample * channels
     block = audio_format.chunk_size * channels
     remaining = data_size
+    pending = already_read
     sent_seconds = 0.0
     started = anyio.current_time()
     while remaining is None or remaining > 0:
         want = block if remaining is None else min(remaining, block)
-        chunk = await anyio.to_thread.run_sync(file.read, want)
+        if pending:
+            chunk, pending = pending[:want], pending[want:]
+        else:
+            chunk = await _in_thread(file.read, want)
         if not chunk:
             return
         if remaining is not None:

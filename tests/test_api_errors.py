@@ -175,6 +175,58 @@ async def test_an_empty_file_has_nothing_to_transcribe(
     assert nothing_reached(server)
 
 
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_fifo_or_a_device_path_is_refused_without_opening_it(
+    server: LocalServer, tmp_path: Path, mode: Forced
+) -> None:
+    # Opening a FIFO with no writer blocks until one comes: on the event loop it froze the
+    # whole program, timeout included. A device like /dev/zero never ends.
+    fifo = tmp_path / "pipe.wav"
+    os.mkfifo(fifo)
+    with anyio.fail_after(HANG_GUARD):
+        with pytest.raises(AudioSourceError, match=r"named pipe \(FIFO\), not a regular file"):
+            await transcribe(fifo, mode, settings=server.settings(), timeout=5)
+        with pytest.raises(AudioSourceError, match="is a device, not a regular file"):
+            await transcribe("/dev/zero", mode, settings=server.settings(), timeout=5)
+        with pytest.raises(AudioSourceError, match="the path is empty"):
+            await transcribe("", mode, settings=server.settings())
+    assert nothing_reached(server)
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_wav_arriving_through_a_pipe_is_transcribed(
+    server: LocalServer, mode: Forced
+) -> None:
+    read_end, write_end = os.pipe()
+    audio = wav_bytes(3.0)
+
+    def write_all() -> None:
+        with os.fdopen(write_end, "wb") as writer:
+            writer.write(audio)
+
+    with os.fdopen(read_end, "rb") as pipe:
+        async with anyio.create_task_group() as group:
+            group.start_soon(functools.partial(anyio.to_thread.run_sync, write_all))
+            with anyio.fail_after(HANG_GUARD):
+                transcript = await transcribe(pipe, mode, settings=server.settings())
+    direct = await transcribe(audio, mode, settings=server.settings())
+    assert spoken(transcript) == spoken(direct)
+    assert spoken(direct)
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_the_timeout_holds_while_a_callers_pipe_sends_nothing(
+    server: LocalServer, mode: Forced
+) -> None:
+    read_end, write_end = os.pipe()
+    with os.fdopen(read_end, "rb") as silent:
+        try:
+            with anyio.fail_after(HANG_GUARD), pytest.raises(TranscriptionTimeout):
+                await transcribe(silent, mode, settings=server.settings(), timeout=0.5)
+        finally:
+            os.close(write_end)  # the abandoned read sees the end of the pipe and returns
+
+
 @pytest.mark.parametrize(
     ("content", "reason"),
     [
