@@ -45,6 +45,8 @@ RESULTS = Path("bench-results") / "facade.json"
 WORK = Path("bench-results") / "work"
 BIG_WAV_MB = int(os.environ.get("BENCH_BIG_WAV_MB", "500"))
 REPEATS = int(os.environ.get("BENCH_REPEATS", "5"))
+LATENCY = os.environ.get("BENCH_LATENCY", "1") != "0"
+"""``BENCH_LATENCY=0`` skips the Whisper runs (minutes each on a busy machine)."""
 SHORT_CLIP = AUDIO / "synthetic" / "espeak-hello-world.wav"
 PACED_SECONDS = 20
 """Audio streamed at real time: enough chunks for a stable figure, short enough to wait for."""
@@ -102,12 +104,12 @@ def _child(*args: str) -> dict[str, Any]:
     """Run one client process; its JSON line, plus the whole process's wall and CPU time."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    output = subprocess.run(
-        [sys.executable, "-m", "benchmarks._clients", *args],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
+    process = subprocess.run(
+        [sys.executable, "-m", "benchmarks._clients", *args], capture_output=True, text=True
+    )
+    if process.returncode:
+        raise RuntimeError(f"{' '.join(args[:2])} failed:\n{process.stderr[-2000:]}")
+    output = process.stdout
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     result: dict[str, Any] = json.loads(output.strip().splitlines()[-1])
@@ -199,9 +201,10 @@ def main() -> None:
         results["realtime"] = _realtime(server, minute, short)
         for name in ("ours_batch", "sdk_batch"):
             results[name + "_upload"] = _child(name, str(big), *server)
-    with server_process("default") as server:
-        for name in ("ours_realtime", "sdk_realtime"):
-            results[name + "_latency"] = _child(name, str(minute), *server)
+    if LATENCY:
+        with server_process("default") as server:
+            for name in ("ours_realtime", "sdk_realtime"):
+                results[name + "_latency"] = _child(name, str(minute), *server)
 
     RESULTS.write_text(json.dumps(results, indent=2))
     rows = _rows(results)
@@ -237,7 +240,7 @@ def _rows(results: dict[str, Any]) -> list[Row]:
         run = results[name]
         return float(run["finished"] - run["last_chunk_sent"])
 
-    return [
+    rows = [
         Row(
             "`import` (CPU s)",
             imports["import-ours"]["cpu"],
@@ -281,13 +284,17 @@ def _rows(results: dict[str, Any]) -> list[Row]:
             results["sdk_batch_upload"]["peak_rss_mb"],
             "{:.0f}",
         ),
-        Row(
-            "last chunk sent to transcript, Whisper engine (s)",
-            latency("ours_realtime_latency"),
-            latency("sdk_realtime_latency"),
-            "{:.1f}",
-        ),
     ]
+    if LATENCY:
+        rows.append(
+            Row(
+                "last chunk sent to transcript, Whisper engine (s)",
+                latency("ours_realtime_latency"),
+                latency("sdk_realtime_latency"),
+                "{:.1f}",
+            )
+        )
+    return rows
 
 
 if __name__ == "__main__":

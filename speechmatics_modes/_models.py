@@ -297,18 +297,49 @@ class Transcript(FrozenModel):
         Raises:
             ServerError: A message is not shaped like the protocol says.
         """
-        finals: list[Final] = []
-        sessions: list[SessionInfo] = []
+        events: list[StreamEvent] = []
         started: list[dict[str, Any]] = []
-        extras = ExtrasCollector()
         for message in messages:
             event = stream_event(message)
+            if event is not None:
+                events.append(event)
+            if isinstance(event, SessionInfo):
+                started.append(dict(message))
+        return cls._from_realtime_events(
+            events,
+            recognition_started=started,
+            language=language,
+            word_delimiter=word_delimiter,
+            session_ids=session_ids,
+            duration=duration,
+        )
+
+    @classmethod
+    def _from_realtime_events(
+        cls,
+        events: Iterable[StreamEvent],
+        *,
+        recognition_started: Sequence[dict[str, Any]] = (),
+        language: str | None = None,
+        word_delimiter: str | None = None,
+        session_ids: Sequence[str] | None = None,
+        duration: float | None = None,
+    ) -> Transcript:
+        """:meth:`from_realtime_messages` for messages already turned into events.
+
+        A live session keeps the events it parsed for its caller, so that each final is
+        validated once, not again when the transcript is built.
+        """
+        finals: list[Final] = []
+        sessions: list[SessionInfo] = []
+        started = list(recognition_started)
+        extras = ExtrasCollector()
+        for event in events:
             if isinstance(event, Final):
                 finals.append(event)
             elif isinstance(event, SessionInfo):
                 sessions.append(event)
-                started.append(dict(message))
-            elif event is not None:
+            else:
                 extras.add(event)
         if len({final.channel for final in finals}) > 1:  # channels arrive interleaved
             finals.sort(key=lambda final: final.start)

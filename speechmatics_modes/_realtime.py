@@ -13,16 +13,17 @@ and audio is sent no faster than the service acknowledges it.
 from __future__ import annotations
 
 import base64
+import functools
 import logging
-import math
 import re
 from collections import deque
 from collections.abc import AsyncIterator
-from contextlib import suppress
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
 import speechmatics.rt as sm
+from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectSendStream
 
 from speechmatics_modes._config import AudioFormat, RealtimeOptions, TranscriptionOptions
@@ -40,7 +41,7 @@ from speechmatics_modes._exceptions import (
     translated,
 )
 from speechmatics_modes._insights import SpeakersResult
-from speechmatics_modes._models import Final, Mode, StreamEvent, Transcript, stream_event
+from speechmatics_modes._models import Final, SessionInfo, StreamEvent, Transcript, stream_event
 from speechmatics_modes._sdk_logging import tend_sdk_loggers
 from speechmatics_modes._settings import Settings
 
@@ -200,13 +201,53 @@ _KEPT_MESSAGES = frozenset(
 """What the transcript is built from, besides ``RecognitionStarted``."""
 
 
+@dataclass
+class _Uncompressed(sm.ConnectionConfig):
+    """The SDK's connection settings, without ``permessage-deflate``.
+
+    The SDK lets ``websockets`` offer compression, and raw PCM hardly compresses: deflating
+    every audio frame was most of the client's CPU and a good part of the server's (see
+    docs/performance.md). Not offering an extension is always allowed (RFC 7692), so every
+    server accepts the connection. The SDK hands ``to_dict()`` to ``websockets.connect`` as
+    keywords; ``tests/test_sdk_internals.py`` fails the day it stops doing so.
+    """
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "compression": None}
+
+
+@functools.cache
+def _connection_config() -> _Uncompressed:
+    """One for every session: each builds a TLS context, which reads the CA store."""
+    return _Uncompressed()
+
+
+def _break_cycles(client: sm.AsyncClient) -> None:
+    """Let a closed client, and the session whose handlers it holds, go by reference counting.
+
+    The client holds its handlers (bound methods of itself and of our session) and a lambda
+    closed over itself (``_build_transport``, private: the gc tests in
+    tests/test_realtime_flow.py fail if it moves). Left alone, these cycles keep the client,
+    our session and every final it parsed until a full collection, which in a long stream of
+    sessions is rare: memory rose in a sawtooth.
+    """
+    client.remove_all_listeners()
+    vars(client).pop("_build_transport", None)
+
+
 class RealtimeSession:
     """One real-time session: sends audio, turns what comes back into events and a transcript.
 
+    Each server message is handled where the SDK delivers it: an acknowledgement updates the
+    window, a message becomes its event once (the transcript is built from the same events),
+    and the event goes straight into ``events``.
+
     Flow control: at most ``max_in_flight_seconds`` of audio is sent ahead of the service's
     ``AudioAdded`` acknowledgements, so a fast source (a file read at full speed) never floods
-    the socket. Events go to ``events`` with ``await send``: a caller who stops reading pauses
-    the processing of acknowledgements, which pauses sending, so memory stays bounded.
+    the socket. Once the window is full the sender sleeps until half of it is acknowledged,
+    then sends a burst, rather than waking for every acknowledgement. A caller who stops
+    reading fills ``events``; what does not fit waits in order in a backlog, and no audio is
+    sent until the caller has taken it, so memory stays bounded by the window.
     """
 
     def __init__(
@@ -231,16 +272,19 @@ class RealtimeSession:
         self._window_bytes = max(
             audio_format.chunk_size, int(max_in_flight_seconds * audio_format.bytes_per_second)
         )
+        self._low_water = self._window_bytes // 2
         self._end_timeout = end_of_transcript_timeout
-        self._inbox_send, self._inbox = anyio.create_memory_object_stream[dict[str, Any]](
-            max_buffer_size=math.inf  # fed by the SDK's sync callbacks; bounded by the window
-        )
         self._sent_sizes: dict[str | None, deque[int]] = {}
         """Sizes of the chunks not yet acknowledged, per channel (``None``: single channel)."""
         self._bytes_sent = 0
         self._in_flight = 0
-        self._progress = anyio.Event()
-        self._kept: list[dict[str, Any]] = []
+        self._room = anyio.Event()
+        """Set when a waiting sender may go on: window half empty, backlog taken, or the end."""
+        self._backlog: deque[StreamEvent] = deque()
+        self._group: TaskGroup | None = None
+        self._flushing = False
+        self._kept: list[StreamEvent] = []
+        """The events the transcript is built from, as parsed once for the caller."""
         self._started: dict[str, Any] | None = None
         self._client: sm.AsyncClient | None = None
         self._settled = anyio.Event()
@@ -259,10 +303,8 @@ class RealtimeSession:
 
     def transcript(self) -> Transcript:
         """Every final so far, as a transcript (complete once :meth:`run` returned)."""
-        messages = [self._started] if self._started is not None else []
-        return Transcript.from_realtime_messages([*messages, *self._kept]).model_copy(
-            update={"mode": Mode.REALTIME}
-        )
+        started = [self._started] if self._started is not None else []
+        return Transcript._from_realtime_events(self._kept, recognition_started=started)
 
     async def run(self, chunks: AsyncIterator[Chunk]) -> None:
         """Start the session, send every chunk, end the stream and wait for the last final.
@@ -273,7 +315,9 @@ class RealtimeSession:
                 through :meth:`transcript`.
             TranscriptionTimeout: no ``EndOfTranscript`` arrived in time after the audio ended.
         """
-        client = sm.AsyncClient(_auth(self._settings), url=self._settings.rt_url)
+        client = sm.AsyncClient(
+            _auth(self._settings), url=self._settings.rt_url, conn_config=_connection_config()
+        )
         tend_sdk_loggers("speechmatics.rt")
         for message_type in _SESSION_MESSAGES:
             client.on(message_type, self._receive)
@@ -282,17 +326,18 @@ class RealtimeSession:
             self._client = client
             self._settled.set()
             async with anyio.create_task_group() as group:
-                group.start_soon(self._pump)
+                self._group = group  # for the backlog's flusher, which the group waits for
+                self._start_flushing()
                 await self._converse(client, chunks)
         finally:
             self._client = None
+            self._group = None
             self._settled.set()
-            self._inbox_send.close()
-            self._inbox.close()
             if self._speakers_reply is not None:
                 self._speakers_reply.set()  # no reply is coming: get_speakers() gives up
             with anyio.CancelScope(shield=True):
                 await client.close()
+            _break_cycles(client)
         if not self._ended and self._error is None:
             self._error = TransportError(
                 "the real-time connection closed before EndOfTranscript: the last words may "
@@ -318,20 +363,9 @@ class RealtimeSession:
                     audio_events_config=self._audio_events,
                 )
         except SpeechmaticsModesError as exc:
-            refusal = self._refusal()
-            if refusal is None:
+            if self._error is None:  # no Error message came, or none we could read
                 raise
-            raise refusal from exc
-
-    def _refusal(self) -> SpeechmaticsModesError | None:
-        """Our error for an ``Error`` message waiting in the inbox, if one is."""
-        while True:
-            try:
-                message = self._inbox.receive_nowait()
-            except (anyio.WouldBlock, anyio.EndOfStream, anyio.ClosedResourceError):
-                return None
-            if message.get("message") == "Error":
-                return _error_from_message(message)
+            raise self._error from exc
 
     async def _converse(self, client: sm.AsyncClient, chunks: AsyncIterator[Chunk]) -> None:
         """Send the audio and end the stream, recording (not raising) what goes wrong.
@@ -356,7 +390,6 @@ class RealtimeSession:
         finally:
             if source_failure is not None:
                 self._source_error(source_failure)  # the cause of whatever followed it
-            self._inbox_send.close()  # the pump handles what is left, then ends
 
     def _source_error(self, exc: Exception) -> None:
         error = AudioSourceError(
@@ -366,16 +399,11 @@ class RealtimeSession:
         error.__cause__ = exc
         self._error = error
 
-    def _receive(self, message: dict[str, Any]) -> None:
-        """Called by the SDK's receive loop for each message; hands it to :meth:`_pump`."""
-        with suppress(anyio.ClosedResourceError):
-            self._inbox_send.send_nowait(message)
-
     async def _send_audio(self, client: sm.AsyncClient, chunks: AsyncIterator[Chunk]) -> None:
         async for item in chunks:
             channel, chunk = item if isinstance(item, tuple) else (None, item)
-            while self._window_full(len(chunk)) and self._error is None and not self._ended:
-                await self._wait_for_progress(client)  # an Error or a drop ends the wait
+            while self._must_wait(len(chunk)):
+                await self._wait_for_room(client)  # an Error or a drop ends the wait
             if self._error is not None or self._ended:
                 return
             try:
@@ -391,19 +419,26 @@ class RealtimeSession:
             self._in_flight += len(chunk)
             self._bytes_sent += len(chunk)
 
-    def _window_full(self, size: int) -> bool:
-        return bool(self._in_flight) and self._in_flight + size > self._window_bytes
+    def _must_wait(self, size: int) -> bool:
+        if self._error is not None or self._ended:
+            return False
+        window_full = bool(self._in_flight) and self._in_flight + size > self._window_bytes
+        return window_full or bool(self._backlog)
 
-    async def _wait_for_progress(self, client: sm.AsyncClient) -> None:
-        """Wait for an acknowledgement, an error or the end; notice a dropped connection."""
+    async def _wait_for_room(self, client: sm.AsyncClient) -> None:
+        """Wait for the low-water mark, the backlog to clear, an error or the end.
+
+        A dropped connection sends nothing more, so the wait also looks, every second, whether
+        the SDK saw its connection close.
+        """
+        self._room = anyio.Event()
         with anyio.move_on_after(1.0):
-            await self._progress.wait()
-        if not self._progress.is_set() and client._closed_evt.is_set():
+            await self._room.wait()
+        if not self._room.is_set() and client._closed_evt.is_set():
             self._error = self._error or TransportError(
                 "the real-time connection dropped before the audio was acknowledged"
             )
             self._ended = True
-        self._progress = anyio.Event()
 
     async def _finish(self, client: sm.AsyncClient) -> None:
         """Send EndOfStream and wait until the service has sent its last final."""
@@ -418,44 +453,96 @@ class RealtimeSession:
                 "of the end of the audio"
             ) from None
         except TransportError:
-            pass  # the connection ended first; _drain tells whether the session completed
+            pass  # the connection ended first; run() tells whether the session completed
 
-    async def _pump(self) -> None:
-        async for message in self._inbox:
-            try:
-                await self._handle(message)
-            except SpeechmaticsModesError as exc:  # a malformed message from the service
-                self._error = self._error or exc
+    # What the SDK's receive loop calls, once per message ----------------------------------
 
-    async def _handle(self, message: dict[str, Any]) -> None:
+    def _receive(self, message: dict[str, Any]) -> None:
+        """Handle one server message where the SDK delivers it.
+
+        The SDK only logs a handler's exception, so ours are recorded and :meth:`run` raises.
+        """
+        try:
+            self._handle(message)
+        except SpeechmaticsModesError as exc:  # a malformed message from the service
+            self._fail(exc)
+        except Exception as exc:
+            error = ServerError(
+                f"could not handle the service's {message.get('message')} message: {describe(exc)}"
+            )
+            error.__cause__ = exc
+            self._fail(error)
+
+    def _handle(self, message: dict[str, Any]) -> None:
         kind = message.get("message")
         if kind in ("AudioAdded", "ChannelAudioAdded"):
             self._acknowledge(message.get("channel"))
-        elif kind == "Error":
-            self._error = self._error or _error_from_message(message)
-            self._progress.set()
-        elif kind == "EndOfTranscript":
+            return
+        if kind == "Error":
+            self._fail(_error_from_message(message))
+            return
+        if kind == "EndOfTranscript":
             self._ended = True
-            self._progress.set()
-        elif kind in _KEPT_MESSAGES:
-            self._kept.append(message)
-        elif kind == "RecognitionStarted":
+            self._room.set()
+            return
+        event = stream_event(message)
+        if event is None:
+            return
+        if kind in _KEPT_MESSAGES or isinstance(event, SessionInfo):
+            self._kept.append(event)
+        if isinstance(event, SessionInfo):
             self._started = message
             self.started.set()
-        event = stream_event(message)
-        if isinstance(event, SpeakersResult) and self._speakers_reply is not None:
+        elif isinstance(event, SpeakersResult) and self._speakers_reply is not None:
             self._speakers = event
             self._speakers_reply.set()
-        if event is not None and self._events is not None:
-            if isinstance(event, Final) and not event.words:
-                return  # an empty final carries nothing a caller could use
-            await self._events.send(event)
+        elif isinstance(event, Final) and not event.words:
+            return  # an empty final carries nothing a caller could use
+        self._deliver(event)
 
     def _acknowledge(self, channel: str | None) -> None:
         sizes = self._sent_sizes.get(channel)
         if sizes:
             self._in_flight -= sizes.popleft()
-        self._progress.set()
+        if self._in_flight <= self._low_water and not self._backlog:
+            self._room.set()
+
+    def _fail(self, error: SpeechmaticsModesError) -> None:
+        self._error = self._error or error
+        self._room.set()
+
+    def _deliver(self, event: StreamEvent) -> None:
+        """Into the caller's stream at once if it has room, else behind what already waits."""
+        if self._events is None:
+            return
+        if not self._backlog:
+            try:
+                self._events.send_nowait(event)
+                return
+            except anyio.WouldBlock:
+                pass
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                return  # the caller has gone (its scope is being cancelled)
+        self._backlog.append(event)
+        self._start_flushing()
+
+    def _start_flushing(self) -> None:
+        if self._backlog and not self._flushing and self._group is not None:
+            self._flushing = True
+            self._group.start_soon(self._flush)
+
+    async def _flush(self) -> None:
+        """Hand the backlog over as the caller reads, then let the sender go on."""
+        assert self._events is not None
+        try:
+            while self._backlog:
+                await self._events.send(self._backlog[0])
+                self._backlog.popleft()
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+            self._backlog.clear()
+        finally:
+            self._flushing = False
+            self._room.set()
 
     # Controls on the running session ------------------------------------------------------
 
@@ -517,7 +604,7 @@ class RealtimeSession:
         raise TranscriptionTimeout(f"the service sent no SpeakersResult within {timeout:g} s")
 
     def _answered_speakers(self) -> SpeakersResult | None:
-        """The ``SpeakersResult`` the pump stored for the pending request, if it came."""
+        """The ``SpeakersResult`` stored for the pending request, if it came."""
         return self._speakers
 
     async def _running_client(self) -> sm.AsyncClient:

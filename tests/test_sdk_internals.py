@@ -1,4 +1,4 @@
-"""Tripwires: each place the batch backend reaches into ``speechmatics.batch`` internals.
+"""Tripwires: each place a backend reaches into an SDK's internals.
 
 The SDK offers no public way to do these three things, so ``_batch.py`` uses private names,
 each in one place. If an SDK release moves one, the test named after it fails here, against a
@@ -9,19 +9,31 @@ real local server, instead of a user's job failing somewhere later:
 - ``AsyncClient._transport.get``: the public ``get_transcript`` returns the SDK's parsed model,
   not the json-v2 document our ``Transcript`` is read from;
 - ``Transport._handle_response``: the SDK drops response headers when it raises, and
-  ``Retry-After`` is one.
+  ``Retry-After`` is one;
+- ``speechmatics.rt``'s ``Transport.connect`` passing ``ConnectionConfig.to_dict()`` to
+  ``websockets.connect`` as keywords: how the real-time backend turns compression off.
 """
 
 from __future__ import annotations
 
 import pytest
 import speechmatics.batch as sm
+import speechmatics.rt as sm_rt
 
-from speechmatics_modes import BatchClient, BatchOptions, RetryPolicy, TranscriptionOptions
+from speechmatics_modes import (
+    BatchClient,
+    BatchOptions,
+    RetryPolicy,
+    Settings,
+    TranscriptionOptions,
+    transcribe,
+)
 from speechmatics_modes._batch import _RetryAfter, _transcript_json
 from speechmatics_modes._sources import classify, open_upload
 from speechmatics_modes.local import Faults, HttpFailure, LocalServer
 from tests.local.conftest import scripted_engine, wav_bytes
+
+SECOND = b"\x00\x00" * 16_000
 
 pytestmark = pytest.mark.anyio
 
@@ -69,3 +81,17 @@ async def test_the_response_hook_still_sees_retry_after() -> None:
         with pytest.raises(sm.BatchError, match="429"):
             await sdk.list_jobs()
     assert retry_after.take() == 7.0, "Transport._handle_response moved?"
+
+
+async def test_the_connection_settings_still_reach_websockets_connect() -> None:
+    """Our sessions do not offer ``permessage-deflate``; the raw SDK's still do, and are served."""
+    async with LocalServer(engine=scripted_engine()) as server:
+        settings: Settings = server.settings()
+        await transcribe([SECOND, SECOND], settings=settings)
+        sdk = sm_rt.AsyncClient(api_key=settings.api_key.get_secret_value(), url=settings.rt_url)
+        await sdk.start_session(audio_format=sm_rt.AudioFormat(chunk_size=len(SECOND)))
+        await sdk.send_audio(SECOND)
+        await sdk.stop_session()
+        await sdk.close()
+    assert server.stats.sessions_started == 2
+    assert server.stats.sessions_compressed == 1, "Transport.connect ignores to_dict() now?"

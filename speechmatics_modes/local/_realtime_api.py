@@ -98,6 +98,7 @@ class RealtimeApi:
         await socket.prepare(request)
         self._sockets.add(socket)
         self._stats.sessions_opened += 1
+        self._stats.sessions_compressed += bool(socket.compress)
         self._stats.sessions_active += 1
         session = RealtimeProtocol(
             str(uuid.uuid4()),

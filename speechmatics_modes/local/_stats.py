@@ -39,6 +39,9 @@ class ServerStats:
     """Sessions ended with an ``Error`` before or at the start (config, quota, protocol)."""
     sessions_active: int = 0
     """Sessions open right now."""
+    sessions_compressed: int = 0
+    """Sessions whose client negotiated ``permessage-deflate`` (the SDK's default; accepted,
+    as any WebSocket server may, though ours does not offer it: PCM hardly compresses)."""
     sessions_faulted: int = 0
     """Sessions ended by an injected :class:`~speechmatics_modes.local.SocketFault`."""
     audio_frames: int = 0
