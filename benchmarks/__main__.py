@@ -8,7 +8,15 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS = ("engines", "engine_accuracy", "facade", "bulk", "bulk_postgres", "rollover")
+BENCHMARKS = (
+    "engines",
+    "engine_accuracy",
+    "facade",
+    "bulk",
+    "bulk_postgres",
+    "rollover",
+    "controls",
+)
 
 
 def main(names: list[str]) -> None:

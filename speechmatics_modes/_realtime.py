@@ -496,8 +496,8 @@ class RealtimeSession:
         elif isinstance(event, SpeakersResult) and self._speakers_reply is not None:
             self._speakers = event
             self._speakers_reply.set()
-        elif isinstance(event, Final) and not event.words:
-            return  # an empty final carries nothing a caller could use
+        elif isinstance(event, Final) and not event.words and not event.forced:
+            return  # empty, it carries nothing, unless it answers a forced end
         self._deliver(event)
 
     def _acknowledge(self, channel: str | None) -> None:

@@ -172,3 +172,23 @@ async def test_controls_need_a_running_session() -> None:
             pass
         with pytest.raises(TransportError):
             await events.force_end_of_utterance()
+
+
+async def test_forcing_with_nothing_pending_still_answers_with_a_forced_final() -> None:
+    gate = anyio.Event()
+    async with (
+        LocalServer(engine=engine(2.0, final_lag=0.3)) as server,
+        stream(gated(gate, 1.5, 1.0), settings=server.settings()) as events,
+    ):
+        finals: list[Final] = []
+        async for event in events:
+            if isinstance(event, Final):
+                finals.append(event)
+                if len(finals) == 1:
+                    await events.force_end_of_utterance()
+                elif event.forced:
+                    gate.set()
+    forced = [final for final in finals if final.forced]
+    assert len(forced) == 1
+    assert spoken(forced[0].words) == []
+    assert spoken(events.transcript.words) == ["hello", "there"]

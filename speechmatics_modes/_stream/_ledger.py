@@ -272,8 +272,8 @@ class WordLedger:
             if leg is not self._emitting:
                 self._emitting, self._earlier_until = leg, self.emitted_until
             words = self._fresh(event.words, offset, self._earlier_until, count=True)
-            if not words:
-                return None
+            if not words:  # a forced final still answers force_end_of_utterance()
+                return event.model_copy(update=_span(event, offset, ())) if event.forced else None
             self.emitted_until = max(self.emitted_until, max(word.end for word in words))
             if self.keep_words:
                 self.words.extend(words)
