@@ -324,10 +324,14 @@ class BatchClient(StackOwner):
             JobFailedError: the job was rejected, deleted, or is unknown to the service.
         """
         client, retry_after = self._open
-        await _wait_until_done(client, job_id, retry_after)
-        document = await _with_retries(
-            lambda: _transcript_json(client, job_id), retry_after, what="transcript"
-        )
+        try:
+            await _wait_until_done(client, job_id, retry_after)
+            document = await _with_retries(
+                lambda: _transcript_json(client, job_id), retry_after, what="transcript"
+            )
+        except SpeechmaticsModesError as exc:
+            exc.job_id = exc.job_id or job_id
+            raise
         return Transcript.from_batch_json(document)
 
     async def jobs(self, limit: int = 100) -> list[BatchJob]:
@@ -439,9 +443,20 @@ async def _wait_until_done(client: sm.AsyncClient, job_id: str, retry_after: _Re
     """Poll the job's status with growing, jittered gaps until it is done or has failed."""
     polls = retry_after.backoff()
     while True:
-        info = await _with_retries(
-            lambda: client.get_job_info(job_id), retry_after, what="job status"
-        )
+        try:
+            info = await _with_retries(
+                lambda: client.get_job_info(job_id), retry_after, what="job status"
+            )
+        except ServerError as exc:
+            if exc.status not in (404, 410):
+                raise
+            # A restarted local server, a job deleted by someone else, or one past retention.
+            raise JobFailedError(
+                f"job {job_id} is gone: the service answered {exc.status} ({exc}) while it "
+                "was being waited for",
+                job_id=job_id,
+                reasons=(str(exc),),
+            ) from exc
         status = info.status.value
         if status == "done":
             return

@@ -29,6 +29,7 @@ from speechmatics_modes._exceptions import (
     JobFailedError,
     ServerError,
     SpeechmaticsModesError,
+    TransportError,
 )
 from speechmatics_modes._inputs import BulkInput, inputs_of
 from speechmatics_modes._journal import Entry, Journal, is_postgres_url
@@ -39,7 +40,7 @@ from speechmatics_modes._settings import Settings
 from speechmatics_modes._sources import classify, open_upload
 from speechmatics_modes._sqlite_journal import SqliteJournal
 
-__all__ = ["BulkResult", "StatusCallback", "transcribe_many"]
+__all__ = ["UNREACHABLE_IN_A_ROW", "BulkResult", "StatusCallback", "transcribe_many"]
 
 StatusCallback = Callable[[Path | str, str], None]
 """Told each step of each input: ``uploading``, ``running``, ``re-attaching``..."""
@@ -86,9 +87,12 @@ async def transcribe_many(
     """Transcribe inputs ``concurrency`` at a time, yielding each result as it finishes.
 
     Use it as ``async for result in transcribe_many(paths): ...``. One input failing does not
-    stop the others: its :class:`BulkResult` carries the error. To stop early, close the
-    iterator (``contextlib.aclosing``); the unfinished batch jobs are left running so that a
-    later run with the same journal re-attaches to them.
+    stop the others: its :class:`BulkResult` carries the error. A service that cannot be
+    reached does: once three inputs in a row failed with a
+    :class:`TransportError` (each after riding out ``retry``), no further input is started, the
+    ones in flight finish, and a :class:`TransportError` ends the iteration. To stop early,
+    close the iterator (``contextlib.aclosing``). Either way the unfinished batch jobs are left
+    running, so that a later run with the same journal re-attaches to them.
 
     Args:
         sources: Paths of audio files, ``http(s)://`` URLs (the service fetches them: no audio
@@ -112,7 +116,9 @@ async def transcribe_many(
         ConfigurationError: invalid options or ``concurrency``, before anything is sent;
             ``store_transcripts`` without a PostgreSQL journal; psycopg missing.
         AuthenticationError: no key for the cloud backend.
-        TransportError: the PostgreSQL journal cannot be reached.
+        TransportError: the PostgreSQL journal cannot be reached; or the service could not be
+            reached for several inputs in a row, after the results so far were yielded (run
+            again with the same journal to continue).
     """
     if concurrency < 1:
         raise ConfigurationError(f"concurrency must be at least 1, got {concurrency}")
@@ -133,6 +139,12 @@ async def transcribe_many(
             yield result
             if entry is not None:
                 await book.record(entry, "done", job_id=result.job_id, transcript=result.transcript)
+        if pool.breaker.tripped_by is not None:
+            raise TransportError(
+                f"stopped the run: {UNREACHABLE_IN_A_ROW} inputs in a row could not reach the "
+                f"service ({pool.breaker.tripped_by}). The inputs not done are left for the "
+                "next run with the same journal."
+            ) from pool.breaker.tripped_by
 
 
 @asynccontextmanager
@@ -153,6 +165,38 @@ async def _open_journal(
         yield sqlite
     finally:
         sqlite.close()
+
+
+UNREACHABLE_IN_A_ROW = 3
+"""Inputs failing in a row with a :class:`TransportError` that stop a :func:`transcribe_many` run.
+
+More than one, so that a single upload cut off mid-way (which is not retried, as the job may
+exist) does not stop a run; few, so that a dead service costs one retry window, not one per
+input."""
+
+
+class _Breaker:
+    """Shared by every worker of a run: trips when the service stays out of reach.
+
+    Each request already rides out a short outage (the :class:`RetryPolicy`); an input that
+    still fails with a :class:`TransportError` met a service that stayed away. Without a
+    breaker every remaining input would wait out the same retries on its own (38 inputs took
+    80 s to give up).
+    """
+
+    def __init__(self) -> None:
+        self._in_a_row = 0
+        self.tripped_by: TransportError | None = None
+        """The failure that tripped it; no input is started after it."""
+
+    def record(self, result: BulkResult) -> None:
+        """Count an attempted input's outcome."""
+        if not isinstance(result.error, TransportError):
+            self._in_a_row = 0
+            return
+        self._in_a_row += 1
+        if self._in_a_row >= UNREACHABLE_IN_A_ROW and self.tripped_by is None:
+            self.tripped_by = result.error
 
 
 _Finished = tuple[BulkResult, Entry | None]
@@ -179,6 +223,7 @@ class _Pool:
         self._mode = mode
         self._journal = journal
         self._on_status = on_status
+        self.breaker = _Breaker()
 
     async def run(self, concurrency: int) -> AsyncIterator[_Finished]:
         send, receive = anyio.create_memory_object_stream[_Finished](concurrency)
@@ -192,11 +237,16 @@ class _Pool:
 
     async def _work(self, send: MemoryObjectSendStream[_Finished]) -> None:
         async with send:
-            while (entry := await self._journal.claim()) is not None:
+            while self.breaker.tripped_by is None:
+                entry = await self._journal.claim()
+                if entry is None:
+                    return
                 try:
                     finished = await self._one(entry)
                 except _TakenOver:
                     continue  # another worker does this input now
+                if not finished[0].skipped:
+                    self.breaker.record(finished[0])
                 await send.send(finished)
 
     async def _one(self, entry: Entry) -> _Finished:

@@ -50,6 +50,10 @@ class SpeechmaticsModesError(Exception):
     """Whether the same call may succeed if simply tried again later."""
     partial_transcript: Transcript | None = None
     """The words transcribed before the failure, where there were any: nothing is lost."""
+    job_id: str | None = None
+    """The batch job the failing call had created, if it got that far. After a
+    :class:`TransportError` or a :class:`ServerError` the job may still run at the service:
+    read its transcript later with ``BatchClient.transcript(job_id)``."""
 
 
 class ConfigurationError(SpeechmaticsModesError, ValueError):

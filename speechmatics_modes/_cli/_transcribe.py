@@ -171,16 +171,18 @@ async def _transcribe_files(
         store_transcripts=args.store_transcripts,
         on_status=progress.step,
     )
-    async for result in results:
-        if result.error is not None:
-            status = max(status, exit_code(result.error))
-            if args.verbose:
-                traceback.print_exception(result.error)
-            progress.failed(result.source, _describe_failure(result))
-            continue
-        written = _deliver(result, names[result.id], args)
-        progress.done(result, written)
-    progress.close()
+    try:
+        async for result in results:
+            if result.error is not None:
+                status = max(status, exit_code(result.error))
+                if args.verbose:
+                    traceback.print_exception(result.error)
+                progress.failed(result.source, _describe_failure(result))
+                continue
+            written = _deliver(result, names[result.id], args)
+            progress.done(result, written)
+    finally:  # the run itself can fail too (the service stayed out of reach)
+        progress.close()
     return status
 
 
