@@ -36,8 +36,10 @@ RESULTS = Path("bench-results") / "bulk_postgres.json"
 WORKERS = (1, 2, 4)
 
 
-async def _run(server: LocalServer, journal: str, workers: int, limit: int, folder: Path) -> float:
-    """Seconds until every worker has finished the run."""
+async def _run(
+    server: LocalServer, journal: str, workers: int, limit: int, folder: Path, *, expect: int = -1
+) -> float:
+    """Seconds until every worker has finished the run (``expect`` outputs; -1: every input)."""
     out = folder / f"out-{workers}-{time.monotonic_ns()}"
     command = [
         *(sys.executable, "-m", "speechmatics_modes", "transcribe", "-q"),
@@ -55,8 +57,9 @@ async def _run(server: LocalServer, journal: str, workers: int, limit: int, fold
             group.start_soon(_worker, command, environment)
     seconds = time.perf_counter() - started
     written = len(list(out.glob("*.txt")))
-    if written != _count(folder):
-        raise RuntimeError(f"{written} outputs for {_count(folder)} inputs")
+    expected = _count(folder) if expect < 0 else expect
+    if written != expected:
+        raise RuntimeError(f"{written} outputs, expected {expected}")
     return seconds
 
 
@@ -93,6 +96,8 @@ async def _main(count: int, job_seconds: float, limit: int, server_url: str) -> 
                     server, journal, workers, limit, folder
                 )
                 peaks[workers] = server.stats.peak_jobs_running
+            # What starting those workers costs by itself: the same run again, all done.
+            startup = await _run(server, journal, WORKERS[-1], limit, folder, expect=0)
     ceiling = limit / job_seconds
     print(f"{count} inputs, {job_seconds:g} s per job, limit {limit} for the whole run")
     print(f"  ceiling (limit / job time)      {ceiling:6.1f} inputs/s")
@@ -102,7 +107,9 @@ async def _main(count: int, job_seconds: float, limit: int, server_url: str) -> 
             f"  {name:<31} {rate:6.1f} inputs/s  {seconds:6.1f} s  {rate / ceiling:5.0%} of ceiling"
         )
     print(f"  peak jobs running at the server: {peaks} (never above {limit})")
-    return {name: count / seconds for name, seconds in results.items()} | {"ceiling": ceiling}
+    print(f"  {WORKERS[-1]} workers starting on a finished run (fixed cost): {startup:.1f} s")
+    rates = {name: count / seconds for name, seconds in results.items()}
+    return rates | {"ceiling": ceiling, "startup_seconds": startup}
 
 
 def main() -> None:

@@ -178,6 +178,8 @@ class PostgresJournal:
         self._store_transcripts = store_transcripts
         self._lease = DEFAULT_LEASE_SECONDS
         self._pause: PauseCallback = _ignore_pause
+        self._claiming = anyio.Lock()
+        self._freed = anyio.Event()
 
     async def begin(
         self, inputs: Sequence[BulkInput], *, concurrency: int, pause: PauseCallback
@@ -210,12 +212,20 @@ class PostgresJournal:
         return self._lease / 3
 
     async def claim(self) -> Entry | None:
-        """Claim the next input that may start now; wait while others still hold some."""
-        while True:
-            entry, left = await self._try_claim()
-            if entry is not None or not left:
-                return entry
-            await anyio.sleep(random.uniform(*_IDLE_SECONDS))
+        """Claim the next input that may start now; wait while others still hold some.
+
+        One task of this worker looks at a time (the others queue here), so an idle worker
+        asks the database a few times a second however many tasks it runs; a slot this worker
+        frees wakes it at once, a slot freed elsewhere is seen at its next look.
+        """
+        async with self._claiming:
+            while True:
+                entry, left = await self._try_claim()
+                if entry is not None or not left:
+                    return entry
+                self._freed = anyio.Event()
+                with anyio.move_on_after(random.uniform(*_IDLE_SECONDS)):
+                    await self._freed.wait()
 
     async def _try_claim(self) -> tuple[Entry | None, bool]:
         params = {"worker": self.worker, "lease": self._lease}
@@ -271,6 +281,8 @@ class PostgresJournal:
                     "worker": self.worker,
                 },
             )
+        if state in TERMINAL_STATES:
+            self._freed.set()
         if cursor.rowcount == 0:
             logger.warning(
                 "input %s was taken over by another worker (this worker's lease lapsed); "
@@ -290,6 +302,7 @@ class PostgresJournal:
                 "WHERE EXISTS (SELECT 1 FROM freed)",
                 (entry.id, self.worker),
             )
+        self._freed.set()
 
     async def rate_limited(self, seconds: float) -> None:
         """Halve the limit (once per pause), pause new claims, and tell every worker.
