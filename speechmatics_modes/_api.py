@@ -15,6 +15,7 @@ import math
 import os
 from collections.abc import AsyncIterable, Iterable, Mapping
 from contextlib import AsyncExitStack
+from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar
 
 import anyio
@@ -34,6 +35,7 @@ from speechmatics_modes._exceptions import (
     ConfigurationError,
     SpeechmaticsModesError,
     TranscriptionTimeout,
+    innermost,
 )
 from speechmatics_modes._insights import SpeakersResult
 from speechmatics_modes._lifetime import StackOwner
@@ -118,6 +120,7 @@ async def transcribe(
     transcription = _validated(options, TranscriptionOptions, "options")
     transcription.check_mode("batch" if chosen is Mode.BATCH else "realtime")
     _check_timeout(timeout)
+    _check_pace(pace)
     if chosen is Mode.REALTIME:
         if batch_options is not None:
             raise _only_in(Mode.BATCH, "batch_options only apply", "them")
@@ -232,6 +235,7 @@ class TranscriptStream(StackOwner):
         realtime_options: RealtimeOptions | None = None,
     ) -> None:
         _check_timeout(timeout)
+        _check_pace(pace)
         self._source = source
         self._options = options
         self._audio_format = audio_format
@@ -318,6 +322,22 @@ class TranscriptStream(StackOwner):
         return TranscriptionTimeout(
             f"the real-time transcription did not finish within {self._timeout:g} s"
         )
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            await super().__aexit__(exc_type, exc, tb)
+        except BaseException as closing:
+            # What a task inside raised (the caller's own SystemExit from their source, say)
+            # arrives as itself, not wrapped in the exception groups of our task groups.
+            inner = innermost(closing)
+            if inner is closing:
+                raise
+            raise inner from None
 
     def __aiter__(self) -> TranscriptStream:
         return self
@@ -468,5 +488,16 @@ def _validated(value: M | Mapping[str, Any] | None, model: type[M], name: str) -
 
 
 def _check_timeout(timeout: float | None) -> None:
-    if timeout is not None and not timeout > 0:
+    if timeout is not None and not (_is_number(timeout) and timeout > 0):
         raise ConfigurationError(f"timeout must be a positive number of seconds, got {timeout!r}")
+
+
+def _check_pace(pace: float | None) -> None:
+    if pace is not None and not (_is_number(pace) and 0 < pace < math.inf):
+        raise ConfigurationError(
+            f"pace must be a positive number (1.0 sends in real time), or None, got {pace!r}"
+        )
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)

@@ -11,6 +11,7 @@ PostgreSQL journal, any number of processes on any number of machines share one 
 from __future__ import annotations
 
 import os
+import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -113,13 +114,19 @@ async def transcribe_many(
             service's rate limits are.
 
     Raises:
-        ConfigurationError: invalid options or ``concurrency``, before anything is sent;
-            ``store_transcripts`` without a PostgreSQL journal; psycopg missing.
+        ConfigurationError: invalid options or ``concurrency``, one path instead of a list,
+            a journal that cannot be opened, before anything is sent; ``store_transcripts``
+            without a PostgreSQL journal; psycopg missing.
         AuthenticationError: no key for the cloud backend.
         TransportError: the PostgreSQL journal cannot be reached; or the service could not be
             reached for several inputs in a row, after the results so far were yielded (run
             again with the same journal to continue).
     """
+    if isinstance(sources, (str, bytes, os.PathLike)):
+        raise ConfigurationError(
+            f"sources must be a list of paths or URLs, not one {type(sources).__name__}: "
+            f"write transcribe_many([{str(sources)!r}])"
+        )
     if concurrency < 1:
         raise ConfigurationError(f"concurrency must be at least 1, got {concurrency}")
     if mode not in ("auto", "batch", "realtime"):
@@ -160,7 +167,13 @@ async def _open_journal(
         return
     if store_transcripts:
         raise ConfigurationError("store_transcripts needs a postgresql:// journal")
-    sqlite = SqliteJournal(":memory:" if target is None else target)
+    try:
+        sqlite = SqliteJournal(":memory:" if target is None else target)
+    except sqlite3.Error as exc:
+        raise ConfigurationError(
+            f"journal {target}: cannot open it as a SQLite file ({exc}); name a file in a "
+            "directory you can write to"
+        ) from exc
     try:
         yield sqlite
     finally:

@@ -31,6 +31,7 @@ if TYPE_CHECKING:  # the SDK types only name the deprecated shims' return values
     import speechmatics.rt as sm_rt  # noqa: TID251
 
 __all__ = [
+    "LARGEST_MESSAGE",
     "SETTABLE_MID_SESSION",
     "AudioEncoding",
     "AudioFiltering",
@@ -426,6 +427,12 @@ def _wrong_mode_message(name: str, value: Any, mode: str) -> str:
     )
 
 
+LARGEST_MESSAGE = 512 * 1024
+"""The most audio one real-time message carries: the service closes the connection on
+messages of 1 MiB and more, so a bigger chunk from a caller is sent as several. A multiple of
+every sample width."""
+
+
 class AudioFormat(_Value):
     """The format of raw audio sent to the real-time API (WAV files describe themselves)."""
 
@@ -439,7 +446,7 @@ class AudioFormat(_Value):
     chunk_size: int = Field(
         default=4096,
         ge=256,
-        le=512 * 1024,
+        le=LARGEST_MESSAGE,
         description="Bytes per audio message (256 B to 512 KiB), a multiple of the sample size.",
     )
 

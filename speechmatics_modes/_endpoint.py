@@ -25,8 +25,14 @@ async def endpoint(settings: Settings | None) -> AsyncIterator[Settings]:
 
     Raises:
         AuthenticationError: cloud backend without an API key.
-        ConfigurationError: local backend without the ``local`` extra installed.
+        ConfigurationError: ``settings`` that is not a :class:`Settings`; local backend
+            without the ``local`` extra installed.
     """
+    if settings is not None and not isinstance(settings, Settings):
+        raise ConfigurationError(
+            f"settings must be a Settings (or None for the environment's), got "
+            f"{type(settings).__name__}"
+        )
     settings = settings if settings is not None else Settings()
     if settings.backend == "cloud":
         if settings.api_key is None:

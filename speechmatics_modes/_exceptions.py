@@ -21,14 +21,19 @@ exception never escapes to our callers.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
+
+if sys.version_info < (3, 11):  # pragma: no cover - anyio depends on the backport there
+    from exceptiongroup import BaseExceptionGroup
 
 if TYPE_CHECKING:
     from speechmatics_modes._models import Transcript
 
 __all__ = [
+    "AUDIO_SENT_WAS_TRANSCRIBED",
     "AudioSourceError",
     "AuthenticationError",
     "ConfigurationError",
@@ -38,6 +43,8 @@ __all__ = [
     "SpeechmaticsModesError",
     "TranscriptionTimeout",
     "TransportError",
+    "innermost",
+    "source_failed",
     "translate_sdk_error",
     "translated",
 ]
@@ -161,3 +168,32 @@ def describe(exc: BaseException) -> str:
     """Return ``str(exc)`` or, for an exception with no message, its class name."""
     text = str(exc)
     return text if text else type(exc).__name__
+
+
+def innermost(exc: BaseException) -> BaseException:
+    """The one error a task group wrapped (in one group or several), else ``exc`` itself.
+
+    Our task groups are an implementation detail: a caller should get our error, or their own
+    ``SystemExit``/``KeyboardInterrupt``, as itself and not inside an exception group.
+    """
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
+
+
+AUDIO_SENT_WAS_TRANSCRIBED = "the audio sent before it was transcribed (see partial_transcript)"
+"""What became of a real-time stream's audio when its source failed."""
+
+
+def source_failed(exc: BaseException, outcome: str) -> AudioSourceError:
+    """Our error for an exception the caller's audio source raised, saying what became of it.
+
+    Args:
+        exc: What the source raised; kept as ``__cause__``.
+        outcome: What happened to the audio, e.g. "nothing was uploaded".
+    """
+    error = AudioSourceError(
+        f"the audio source raised {type(exc).__name__}: {describe(exc)}; {outcome}"
+    )
+    error.__cause__ = exc
+    return error

@@ -28,6 +28,7 @@ from anyio.streams.memory import MemoryObjectSendStream
 
 from speechmatics_modes._config import AudioFormat, RealtimeOptions, TranscriptionOptions
 from speechmatics_modes._exceptions import (
+    AUDIO_SENT_WAS_TRANSCRIBED,
     AudioSourceError,
     AuthenticationError,
     ConfigurationError,
@@ -38,6 +39,7 @@ from speechmatics_modes._exceptions import (
     TranscriptionTimeout,
     TransportError,
     describe,
+    source_failed,
     translated,
 )
 from speechmatics_modes._insights import SpeakersResult
@@ -392,12 +394,7 @@ class RealtimeSession:
                 self._source_error(source_failure)  # the cause of whatever followed it
 
     def _source_error(self, exc: Exception) -> None:
-        error = AudioSourceError(
-            f"the audio source raised {type(exc).__name__}: {describe(exc)}; the audio sent "
-            "before it was transcribed (see partial_transcript)"
-        )
-        error.__cause__ = exc
-        self._error = error
+        self._error = source_failed(exc, AUDIO_SENT_WAS_TRANSCRIBED)
 
     async def _send_audio(self, client: sm.AsyncClient, chunks: AsyncIterator[Chunk]) -> None:
         async for item in chunks:

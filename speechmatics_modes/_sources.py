@@ -37,8 +37,12 @@ from typing import IO, Any, BinaryIO, Literal, TypeVar
 
 import anyio
 
-from speechmatics_modes._config import AudioFormat
-from speechmatics_modes._exceptions import AudioSourceError
+from speechmatics_modes._config import LARGEST_MESSAGE, AudioFormat
+from speechmatics_modes._exceptions import (
+    AudioSourceError,
+    SpeechmaticsModesError,
+    source_failed,
+)
 from speechmatics_modes._microphone import Microphone
 from speechmatics_modes._models import Mode
 from speechmatics_modes._wav import (
@@ -222,7 +226,7 @@ async def _upload_of(
     if not _seekable(file):
         async with _spooled(_blocks(file), audio_format) as spool:
             yield Upload(filename=name, file=spool)
-    elif await _is_headerless_pcm(file, audio_format, name):
+    elif _is_headerless_pcm(await _in_thread(_peek, file), audio_format, name):
         async with _spooled(_blocks(file), audio_format) as spool:
             yield Upload(filename=f"{Path(name).stem}.wav", file=spool)
     else:
@@ -241,25 +245,29 @@ def _blocks(file: IO[bytes]) -> Iterator[bytes]:
         yield block
 
 
-async def _is_headerless_pcm(file: IO[bytes], given: AudioFormat | None, name: str) -> bool:
-    """Whether ``given`` describes raw PCM without a header, which the batch API cannot read.
+def _is_headerless_pcm(head: bytes, given: AudioFormat | None, name: str) -> bool:
+    """Whether the file starting with ``head`` is raw PCM without a header (``given`` says so).
 
-    A file with a WAV header goes as it is and its header decides how it is read, so an
-    ``audio_format`` that contradicts the header is refused: the caller has the wrong file or
-    the wrong idea, and is told so rather than handed a transcript of audio read differently
-    than they think. Other containers (MP3, FLAC...) go as they are.
+    The batch API cannot read headerless PCM. A file with a WAV header goes as it is and its
+    header decides how it is read, so an ``audio_format`` that contradicts the header is
+    refused: the caller has the wrong file or the wrong idea, and is told so rather than handed
+    a transcript of audio read differently than they think. A WAV without a single sample is
+    refused as real-time refuses it. Other containers (MP3, FLAC...) go as they are.
     """
-    if given is None:
-        return False
-    head = await _in_thread(_peek, file)
     other = identify_non_wav(head[:16])
     if other is not None:
-        return other == NOT_AUDIO
+        return given is not None and other == NOT_AUDIO
     try:
         header = parse_wav_header(head, source=name)
     except AudioDecodeError:
         return False  # the service says what it cannot decode, with its own reasons
-    if header is not None:
+    if header is None:
+        return False
+    if len(head) <= header.data_offset:  # the whole file is its header
+        raise AudioSourceError(
+            f"{name} holds a WAV header and no audio: there is nothing to transcribe"
+        )
+    if given is not None:
         sample = header.sample_format
         encoding = _RAW_ENCODINGS.get((sample.encoding, sample.sample_width), sample.describe())
         _check_agrees(given, encoding, sample.sample_rate, name)
@@ -345,8 +353,13 @@ async def _spooled(source: Any, audio_format: AudioFormat | None) -> AsyncIterat
     with tempfile.TemporaryFile(prefix="speechmatics-modes-", suffix=".wav") as spool:
         if audio_format is not None:
             spool.write(_wav_header(audio_format, data_size=0))
-        async for chunk in audio_chunks(source, audio_format):
-            await anyio.to_thread.run_sync(spool.write, chunk)
+        try:
+            async for chunk in audio_chunks(source, audio_format):
+                await anyio.to_thread.run_sync(spool.write, chunk)
+        except SpeechmaticsModesError:
+            raise
+        except Exception as exc:  # the caller's iterator failed: nothing was uploaded
+            raise source_failed(exc, "nothing was uploaded") from exc
         size = spool.tell()
         if audio_format is not None:
             size -= _WAV_HEADER_SIZE
@@ -391,7 +404,8 @@ async def audio_chunks(
 
     A chunk that splits a sample is not an error (producers cut buffers anywhere): the partial
     sample is carried into the next chunk. A trailing partial sample at the very end is not
-    audio and is dropped, with a log line saying so.
+    audio and is dropped, with a log line saying so. A chunk larger than a real-time message
+    may be (:data:`~speechmatics_modes._config.LARGEST_MESSAGE`) is cut into messages that size.
 
     Raises:
         AudioSourceError: a chunk is not bytes-like (e.g. ``str``), naming its position.
@@ -405,8 +419,8 @@ async def audio_chunks(
         data = carry + chunk
         whole = len(data) - len(data) % width
         carry = data[whole:]
-        if whole:
-            yield data[:whole]
+        for start in range(0, whole, LARGEST_MESSAGE):
+            yield data[start : min(whole, start + LARGEST_MESSAGE)]
     if carry:
         logger.warning(
             "the audio ended in the middle of a sample: dropped its last %d byte(s)", len(carry)

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import io
 import json
+import math
 import os
 import socket
 import struct
@@ -45,6 +47,7 @@ from speechmatics_modes import (
     TransportError,
     stream,
     transcribe,
+    transcribe_many,
     transcribe_sync,
 )
 from speechmatics_modes._realtime import RealtimeSession
@@ -767,3 +770,85 @@ async def test_a_session_refused_at_the_start_raises_the_error_the_service_named
                 pass
     assert caught.value.error_type == "quota_exceeded"
     assert caught.value.retryable
+
+
+# -- every wrong input is a typed, named error (issue 12, item 9) ----------------------------
+
+
+@pytest.mark.parametrize("pace", [0, -1, math.nan, math.inf, "1"])
+async def test_a_pace_that_is_not_a_positive_number_is_a_configuration_error(
+    server: LocalServer, pace: object
+) -> None:
+    with pytest.raises(ConfigurationError, match="pace must be a positive number"):
+        await transcribe(wav_bytes(1.0), "realtime", settings=server.settings(), pace=pace)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="pace must be a positive number"):
+        stream(wav_bytes(1.0), settings=server.settings(), pace=pace)  # type: ignore[arg-type]
+    assert nothing_reached(server)
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_arguments_of_the_wrong_type_are_configuration_errors(
+    server: LocalServer, mode: Forced
+) -> None:
+    with pytest.raises(ConfigurationError, match="timeout must be a positive number"):
+        await transcribe(wav_bytes(1.0), mode, settings=server.settings(), timeout="5")  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="settings must be a Settings"):
+        await transcribe(wav_bytes(1.0), mode, settings="x")  # type: ignore[arg-type]
+    closed = io.BytesIO(wav_bytes(1.0))
+    closed.close()
+    with pytest.raises(AudioSourceError, match="is closed"):
+        await transcribe(closed, mode, settings=server.settings())
+    assert nothing_reached(server)
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_source_that_raises_is_an_audio_source_error_in_both_modes(
+    server: LocalServer, mode: Forced
+) -> None:
+    def failing() -> Iterator[bytes]:
+        yield pcm_bytes(0.5)
+        raise ValueError("the microphone fell off")
+
+    with pytest.raises(AudioSourceError, match="raised ValueError: the microphone fell off"):
+        await transcribe(failing(), mode, settings=server.settings())
+    assert server.stats.jobs_submitted == 0
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_sources_system_exit_arrives_as_itself(server: LocalServer, mode: Forced) -> None:
+    def exiting() -> Iterator[bytes]:
+        yield pcm_bytes(0.5)
+        raise SystemExit(3)
+
+    with pytest.raises(SystemExit) as caught:
+        await transcribe(exiting(), mode, settings=server.settings())
+    assert caught.value.code == 3
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_wav_with_no_samples_is_refused_the_same_way_in_both_modes(
+    server: LocalServer, mode: Forced
+) -> None:
+    with pytest.raises(AudioSourceError, match="nothing to transcribe"):
+        await transcribe(wav_bytes(0.0), mode, settings=server.settings())
+    assert server.stats.jobs_submitted == 0
+
+
+async def test_a_chunk_larger_than_a_message_is_sent_as_several(server: LocalServer) -> None:
+    audio = pcm_bytes(200.0)  # 6.4 MB in one chunk; the service refuses messages of 1 MiB
+    whole = await transcribe([audio], "realtime", settings=server.settings())
+    in_pieces = await transcribe(chunks_of(audio, 64_000), "realtime", settings=server.settings())
+    assert spoken(whole) == spoken(in_pieces)
+    assert spoken(whole)
+
+
+async def test_bulk_refuses_one_path_for_a_list_and_a_journal_it_cannot_open(
+    server: LocalServer, tmp_path: Path
+) -> None:
+    with pytest.raises(ConfigurationError, match=r"write transcribe_many\(\['a.wav'\]\)"):
+        async for _ in transcribe_many("a.wav", settings=server.settings()):
+            pass
+    with pytest.raises(ConfigurationError, match="cannot open it as a SQLite file"):
+        async for _ in transcribe_many([tmp_path / "a.wav"], journal=tmp_path):
+            pass
+    assert nothing_reached(server)

@@ -5,12 +5,12 @@ Listed once here; ``docs/cli.md`` repeats the table and a test holds the two tog
 
 from __future__ import annotations
 
-import sys
-
-from speechmatics_modes._exceptions import AudioSourceError, AuthenticationError, ConfigurationError
-
-if sys.version_info < (3, 11):  # pragma: no cover - anyio depends on the backport there
-    from exceptiongroup import BaseExceptionGroup
+from speechmatics_modes._exceptions import (
+    AudioSourceError,
+    AuthenticationError,
+    ConfigurationError,
+    innermost,
+)
 
 __all__ = [
     "EXIT_AUTH",
@@ -58,14 +58,3 @@ def exit_code(exc: BaseException) -> int:
     if isinstance(exc, AudioSourceError):
         return EXIT_INPUT
     return EXIT_FAILED
-
-
-def innermost(exc: BaseException) -> BaseException:
-    """The one error a task group wrapped (in one group or several), else ``exc`` itself.
-
-    A command that runs tasks (``listen`` captions while it watches for Ctrl+C) gets its errors
-    back inside exception groups; the user should see the error, not the wrapping.
-    """
-    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
-        exc = exc.exceptions[0]
-    return exc

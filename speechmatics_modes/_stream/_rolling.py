@@ -33,10 +33,10 @@ from anyio.streams.memory import (
 
 from speechmatics_modes._config import AudioFormat, RealtimeOptions, TranscriptionOptions
 from speechmatics_modes._exceptions import (
-    AudioSourceError,
+    AUDIO_SENT_WAS_TRANSCRIBED,
     SpeechmaticsModesError,
     TransportError,
-    describe,
+    source_failed,
 )
 from speechmatics_modes._insights import SpeakersResult
 from speechmatics_modes._models import (
@@ -213,12 +213,7 @@ class RollingStream:
         failure = self._source_failure
         if failure is None or isinstance(failure, SpeechmaticsModesError):
             return failure
-        error = AudioSourceError(
-            f"the audio source raised {type(failure).__name__}: {describe(failure)}; the audio "
-            "sent before it was transcribed (see partial_transcript)"
-        )
-        error.__cause__ = failure
-        return error
+        return source_failed(failure, AUDIO_SENT_WAS_TRANSCRIBED)
 
     def _notify(self) -> None:
         self._changed.set()
