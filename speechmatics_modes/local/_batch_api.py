@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypeVar
@@ -23,6 +23,7 @@ import anyio
 from aiohttp import BodyPartReader, web
 
 from speechmatics_modes._models import Transcript
+from speechmatics_modes.local._disk import DiskGuard, DiskLow, TooLarge, save_chunks
 from speechmatics_modes.local._insights import EngineInsights, refusal
 from speechmatics_modes.local._jobs import Job, JobStore
 from speechmatics_modes.local._results import LANGUAGE_NAMES, transcript_txt
@@ -38,6 +39,7 @@ MAX_WAIT_SECONDS = 3600
 T = TypeVar("T")
 
 _CHUNK = 256 * 1024
+_DISK_RETRY_SECONDS = 30
 _MAX_CONFIG_BYTES = 1024 * 1024
 _FORMATS = ("json-v2", "txt", "srt")
 _ERROR_NAMES = {
@@ -88,6 +90,7 @@ class BatchApi:
         stats: ServerStats,
         *,
         max_upload_bytes: int | None,
+        disk: DiskGuard,
         prepare_job: Callable[[Job], Awaitable[None]],
         body_timeout: float,
         start_job: Callable[[Job], None],
@@ -97,6 +100,7 @@ class BatchApi:
         self._store = store
         self._stats = stats
         self._max_upload_bytes = max_upload_bytes
+        self._disk = disk
         self._prepare_job = prepare_job
         self._body_timeout = body_timeout
         self._start_job = start_job
@@ -257,21 +261,34 @@ class BatchApi:
         return data.decode("utf-8", errors="replace")
 
     async def _store_upload(self, part: BodyPartReader, upload: Path, request: web.Request) -> None:
-        written = 0
-        async with await anyio.open_file(upload, "wb") as out:
-            while chunk := await self._timed(part.read_chunk(_CHUNK)):
-                written += len(chunk)
-                if self._max_upload_bytes is not None and written > self._max_upload_bytes:
-                    await self._drain(request)
-                    raise ErrorAnswer(
-                        error_response(
-                            413,
-                            "Job rejected",
-                            f"data_file is larger than this server's limit of "
-                            f"{self._max_upload_bytes} bytes",
-                        )
-                    )
-                await out.write(chunk)
+        try:
+            await save_chunks(
+                self._body_chunks(part), upload, limit=self._max_upload_bytes, disk=self._disk
+            )
+        except TooLarge:
+            await self._drain(request)
+            raise ErrorAnswer(
+                error_response(
+                    413,
+                    "Job rejected",
+                    f"data_file is larger than this server's limit of "
+                    f"{self._max_upload_bytes} bytes",
+                )
+            ) from None
+        except DiskLow:
+            await self._drain(request)
+            raise ErrorAnswer(
+                error_response(
+                    503,
+                    "Service Unavailable",
+                    "the server is low on disk space; submit the job later",
+                    headers={"Retry-After": str(_DISK_RETRY_SECONDS)},
+                )
+            ) from None
+
+    async def _body_chunks(self, part: BodyPartReader) -> AsyncIterator[bytes]:
+        while chunk := await self._timed(part.read_chunk(_CHUNK)):
+            yield chunk
 
     async def _timed(self, read: Awaitable[T]) -> T:
         """One read of the request body, answered 408 if the client sends nothing in time."""

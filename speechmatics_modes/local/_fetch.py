@@ -26,11 +26,11 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import anyio
 from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
 
 from speechmatics_modes._lifetime import StackOwner
+from speechmatics_modes.local._disk import DiskGuard, DiskLow, TooLarge, save_chunks
 
 __all__ = ["ANY_ADDRESS", "FETCH_REFUSED", "Fetcher", "parse_networks"]
 
@@ -58,10 +58,6 @@ _USER_AGENT = "Speechmatics-API/2.0"
 
 class _Refused(OSError):
     """The URL resolved only to addresses the server does not fetch from."""
-
-
-class _TooLarge(Exception):
-    """The response is larger than the server accepts."""
 
 
 def parse_networks(entries: Iterable[str]) -> tuple[Network, ...]:
@@ -113,9 +109,12 @@ class Fetcher(StackOwner):
     An async context manager: it owns the HTTP client session.
     """
 
-    def __init__(self, *, allow_from: Sequence[Network], max_bytes: int | None) -> None:
+    def __init__(
+        self, *, allow_from: Sequence[Network], max_bytes: int | None, disk: DiskGuard
+    ) -> None:
         self._policy = _Policy(allow_from)
         self._max_bytes = max_bytes
+        self._disk = disk
         self._session: aiohttp.ClientSession | None = None
 
     async def _acquire(self, stack: AsyncExitStack) -> None:
@@ -130,11 +129,13 @@ class Fetcher(StackOwner):
         url_text = str(fetch_data["url"])
         try:
             return await self._download(URL(url_text), auth, destination)
-        except _TooLarge:
+        except TooLarge:
             return (
                 "Audio fetch error: the audio is larger than this server's limit of "
                 f"{self._max_bytes} bytes"
             )
+        except DiskLow:
+            return "Audio fetch error: the server is low on disk space; submit the job later"
         except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:
             logger.warning("fetch from %s failed: %s", _origin_text(url_text), _cause(exc))
             return FETCH_REFUSED
@@ -172,14 +173,9 @@ class Fetcher(StackOwner):
     async def _save(self, response: aiohttp.ClientResponse, destination: Path) -> None:
         limit = self._max_bytes
         if limit is not None and (response.content_length or 0) > limit:
-            raise _TooLarge
-        written = 0
-        async with await anyio.open_file(destination, "wb") as out:
-            async for chunk in response.content.iter_chunked(_CHUNK):
-                written += len(chunk)
-                if limit is not None and written > limit:
-                    raise _TooLarge
-                await out.write(chunk)
+            raise TooLarge
+        chunks = response.content.iter_chunked(_CHUNK)
+        await save_chunks(chunks, destination, limit=limit, disk=self._disk)
 
 
 def _header(line: str) -> tuple[str, str]:

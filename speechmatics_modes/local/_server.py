@@ -34,6 +34,7 @@ from speechmatics_modes._lifetime import StackOwner
 from speechmatics_modes._settings import Settings
 from speechmatics_modes.local._batch_api import BatchApi, ErrorAnswer, error_name, error_response
 from speechmatics_modes.local._connections import HeaderDeadline, RedactingAccessLogger
+from speechmatics_modes.local._disk import DiskGuard
 from speechmatics_modes.local._engine import Engine, stream_capacity
 from speechmatics_modes.local._faults import Faults, FaultState
 from speechmatics_modes.local._fetch import Fetcher, parse_networks
@@ -95,6 +96,7 @@ class LocalServer(StackOwner):
         max_sessions: int | None = None,
         max_upload_bytes: int | None = DEFAULT_MAX_UPLOAD_BYTES,
         allow_fetch_from: Iterable[str] = (),
+        min_free_disk_bytes: int = 256 * 1024**2,
         header_timeout_seconds: float = 10.0,
         body_timeout_seconds: float = 30.0,
         realtime_factor: float = 0.0,
@@ -126,6 +128,9 @@ class LocalServer(StackOwner):
                 URLs may point into besides public addresses. By default loopback, private,
                 link-local and other non-public addresses are refused, so a key holder cannot
                 use the server to reach services only it can reach.
+            min_free_disk_bytes: Uploads and fetches stop (``503``, or a rejected job) before
+                the disk holding the server's temporary directory has less free space than
+                this, however many run at once.
             header_timeout_seconds: A connection whose request headers are not complete this
                 long after it opened is closed (slow clients cannot pile up connections).
             body_timeout_seconds: An upload that sends nothing for this long is answered 408
@@ -148,6 +153,7 @@ class LocalServer(StackOwner):
             ("max_upload_bytes", max_upload_bytes),
             ("job_retention_seconds", job_retention_seconds),
             ("header_timeout_seconds", header_timeout_seconds),
+            ("min_free_disk_bytes", min_free_disk_bytes),
             ("body_timeout_seconds", body_timeout_seconds),
         ):
             if value is not None and value <= 0:
@@ -177,6 +183,7 @@ class LocalServer(StackOwner):
             raise ConfigurationError(
                 f"allow_fetch_from takes IP addresses and networks such as 10.0.0.0/8: {exc}"
             ) from exc
+        self._min_free_disk = min_free_disk_bytes
         self._header_timeout = header_timeout_seconds
         self._body_timeout = body_timeout_seconds
         self._realtime_factor = realtime_factor
@@ -241,13 +248,20 @@ class LocalServer(StackOwner):
         self._running_engine = await stack.enter_async_context(engine)
         workdir = stack.enter_context(tempfile.TemporaryDirectory(prefix="sm-modes-local-"))
         self._fetcher = await stack.enter_async_context(
-            Fetcher(allow_from=self._allow_fetch_from, max_bytes=self._max_upload_bytes)
+            Fetcher(
+                allow_from=self._allow_fetch_from,
+                max_bytes=self._max_upload_bytes,
+                disk=self._disk_guard(Path(workdir)),
+            )
         )
         self._jobs_group = await stack.enter_async_context(anyio.create_task_group())
         stack.callback(self._jobs_group.cancel_scope.cancel)
         realtime = await self._start_site(stack, Path(workdir))
         stack.push_async_callback(realtime.close_all)
         stack.callback(self._forget_port)  # closed first: no URL points at a closing server
+
+    def _disk_guard(self, workdir: Path) -> DiskGuard:
+        return DiskGuard(workdir, self._min_free_disk)
 
     def _forget_port(self) -> None:
         self._port = None
@@ -259,6 +273,7 @@ class LocalServer(StackOwner):
             store,
             self.stats,
             max_upload_bytes=self._max_upload_bytes,
+            disk=self._disk_guard(workdir),
             prepare_job=self._prepare_job,
             body_timeout=self._body_timeout,
             start_job=self._start_job,
