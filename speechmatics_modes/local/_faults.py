@@ -56,6 +56,12 @@ class SocketFault(BaseModel):
         ge=1,
         description="End the session once the server has sent this many messages.",
     )
+    after_audio_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        description="End the session once it has received this many seconds of audio: the "
+        "same point of the audio however fast the client sends it or the machine runs.",
+    )
     close_code: int | None = Field(
         default=None,
         ge=1000,
@@ -73,8 +79,11 @@ class SocketFault(BaseModel):
 
     @model_validator(mode="after")
     def _has_a_trigger(self) -> Self:
-        if self.after_seconds is None and self.after_messages is None:
-            raise ValueError("a SocketFault needs after_seconds or after_messages")
+        triggers = (self.after_seconds, self.after_messages, self.after_audio_seconds)
+        if all(trigger is None for trigger in triggers):
+            raise ValueError(
+                "a SocketFault needs after_seconds, after_messages or after_audio_seconds"
+            )
         return self
 
 

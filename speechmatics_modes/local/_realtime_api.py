@@ -209,6 +209,19 @@ class _Connection:
     async def _run_locked(self, actions: list[Action]) -> None:
         async with self._lock:
             await self._run_actions(actions)
+            if self._audio_fault_due():
+                with contextlib.suppress(_SessionOver):
+                    await self._inject_fault()
+
+    def _audio_fault_due(self) -> bool:
+        """Whether the fault's ``after_audio_seconds`` of audio have now been received."""
+        fault = self._fault
+        return (
+            not self._over
+            and fault is not None
+            and fault.after_audio_seconds is not None
+            and self._session.audio_seconds >= fault.after_audio_seconds
+        )
 
     async def _clock(self) -> None:
         while not self._over:

@@ -8,7 +8,8 @@ without a socket, and ``_realtime_api.py`` is left with pumping.
 
 Times: the caller passes a monotonic ``now`` (seconds) to every method that cares; the session
 compares it with deadlines it computes itself and reports the next one with
-:meth:`RealtimeProtocol.next_deadline`.
+:meth:`RealtimeProtocol.next_deadline`. The session limit may instead count seconds of audio
+received (:attr:`SessionLimits.session_clock`), which needs no clock at all.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ __all__ = [
     "OpenStream",
     "RealtimeProtocol",
     "Send",
+    "SessionClock",
     "SessionLimits",
     "warning_offsets",
 ]
@@ -98,6 +100,8 @@ _SESSION_WARNINGS = (45 * 60.0, 30 * 60.0, 15 * 60.0)
 _IDLE_WARNINGS = (15 * 60.0, 10 * 60.0, 5 * 60.0)
 _WARNING_SCALE = 3600.0
 _DEFAULT_CHANNELS = ("channel_1", "channel_2")
+SessionClock = Literal["wall", "audio"]
+"""What a limit counts: monotonic seconds, or seconds of audio received."""
 
 
 class SessionLimits(BaseModel):
@@ -115,6 +119,12 @@ class SessionLimits(BaseModel):
         gt=0,
         description="A session ends with idle_timeout after this long without audio "
         "(service: 1 h).",
+    )
+    session_clock: SessionClock = Field(
+        default="wall",
+        description="What max_session_seconds counts: wall time, as the service does, or "
+        "seconds of audio received, so a client sending faster than real time meets the "
+        "limit and its warnings at the same point of its audio however fast the machine is.",
     )
 
 
@@ -188,6 +198,7 @@ class _Timer:
     limit: float
     offsets: tuple[float, ...]
     since: float
+    clock: SessionClock = "wall"
     warned: int = 0
 
     def due(self) -> float:
@@ -243,9 +254,14 @@ class RealtimeProtocol:
     def __post_init__(self) -> None:
         session = self.limits.max_session_seconds
         idle = self.limits.idle_timeout_seconds
+        clock = self.limits.session_clock
         self._timers = [
             _Timer(
-                "session_timeout", session, warning_offsets(session, _SESSION_WARNINGS), self.now
+                "session_timeout",
+                session,
+                warning_offsets(session, _SESSION_WARNINGS),
+                self.now if clock == "wall" else 0.0,
+                clock,
             ),
             _Timer("idle_timeout", idle, warning_offsets(idle, _IDLE_WARNINGS), self.now),
         ]
@@ -254,6 +270,11 @@ class RealtimeProtocol:
     def closed(self) -> bool:
         """Whether the session has asked for the socket to close."""
         return self._state is _State.CLOSED
+
+    @property
+    def audio_seconds(self) -> float:
+        """Seconds of audio received (on the first channel, the session's clock)."""
+        return self._clock_track.seconds if self._channels else 0.0
 
     @property
     def _clock_track(self) -> ChannelTrack:
@@ -368,18 +389,21 @@ class RealtimeProtocol:
         """The monotonic time at which :meth:`tick` must next be called, if any."""
         if self.closed or self._state is _State.ENDED:
             return None  # ended: the engine's last words, then EndOfTranscript, end it
-        return min(timer.due() for timer in self._timers)
+        return min(timer.due() for timer in self._timers if timer.clock == "wall")
 
     def tick(self, now: float) -> list[Action]:
         """Time passed: warnings and limits that fell due."""
         self.now = now
         if self.closed or self._state is _State.ENDED:
             return []
+        return self._tick_clock("wall", now)
+
+    def _tick_clock(self, clock: SessionClock, now: float) -> list[Action]:
+        """Warnings and limits of the timers on ``clock`` that fell due by ``now``."""
         actions: list[Action] = []
         for timer in self._timers:
-            actions.extend(self._tick_timer(timer, now))
-            if any(isinstance(action, Close) for action in actions):
-                break
+            if timer.clock == clock and not self.closed:
+                actions.extend(self._tick_timer(timer, now))
         return actions
 
     def _tick_timer(self, timer: _Timer, now: float) -> list[Action]:
@@ -466,10 +490,16 @@ class RealtimeProtocol:
             pcm = track.decode(data)
         except AudioDecodeError as exc:
             return [acknowledged, *self._error("invalid_audio_type", str(exc))]
+        limits: list[Action] = []
         extras: list[Action] = []
-        if self._extras is not None and track is self._clock_track:
-            extras = [Send(message) for message in self._extras.heard(track.seconds)]
-        return [acknowledged, *extras, Feed(pcm, track.label)] if pcm else [acknowledged, *extras]
+        if track is self._clock_track:
+            limits = self._tick_clock("audio", track.seconds)
+            if any(isinstance(action, Close) for action in limits):  # past the limit: not fed
+                return [acknowledged, *limits]
+            if self._extras is not None:
+                extras = [Send(message) for message in self._extras.heard(track.seconds)]
+        feed = [Feed(pcm, track.label)] if pcm else []
+        return [acknowledged, *extras, *feed, *limits]
 
     def _channel_audio(self, message: dict[str, Any], now: float) -> list[Action]:
         track = self._named_track(message)

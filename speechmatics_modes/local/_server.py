@@ -41,7 +41,7 @@ from speechmatics_modes.local._fetch import Fetcher, parse_networks
 from speechmatics_modes.local._insights import engine_insights
 from speechmatics_modes.local._jobs import Job, JobStore, prepare_job, process_job
 from speechmatics_modes.local._realtime_api import RealtimeApi
-from speechmatics_modes.local._rt_protocol import SessionLimits
+from speechmatics_modes.local._rt_protocol import SessionClock, SessionLimits
 from speechmatics_modes.local._stats import ServerStats
 from speechmatics_modes.local._temp_keys import KeyKind, TemporaryKeys
 
@@ -92,6 +92,7 @@ class LocalServer(StackOwner):
         api_key: str | None = None,
         engine: Engine | str | None = None,
         max_session_seconds: float = 48 * 3600.0,
+        session_clock: SessionClock = "wall",
         idle_timeout_seconds: float = 3600.0,
         max_sessions: int | None = None,
         max_upload_bytes: int | None = DEFAULT_MAX_UPLOAD_BYTES,
@@ -116,6 +117,10 @@ class LocalServer(StackOwner):
                 server enters and exits it.
             max_session_seconds: Real-time session length limit (service: 48 h); warnings come
                 45/30/15 min before it, proportionally earlier for limits under an hour.
+            session_clock: What ``max_session_seconds`` counts: ``"wall"`` time, as the
+                service does, or seconds of ``"audio"`` received, so a test that sends audio
+                faster than real time meets the limit at the same point of its audio on any
+                machine.
             idle_timeout_seconds: Real-time limit without audio (service: 1 h), with warnings
                 15/10/5 min before, proportionally for limits under an hour.
             max_sessions: Concurrent real-time sessions allowed (``quota_exceeded`` beyond);
@@ -162,7 +167,9 @@ class LocalServer(StackOwner):
             raise ConfigurationError(f"realtime_factor must be >= 0, got {realtime_factor}")
         try:
             self._limits = SessionLimits(
-                max_session_seconds=max_session_seconds, idle_timeout_seconds=idle_timeout_seconds
+                max_session_seconds=max_session_seconds,
+                session_clock=session_clock,
+                idle_timeout_seconds=idle_timeout_seconds,
             )
         except ValueError as exc:
             raise ConfigurationError(f"invalid session limits: {exc}") from exc

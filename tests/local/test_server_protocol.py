@@ -334,6 +334,25 @@ def test_session_limit_warns_three_times_then_ends_with_1008() -> None:
     assert "timeout in 4.5s" in warnings[0]["reason"]
 
 
+def test_session_limit_on_the_audio_clock_counts_audio_not_time() -> None:
+    session = started(SessionLimits(max_session_seconds=4.0, session_clock="audio"))
+    second = b"\x00\x00" * 16_000
+    assert sent(session.tick(100.0)) == []  # far past 4 s of wall time: nothing
+    assert session.next_deadline() == 2700.0  # the idle timer's first warning, nothing else
+    first = sent(session.receive_bytes(second, 100.0))
+    assert [(m["message"], m.get("type")) for m in first] == [
+        ("AudioAdded", None),
+        ("Warning", "session_timeout"),
+    ]
+    assert "active for 1s" in first[1]["reason"]
+    for _ in range(2):
+        assert sent(session.receive_bytes(second, 100.0))[-1]["message"] == "Warning"
+    actions = session.receive_bytes(second, 100.0)
+    assert error_of(actions) == ("session_timeout", 1008)
+    assert "maximum duration of 4s" in sent(actions)[-1]["reason"]
+    assert not any(isinstance(action, Feed) for action in actions)  # past the limit: not fed
+
+
 def test_idle_timer_restarts_on_audio() -> None:
     session = started(SessionLimits(idle_timeout_seconds=60.0))
     assert sent(session.tick(44.0)) == []

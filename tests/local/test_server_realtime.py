@@ -326,6 +326,36 @@ async def test_close_with_code_after_seconds(server: LocalServer) -> None:
         assert socket.close_code == 4013
 
 
+async def test_drop_after_audio_seconds_comes_at_the_same_point_of_the_audio(
+    server: LocalServer,
+) -> None:
+    server.faults = Faults(socket=SocketFault(after_audio_seconds=0.5, close_code=1011))
+    async with connect(server) as socket:
+        await started(socket)
+        await send_audio(socket, pcm_bytes(2.0))  # 20 frames of 0.1 s, sent at once
+        messages = await until_closed(socket)
+        assert socket.close_code == 1011
+    assert [m["seq_no"] for m in of_kind(messages, "AudioAdded")] == [1, 2, 3, 4, 5]
+    assert server.stats.sessions_faulted == 1
+
+
+async def test_session_limit_on_the_audio_clock(no_leaks: None) -> None:
+    async with (
+        LocalServer(
+            engine=scripted_engine(), max_session_seconds=1.0, session_clock="audio"
+        ) as server,
+        connect(server) as socket,
+    ):
+        await started(socket)
+        await anyio.sleep(1.5)  # longer than the limit in wall time: no effect
+        await send_audio(socket, pcm_bytes(1.5))
+        messages = await until_closed(socket)
+    limits = [(m["message"], m["type"]) for m in messages if "type" in m]
+    assert limits == [("Warning", "session_timeout")] * 3 + [("Error", "session_timeout")]
+    assert of_kind(messages, "AudioAdded")[-1]["seq_no"] == 10  # the limit: 1 s of audio
+    assert socket.close_code == 1008
+
+
 async def test_sdk_session_ends_quietly_when_the_server_drops_it(server: LocalServer) -> None:
     server.faults = Faults(socket=SocketFault(after_messages=4))
     async with AsyncClient(api_key="any", url=server.rt_url) as client:
