@@ -13,11 +13,12 @@ from speechmatics_modes._cli._exits import EXIT_OK
 from speechmatics_modes._cli._options import LOCAL_HELP, Commands, settings_for_cli
 from speechmatics_modes._config import TranscriptionOptions
 from speechmatics_modes._models import Final, Partial
+from speechmatics_modes._sample import sample_audio
 from speechmatics_modes._settings import Settings
 
 __all__ = ["add_demo_command"]
 
-_SAMPLE = Path("examples/sample.wav")
+_SAMPLE = sample_audio()
 
 
 def add_demo_command(commands: Commands, common: argparse.ArgumentParser) -> None:
