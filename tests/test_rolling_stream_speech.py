@@ -1,16 +1,18 @@
-"""The proof on real speech: tens of session switches change (almost) nothing.
+"""The proof on real speech: session switches change (almost) nothing.
 
-A minute of tests/data clips, joined with 1 s pauses, is transcribed three
-times by the local server: once in one session (the reference), once with sessions limited to
-a few seconds (planned handovers), once with the server dropping every connection after a few
-seconds (reconnections with replay). Each run's words must match the reference: none
-duplicated, hardly any missing, times monotonic and close to the reference's.
+Half a minute of tests/data clips, joined with 1 s pauses, is transcribed three times by the
+local server: once in one session (the reference), then side by side once with
+sessions limited to a few seconds of audio (planned handovers), once with the server dropping
+every connection after a few seconds of audio (reconnections with replay). Each run's words
+must match the reference: none duplicated, hardly any missing, times monotonic and close to the
+reference's. Limits and drops count audio, not wall time, so a loaded machine changes how long
+the test takes, not where sessions end.
 
 The engine is pocketsphinx, pinned. Whisper decodes a live stream at about 0.9x real time on
 two cores and admits one live session per decode worker, so a handover (two sessions at once)
 would be refused and three passes would take minutes; pocketsphinx decodes several streams at
-once, many times faster than real time, and what it hears depends only on the audio it is sent,
-which is exactly what a switch changes.
+once, faster than real time, and what it hears depends only on the audio it is sent, which is
+exactly what a switch changes.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import itertools
 import wave
 from dataclasses import dataclass
 
+import anyio
 import pytest
 
 from speechmatics_modes import (
@@ -40,14 +43,21 @@ ENGINE = "pocketsphinx"
 RATE = 16000
 PAUSE_SECONDS = 1.0
 FORMAT = AudioFormat(encoding="pcm_s16le", sample_rate=RATE, chunk_size=3200)
-SPEECH_SECONDS = 60.0
-SESSION_SECONDS = 8.0
-"""The server's session limit (wall time). It warns at a quarter of it, which starts the
-handover; audio runs unpaced (several times real time), so each session still carries several
-seconds of speech while opening one costs pocketsphinx a fraction of a second. Start-up stays a
-small part of every session, yet a minute of speech makes six or more switches."""
-DROP_AFTER_SECONDS = 3.0
-"""The server drops every connection this long after accepting it (wall time)."""
+SPEECH_SECONDS = 28.0
+"""About half a minute: each run costs pocketsphinx ~0.4 CPU seconds per second of audio."""
+MAX_CLIP_SECONDS = 8.0
+"""Only clips shorter than this, so that a pause always comes in time for a handover."""
+SESSION_SECONDS = 15.0
+"""The server's session limit, in seconds of audio received: wall time would put the limit,
+and so the switches, wherever the machine's load put them. The first warning, a quarter of the
+way in, starts the handover at the next pause; the limit leaves room for two clips and a pause
+after the warning, so however long the next session takes to start the switch lands at a pause
+rather than at the limit."""
+DROP_AFTER_SECONDS = 8.0
+"""The server drops every connection once it has received this much audio. A new session
+resumes after the last final word, so this must exceed the longest wait for a final (a 1 s
+pause, then up to ``max_delay``, 4 s, of speech): at 5 s a session could end just before its
+first final, and every one after it replayed the same audio and ended the same way."""
 POLICY = RolloverPolicy(
     backoff_initial=0.05, backoff_max=0.2, backoff_jitter=0.5, healthy_after=1.0, max_attempts=5
 )
@@ -84,11 +94,12 @@ class Comparison:
 
 
 def joined_speech(clips: list[Clip], seconds: float) -> bytes:
-    """The clips in name order, each followed by a pause, until ``seconds`` are reached."""
+    """The short clips in name order, each followed by a pause, until ``seconds`` are reached."""
     pause = bytes(int(PAUSE_SECONDS * RATE) * 2)
     parts: list[bytes] = []
     total = 0.0
-    for clip in sorted(clips, key=lambda c: c.path.name):
+    short = [clip for clip in clips if clip.duration < MAX_CLIP_SECONDS]
+    for clip in sorted(short, key=lambda c: c.path.name):
         if total >= seconds:
             break
         with wave.open(str(clip.path)) as audio:
@@ -159,13 +170,27 @@ async def test_handovers_and_drops_on_real_speech_match_the_reference(
     speech_clips: list[Clip],
 ) -> None:
     pcm = joined_speech(speech_clips, SPEECH_SECONDS)
-    async with LocalServer(engine=ENGINE) as server:
-        reference, _ = await transcribe_live(server, pcm, None)
-    async with LocalServer(engine=ENGINE, max_session_seconds=SESSION_SECONDS) as server:
-        rolled, rolled_events = await transcribe_live(server, pcm, POLICY)
-    fault = SocketFault(after_seconds=DROP_AFTER_SECONDS, close_code=1011, sessions=None)
-    async with LocalServer(engine=ENGINE, faults=Faults(socket=fault)) as server:
-        dropped, dropped_events = await transcribe_live(server, pcm, POLICY)
+    drops = Faults(
+        socket=SocketFault(after_audio_seconds=DROP_AFTER_SECONDS, close_code=1011, sessions=None)
+    )
+    async with LocalServer(engine=ENGINE) as server:  # alone: it starts the decoder processes
+        reference, _ = await transcribe_live(server, pcm, POLICY)
+    servers = {
+        "rolled": LocalServer(
+            engine=ENGINE, max_session_seconds=SESSION_SECONDS, session_clock="audio"
+        ),
+        "dropped": LocalServer(engine=ENGINE, faults=drops),
+    }
+    runs: dict[str, tuple[Timed, list[StreamEvent]]] = {}
+
+    async def run(name: str) -> None:
+        async with servers[name] as server:
+            runs[name] = await transcribe_live(server, pcm, POLICY)
+
+    async with anyio.create_task_group() as group:  # side by side: nothing depends on speed
+        for name in servers:
+            group.start_soon(run, name)
+    (rolled, rolled_events), (dropped, dropped_events) = runs["rolled"], runs["dropped"]
 
     rollovers = sum(isinstance(e, SessionRollover) for e in rolled_events)
     reconnects = sum(isinstance(e, Reconnected) for e in dropped_events)
@@ -176,7 +201,7 @@ async def test_handovers_and_drops_on_real_speech_match_the_reference(
         f"words\nhandovers: {rollovers}, {rolled_vs_reference}\n"
         f"reconnects: {reconnects}, {dropped_vs_reference}"
     )
-    assert rollovers >= 6
-    assert reconnects >= 6
+    assert rollovers >= 1  # how many: when the next session is ready relative to the pauses
+    assert reconnects >= int(SPEECH_SECONDS // DROP_AFTER_SECONDS)  # at most 8 s a session
     assert_matches(rolled_vs_reference, reference, rollovers)
     assert_matches(dropped_vs_reference, reference, reconnects)
