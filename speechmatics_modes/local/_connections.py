@@ -6,11 +6,16 @@
   server's keep-alive timeout, which aiohttp applies while it waits for the next request.
 * :class:`RedactingAccessLogger` writes aiohttp's access log without the ``jwt`` query
   parameter, which carries the key of real-time clients that cannot send headers.
+* :func:`from_a_web_page` spots the requests a web page in the user's browser makes to a
+  server on loopback: a server without a key refuses them, since any site could otherwise
+  submit jobs to it, stream to it, and (by rebinding its own name to 127.0.0.1) read the
+  answers.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 from collections.abc import Callable
 
@@ -18,7 +23,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from yarl import URL
 
-__all__ = ["HeaderDeadline", "RedactingAccessLogger", "redact_query"]
+__all__ = ["HeaderDeadline", "RedactingAccessLogger", "from_a_web_page", "redact_query"]
 
 logger = logging.getLogger(__name__)
 
@@ -108,3 +113,34 @@ def redact_query(url: URL) -> str:
     if not secrets:
         return str(url)
     return str(url.update_query(dict.fromkeys(secrets, _REDACTED)))
+
+
+def from_a_web_page(request: web.BaseRequest) -> bool:
+    """Whether a browser sent ``request`` on behalf of a page not served from this machine.
+
+    Browsers name the page's origin in ``Origin`` (cross-site POSTs and every WebSocket
+    handshake) and the name they resolved in ``Host``; the SDKs send no ``Origin`` and a
+    loopback ``Host``. Either naming another machine gives the page away.
+    """
+    named = [f"//{request.host}"]
+    origin = request.headers.get("Origin")
+    if origin is not None:
+        named.append(origin)
+    for url in named:
+        try:
+            host = URL(url).host
+        except ValueError:
+            return True
+        if not is_loopback_name(host or ""):
+            return True
+    return False
+
+
+def is_loopback_name(host: str) -> bool:
+    """``localhost``, ``127.x.x.x`` or ``::1``."""
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

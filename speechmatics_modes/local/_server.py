@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
-import ipaddress
 import logging
 import secrets
 import tempfile
@@ -33,7 +32,12 @@ from speechmatics_modes._exceptions import ConfigurationError
 from speechmatics_modes._lifetime import StackOwner
 from speechmatics_modes._settings import Settings
 from speechmatics_modes.local._batch_api import BatchApi, ErrorAnswer, error_name, error_response
-from speechmatics_modes.local._connections import HeaderDeadline, RedactingAccessLogger
+from speechmatics_modes.local._connections import (
+    HeaderDeadline,
+    RedactingAccessLogger,
+    from_a_web_page,
+    is_loopback_name,
+)
 from speechmatics_modes.local._disk import DiskGuard
 from speechmatics_modes.local._engine import Engine, stream_capacity
 from speechmatics_modes.local._faults import Faults, FaultState
@@ -362,6 +366,14 @@ class LocalServer(StackOwner):
             return error_response(failure.status, _reason(failure.status), headers=headers)
         if not _readable_headers(request):
             return error_response(400, "Malformed request", "a header is not valid UTF-8")
+        if self._api_key is None and from_a_web_page(request):
+            self.stats.unauthorised += 1
+            return error_response(
+                403,
+                "Forbidden",
+                "a server without an API key answers only programs on this machine, not web "
+                "pages (start it with a key to serve browsers)",
+            )
         if not self._authorised(request):
             self.stats.unauthorised += 1
             return error_response(401, "Permission Denied", "missing or invalid API key")
@@ -482,7 +494,7 @@ def _error_from(exc: web.HTTPException, request: web.Request) -> web.Response:
 def _check_key(host: str, api_key: str | None) -> None:
     if api_key == "":
         raise ConfigurationError("api_key must not be empty (pass None to accept any key)")
-    if _is_loopback(host):
+    if is_loopback_name(host):
         return
     if api_key is None:
         raise ConfigurationError(
@@ -495,15 +507,6 @@ def _check_key(host: str, api_key: str | None) -> None:
             f"loopback the key must have at least {_MIN_KEY_LENGTH} characters (for example "
             "python -c 'import secrets; print(secrets.token_urlsafe())')"
         )
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _reason(status: int) -> str:
