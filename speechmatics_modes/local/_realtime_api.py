@@ -19,8 +19,10 @@ from typing import Any
 
 import anyio
 import anyio.abc
+import anyio.to_thread
 from aiohttp import WSMsgType, web
 
+from speechmatics_modes.local._audio import AudioDecodeError
 from speechmatics_modes.local._engine import Engine, StreamingRecognizer
 from speechmatics_modes.local._faults import FaultState, SocketFault
 from speechmatics_modes.local._insights import engine_insights
@@ -281,10 +283,15 @@ class _Connection:
         return self._session.recognized(update, channel=channel)
 
     async def _flush(self, end_of_stream: bool, channel: str | None) -> list[Action]:
-        update = await self._streams[channel].flush()
-        if end_of_stream:
-            return self._session.finished(update, channel)
-        return self._session.recognized(update, forced=True, channel=channel)
+        if not end_of_stream:
+            update = await self._streams[channel].flush()
+            return self._session.recognized(update, forced=True, channel=channel)
+        try:  # off the event loop: a compressed stream's decoder may still be catching up
+            tail = await anyio.to_thread.run_sync(self._session.tail, channel)
+        except AudioDecodeError as exc:
+            return self._session.refuse("invalid_audio_type", str(exc))
+        actions = await self._feed(tail, channel) if tail else []
+        return [*actions, *self._session.finished(await self._streams[channel].flush(), channel)]
 
     async def _engine_call(self, call: Awaitable[list[Action]]) -> list[Action]:
         try:

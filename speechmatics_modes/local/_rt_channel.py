@@ -51,13 +51,15 @@ class ChannelTrack:
         self.engine_bytes += len(pcm)
         return pcm
 
-    def end(self) -> bytes:
-        """The channel is closed: the decoder's last PCM.
+    def tail(self) -> bytes:
+        """The decoder's last PCM, once the channel has ended.
+
+        This may wait for a compressed stream's decoder to catch up, so the server calls it
+        in a worker thread; it touches only the decoder and the byte count.
 
         Raises:
             AudioDecodeError: The stream ended inside a header, or is damaged.
         """
-        self.ended = True
         tail = self.converter.finish()
         self.engine_bytes += len(tail)
         return tail

@@ -567,23 +567,28 @@ class RealtimeProtocol:
         return []
 
     def _end(self, tracks: list[ChannelTrack], message: dict[str, Any]) -> list[Action]:
-        """EndOfStream (every channel) or EndOfChannel (one): decode the tails, then flush."""
+        """EndOfStream (every channel) or EndOfChannel (one): each ends with a final flush."""
         if not isinstance(message.get("last_seq_no", 0), int):
             return self._error("invalid_message", "last_seq_no must be an integer")
         actions: list[Action] = []
         for track in tracks:
-            if track.ended:
-                continue
-            try:
-                tail = track.end()
-            except AudioDecodeError as exc:
-                return self._error("invalid_audio_type", str(exc))
-            if tail:
-                actions.append(Feed(tail, track.label))
-            actions.append(Flush(end_of_stream=True, channel=track.label))
+            if not track.ended:
+                track.ended = True
+                actions.append(Flush(end_of_stream=True, channel=track.label))
         if all(track.ended for track in self._channels.values()):
             self._state = _State.ENDED
         return actions
+
+    def tail(self, channel: str | None) -> bytes:
+        """An ended channel's last engine PCM, to feed before its final flush.
+
+        It may wait for a compressed stream's decoder (see :meth:`ChannelTrack.tail`): call it
+        in a worker thread.
+
+        Raises:
+            AudioDecodeError: The stream ended inside a header, or is damaged.
+        """
+        return self._channels[channel].tail()
 
     def _speakers(self) -> Send:
         heard = any(track.last_final_end > 0 for track in self._channels.values())
