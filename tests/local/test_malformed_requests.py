@@ -26,7 +26,7 @@ CONFIG = json.dumps({"type": "transcription", "transcription_config": {"language
 
 
 def request(method: str, path: str, headers: dict[str, bytes], body: bytes = b"") -> bytes:
-    lines = [f"{method} {path} HTTP/1.1".encode(), b"Host: test", b"Connection: close"]
+    lines = [f"{method} {path} HTTP/1.1".encode(), b"Host: 127.0.0.1", b"Connection: close"]
     lines += [name.encode() + b": " + value for name, value in headers.items()]
     lines.append(f"Content-Length: {len(body)}".encode())
     return b"\r\n".join(lines) + b"\r\n\r\n" + body
