@@ -60,7 +60,7 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy --strict (with the pydantic plugin) over the package."""
-    session.install("-e", RUNTIME_EXTRAS, "mypy>=1.10")
+    session.install("-e", RUNTIME_EXTRAS, "mypy>=1.10", "pytest>=8")  # pytest: the plugin
     session.run("mypy", "speechmatics_modes")
 
 

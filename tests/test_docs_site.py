@@ -11,6 +11,7 @@ import pytest
 
 import speechmatics_modes
 import speechmatics_modes.local
+import speechmatics_modes.testing
 
 SITE = os.environ.get("DOCS_SITE_DIR")
 
@@ -24,7 +25,9 @@ def _documented() -> set[str]:
     return {line.split()[0] for line in zlib.decompress(header_and_body[4]).decode().splitlines()}
 
 
-@pytest.mark.parametrize("module", [speechmatics_modes, speechmatics_modes.local])
+@pytest.mark.parametrize(
+    "module", [speechmatics_modes, speechmatics_modes.local, speechmatics_modes.testing]
+)
 def test_api_reference_covers_every_public_name(module: ModuleType) -> None:
     documented = _documented()
     missing = [name for name in module.__all__ if f"{module.__name__}.{name}" not in documented]
