@@ -251,11 +251,13 @@ class TranscriptStream(StackOwner):
 
     async def _acquire(self, stack: AsyncExitStack) -> None:
         self._deadline = anyio.current_time() + (self._timeout or math.inf)
+        # Outside the deadline's scope: a local endpoint starts a server whose task group
+        # outlives this method, and a cancel scope cannot be left with it still open.
+        resolved = await stack.enter_async_context(endpoint(self._settings))
         try:
             # Opening counts against the timeout too: reading a WAV header from a caller's
             # pipe can wait for ever.
             with anyio.fail_at(self._deadline):
-                resolved = await stack.enter_async_context(endpoint(self._settings))
                 live = await stack.enter_async_context(
                     open_stream_audio(
                         self._source, self._audio_format, self._options, pace=self._pace

@@ -30,7 +30,13 @@ from speechmatics_modes import (
 )
 from speechmatics_modes._batch import _RetryAfter, _transcript_json
 from speechmatics_modes._sources import classify, open_upload
-from speechmatics_modes.local import Faults, HttpFailure, LocalServer
+from speechmatics_modes.local import (
+    EngineInsights,
+    Faults,
+    HttpFailure,
+    LocalServer,
+    ScriptedEngine,
+)
 from tests.local.conftest import scripted_engine, wav_bytes
 
 SECOND = b"\x00\x00" * 16_000
@@ -44,8 +50,10 @@ async def test_the_private_job_config_classes_still_reach_the_service() -> None:
         language_identification_config={"expected_languages": ["en"]},
         audio_event_types=["music"],
     )
+    # Offline engines refuse audio events; a scripted one that reports none takes the job.
+    engine = ScriptedEngine.from_text("hello", insights=EngineInsights(audio_events=()))
     async with (
-        LocalServer(engine=scripted_engine()) as server,
+        LocalServer(engine=engine) as server,
         BatchClient(server.settings()) as client,
     ):
         async with open_upload(classify(wav_bytes(1.0)), None) as upload:
