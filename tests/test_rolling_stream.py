@@ -58,7 +58,9 @@ class ToneEngine:
 
     name = "tones"
 
-    def __init__(self, overhang: float = 0.0) -> None:
+    def __init__(self, overhang: float = 0.0, max_streams: int | None = None) -> None:
+        self.max_streams = max_streams
+        """Live sessions the server admits (``None``: no limit)."""
         self.overhang = overhang
         """Seconds each word's end is reported late, so it overlaps the next word (Whisper's
         timestamps do that)."""
@@ -68,7 +70,7 @@ class ToneEngine:
         update = await stream.feed(await anyio.Path(path).read_bytes())
         return [*update.finals, *(await stream.flush()).finals]
 
-    async def open_stream(self, *, max_delay: float) -> ToneStream:
+    async def open_stream(self, *, max_delay: float, partials: bool = True) -> ToneStream:
         return ToneStream(self.overhang)
 
     async def __aenter__(self) -> ToneEngine:
@@ -293,3 +295,32 @@ async def test_a_live_source_that_overflows_the_buffer_reports_every_lost_second
     for name, start, end in expected:
         lost = any(g.start - 1e-3 <= start and end <= g.end + WORD_SECONDS for g in gaps)
         assert name in heard or lost, f"{name} at {start:.1f} s vanished without a gap"
+
+
+async def test_a_handover_refused_for_capacity_waits_and_loses_nothing() -> None:
+    """One session at a time: every planned handover is refused (quota_exceeded), so the
+    stream keeps its session until the server ends it, then reconnects; no audio is lost."""
+    audio, expected = tone_audio(16)
+    policy = fast(max_session=1.0, max_attempts=30)  # the server frees a slot a moment late
+    async with LocalServer(engine=ToneEngine(max_streams=1), max_session_seconds=3.0) as server:
+        events, words, metrics, _ = await run_stream(server, wav(audio), policy, pace=2.0)
+        refused = server.stats.sessions_refused
+    assert_same_words(words, expected)
+    assert refused > 0
+    assert not [e for e in events if isinstance(e, AudioGap)]
+    assert metrics.gaps == 0
+
+
+async def test_a_session_beyond_capacity_raises_session_limit_error() -> None:
+    audio, _ = tone_audio(3)
+    async with (
+        LocalServer(engine=ToneEngine(max_streams=1)) as server,
+        stream(
+            wav(audio * 40), settings=server.settings(), audio_format=FORMAT, pace=1.0
+        ) as holding,
+    ):
+        await anext(aiter(holding))  # the one session is taken
+        with pytest.raises(SessionLimitError) as caught:
+            await transcribe(wav(audio), "realtime", settings=server.settings())
+    assert caught.value.error_type == "quota_exceeded"
+    assert caught.value.retryable

@@ -17,7 +17,6 @@ the work:
 
 from __future__ import annotations
 
-import contextlib
 import math
 import random
 from collections.abc import AsyncIterator, Callable
@@ -149,6 +148,10 @@ class RollingStream:
         self._source_waits = mode == "wait"
         self._words = WordLedger(keep_words=policy.keep_transcript)
         self._backoff = Backoff.following(policy, random)
+        self._handover_backoff = Backoff.following(policy, random)
+        """Paces retries of a refused handover. Kept apart from reconnection's count: while
+        the current session lives, a refusal (no capacity yet) is waited out, never a reason
+        to give up."""
         self.metrics = StreamMetrics()
         """Counters of sessions, handovers, reconnections, replayed audio and gaps."""
         self._changed = anyio.Event()
@@ -441,7 +444,7 @@ class RollingStream:
         now = anyio.current_time()
         if handover is not None and handover.connection.done.is_set():
             self._abandon(handover.connection)  # the next session failed to start: try again later
-            self._next_handover_at = now + self._backoff.next_delay()
+            self._next_handover_at = now + self._handover_backoff.next_delay()
             handover = None
         if handover is not None or self._draining or now < self._next_handover_at:
             return handover
@@ -487,6 +490,7 @@ class RollingStream:
         self._retire(current)
         self.metrics.rollovers += 1
         self._backoff.reset()
+        self._handover_backoff.reset()
         return successor
 
     def _idle(self, current: _SessionOnStream) -> bool:
@@ -609,14 +613,35 @@ class RollingStream:
     async def _patch(self, failed: Leg) -> None:
         """Transcribe again what a session left unfinished when it failed while draining.
 
-        Its successor's words are held until this returns, so the order stays right. One
-        attempt: what it cannot finish becomes an :class:`AudioGap`.
+        Its successor's words are held until this returns, so the order stays right. A
+        retryable failure (above all a refusal for lack of capacity, which a busy server gives
+        while the successor holds a session) is retried with backoff, as reconnections are:
+        audio is never given up for want of a session. What the attempts cannot finish becomes
+        an :class:`AudioGap`.
         """
         start = max(failed.final_end, self._ring.start)
-        audio = self._ring.copy(start, failed.sent)
+        done = start
+        attempts = 0
+        while done < failed.sent:
+            place, error = await self._replay(max(done, self._ring.start), failed.sent)
+            done = max(done, place.final_end)
+            attempts += 1
+            limit = self._policy.max_attempts
+            if error is None or not error.retryable or (limit is not None and attempts >= limit):
+                break
+            await anyio.sleep(self._backoff.next_delay())
+        lost_from = failed.final_end if start > failed.final_end else done
+        if lost_from < failed.sent:
+            self.metrics.gaps += 1
+            self.metrics.gap_seconds += (failed.sent - lost_from) / self._bps
+            await self._publish(AudioGap(start=lost_from / self._bps, end=failed.sent / self._bps))
+
+    async def _replay(self, start: int, end: int) -> tuple[Leg, SpeechmaticsModesError | None]:
+        """One session over the buffered audio ``[start, end)``; its words are published."""
+        audio = self._ring.copy(start, end)
         place = Leg(self._bps, self._format.bytes_per_sample)
         place.commit(start)
-        place.sent = failed.sent
+        place.sent = end
         sender, receiver = anyio.create_memory_object_stream[StreamEvent](_CONNECTION_EVENTS)
         session = RealtimeSession(
             settings=self._settings,
@@ -628,10 +653,14 @@ class RollingStream:
         )
         self.metrics.connection_attempts += 1
         self.metrics.replayed_seconds += len(audio) / self._bps
+        failure: list[SpeechmaticsModesError] = []
 
         async def replay() -> None:
-            with sender, contextlib.suppress(SpeechmaticsModesError):
-                await session.run(_chunked(audio, self._format.chunk_size))
+            with sender:
+                try:
+                    await session.run(_chunked(audio, self._format.chunk_size))
+                except SpeechmaticsModesError as exc:
+                    failure.append(exc)
 
         async with anyio.create_task_group() as group, receiver:
             group.start_soon(replay)
@@ -640,11 +669,7 @@ class RollingStream:
                 rebased = self._words.rebase(event, place)
                 if rebased is not None and not isinstance(rebased, SessionInfo):
                     await self._publish(rebased)
-        lost_from = failed.final_end if start > failed.final_end else place.final_end
-        if lost_from < failed.sent:
-            self.metrics.gaps += 1
-            self.metrics.gap_seconds += (failed.sent - lost_from) / self._bps
-            await self._publish(AudioGap(start=lost_from / self._bps, end=failed.sent / self._bps))
+        return place, failure[0] if failure else None
 
     def _note(self, connection: _SessionOnStream, event: StreamEvent) -> None:
         if isinstance(event, SessionInfo):
