@@ -7,6 +7,7 @@ its own, and every message it produces names its channel, as the service's do.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +18,7 @@ from speechmatics_modes.local._results import Sentencer, transcript_message
 __all__ = ["ChannelTrack"]
 
 _BYTES_PER_SECOND = ENGINE_SAMPLE_RATE * 2
+_SAMPLE_SECONDS = 1 / ENGINE_SAMPLE_RATE
 
 
 @dataclass
@@ -34,6 +36,9 @@ class ChannelTrack:
     engine_bytes: int = 0
     last_partial: tuple[EngineWord, ...] = ()
     speech_since_eou: bool = False
+    utterance_closed: bool = False
+    """The engine closed an utterance with speech in it; EndOfUtterance is due once the
+    trigger's worth of audio has followed its last word."""
     last_final_end: float = 0.0
 
     @property
@@ -71,10 +76,11 @@ class ChannelTrack:
 
     def finals(self, update: StreamUpdate, *, forced: bool) -> dict[str, Any] | None:
         """The ``AddTranscript`` for words the engine made final, if there is anything to say."""
-        results = self.sentencer.words(update.finals)
-        if update.finals:
+        finals = _after(update.finals, self.last_final_end)
+        results = self.sentencer.words(finals)
+        if finals:
             self.speech_since_eou = True
-            self.last_final_end = update.finals[-1].end
+            self.last_final_end = finals[-1].end
         closes_sentence = (
             update.utterance_ended or forced
         ) and not self.sentencer.at_sentence_start
@@ -96,9 +102,23 @@ class ChannelTrack:
         message = transcript_message("AddPartialTranscript", results, start=start, end=end)
         return self._tagged(message)
 
+    def end_of_utterance_due(self, update: StreamUpdate, trigger: float) -> bool:
+        """Whether EndOfUtterance is due after ``update`` (not forced), for a ``trigger``.
+
+        The trigger counts *audio* time after the last word: engines close utterances at their
+        own pause length, which may be shorter than the trigger, and wall time depends on how
+        fast the client sends. A partial means the speaker went on: nothing is due.
+        """
+        if update.partial:
+            self.utterance_closed = False
+        elif update.utterance_ended and self.speech_since_eou:
+            self.utterance_closed = True
+        silence = self.seconds - self.last_final_end
+        return self.utterance_closed and trigger > 0 and silence >= trigger - _SAMPLE_SECONDS
+
     def end_of_utterance(self, *, forced: bool) -> dict[str, Any]:
         """``EndOfUtterance`` at the end of the last final word."""
-        self.speech_since_eou = False
+        self.speech_since_eou = self.utterance_closed = False
         moment = round(self.last_final_end, 3)
         message: dict[str, Any] = {
             "message": "EndOfUtterance",
@@ -118,3 +138,17 @@ class ChannelTrack:
         if self.label is not None:
             message["channel"] = self.label
         return message
+
+
+def _after(words: Sequence[EngineWord], end: float) -> list[EngineWord]:
+    """``words``, none starting before ``end`` or before the word ahead of it.
+
+    Output up to a final's ``end_time`` is final, whatever an engine's word times say.
+    """
+    shaped = []
+    for word in words:
+        if word.start < end:
+            word = EngineWord(word.text, end, max(end, word.end), word.confidence, word.punctuation)
+        shaped.append(word)
+        end = word.end
+    return shaped

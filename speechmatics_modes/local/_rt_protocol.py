@@ -160,6 +160,8 @@ class OpenStream:
 
     max_delay: float
     channels: tuple[str | None, ...] = (None,)
+    partials: bool = False
+    """Whether the session shows partials (engines for which they cost work skip it if not)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -354,8 +356,7 @@ class RealtimeProtocol:
         ):
             actions.append(Send(track.partial(update.partial)))
         track.last_partial = update.partial
-        ended = forced or (update.utterance_ended and track.speech_since_eou)
-        if ended and (forced or self._config.end_of_utterance_trigger > 0):
+        if forced or track.end_of_utterance_due(update, self._config.end_of_utterance_trigger):
             actions.append(Send(track.end_of_utterance(forced=forced)))
         if update.finals and self._extras is not None and track is self._clock_track:
             translations = self._extras.after_finals(track.last_final_end, track.seconds)
@@ -475,7 +476,9 @@ class RealtimeProtocol:
         speakers = config.speaker_diarization_config
         self._config.final_speakers = bool(speakers and speakers.get_speakers)
         self._state = _State.STARTING
-        return [OpenStream(max_delay=config.max_delay or 4.0, channels=channels)]
+        max_delay = config.max_delay or 4.0
+        partials = self._config.enable_partials
+        return [OpenStream(max_delay=max_delay, channels=channels, partials=partials)]
 
     def _audio(self, track: ChannelTrack, data: bytes, now: float) -> list[Action]:
         track.seq_no += 1

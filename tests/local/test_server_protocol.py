@@ -33,7 +33,8 @@ def started(limits: SessionLimits | None = None, **config: Any) -> RealtimeProto
     session = RealtimeProtocol("sid", limits or SessionLimits(), now=0.0)
     start = {**START, "transcription_config": {"language": "en", **config}}
     actions = session.receive_text(json.dumps(start), 0.0)
-    assert actions == [OpenStream(max_delay=config.get("max_delay", 4.0))]
+    partials = config.get("enable_partials", False)
+    assert actions == [OpenStream(max_delay=config.get("max_delay", 4.0), partials=partials)]
     assert sent(session.started())[0]["message"] == "RecognitionStarted"
     return session
 
@@ -162,7 +163,7 @@ def multichannel(**config: Any) -> RealtimeProtocol:
         },
     }
     actions = session.receive_text(json.dumps(start), 0.0)
-    assert actions == [OpenStream(max_delay=4.0, channels=("left", "right"))]
+    assert actions == [OpenStream(max_delay=4.0, channels=("left", "right"), partials=False)]
     (message,) = sent(session.started())
     assert message["channel_ids"] == ["left", "right"]
     return session
@@ -248,13 +249,49 @@ def test_partials_only_when_enabled() -> None:
     assert partial["metadata"]["transcript"] == "Hello"
 
 
+def heard(session: RealtimeSession, seconds: float) -> None:
+    """Give the session ``seconds`` of silent audio (what the engine does with it is scripted)."""
+    actions = session.receive_bytes(b"\x00\x00" * round(seconds * 16_000), 0.0)
+    assert any(isinstance(action, Feed) for action in actions)
+
+
 def test_end_of_utterance_once_per_silence_and_only_after_speech() -> None:
     session = started(conversation_config={"end_of_utterance_silence_trigger": 0.5})
+    heard(session, 1.5)
     assert sent(session.recognized(StreamUpdate((), (), True))) == []
     first = sent(session.recognized(StreamUpdate((HELLO,), (), True)))
     assert [message["message"] for message in first] == ["AddTranscript", "EndOfUtterance"]
     assert first[1]["metadata"] == {"start_time": 0.9, "end_time": 0.9}
     assert sent(session.recognized(StreamUpdate((), (), True))) == []
+
+
+def test_end_of_utterance_waits_for_the_trigger_in_audio_time() -> None:
+    """The engine may close an utterance at a shorter pause than the trigger: EndOfUtterance
+    comes once the trigger's worth of audio followed the last word, not before, not later."""
+    session = started(conversation_config={"end_of_utterance_silence_trigger": 1.0})
+    heard(session, 1.3)
+    first = sent(session.recognized(StreamUpdate((HELLO,), (), True)))
+    assert [message["message"] for message in first] == ["AddTranscript"]
+    heard(session, 0.5)  # 1.8 s: 0.9 s after "hello" ended
+    assert sent(session.recognized(StreamUpdate())) == []
+    heard(session, 0.1)  # 1.9 s: the trigger
+    assert [m["message"] for m in sent(session.recognized(StreamUpdate()))] == ["EndOfUtterance"]
+
+
+def test_speech_resuming_before_the_trigger_cancels_the_end_of_utterance() -> None:
+    session = started(conversation_config={"end_of_utterance_silence_trigger": 1.0})
+    heard(session, 1.3)
+    session.recognized(StreamUpdate((HELLO,), (), True))
+    heard(session, 1.0)
+    assert sent(session.recognized(StreamUpdate((), (WORLD,), False))) == []
+
+
+def test_finals_never_start_before_the_previous_final_ended() -> None:
+    session = started()
+    session.recognized(StreamUpdate((HELLO,), (), False))
+    early = EngineWord("there", 0.7, 1.2, 0.9)
+    (message,) = sent(session.recognized(StreamUpdate((early,), (), False)))
+    assert [(r["start_time"], r["end_time"]) for r in message["results"]] == [(0.9, 1.2)]
 
 
 def test_no_end_of_utterance_without_trigger() -> None:
