@@ -100,12 +100,14 @@ class Engine(Protocol):
         """
         ...
 
-    async def open_stream(self, *, max_delay: float) -> StreamingRecognizer:
+    async def open_stream(self, *, max_delay: float, partials: bool = True) -> StreamingRecognizer:
         """Start a streaming recogniser.
 
         Args:
             max_delay: Seconds after which a word must be final even without a pause, as the
                 service's ``max_delay`` promises.
+            partials: Whether the session shows partials; an engine for which they cost extra
+                work (Whisper) skips it when they are off.
         """
         ...
 

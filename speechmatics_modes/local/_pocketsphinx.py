@@ -533,7 +533,7 @@ class PocketsphinxEngine:
             raise EngineFailure(f"a batch decoder process died: {exc}") from exc
         return list(_as_words(rows))
 
-    async def open_stream(self, *, max_delay: float) -> _StreamingRecognizer:
+    async def open_stream(self, *, max_delay: float, partials: bool = True) -> _StreamingRecognizer:
         """Start a worker process for one real-time session; see :class:`Engine`."""
         if self._context is None or self._pool is None:
             raise EngineFailure("the engine is not running: use it inside `async with`")

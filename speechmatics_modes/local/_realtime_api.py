@@ -269,7 +269,9 @@ class _Connection:
         self._admitted = True
         try:
             for channel in action.channels:
-                stream = await self._api.engine.open_stream(max_delay=action.max_delay)
+                stream = await self._api.engine.open_stream(
+                    max_delay=action.max_delay, partials=action.partials
+                )
                 self._streams[channel] = stream
         except Exception:  # an engine failure ends this session, never the server
             logger.exception("local engine could not open a stream")

@@ -111,8 +111,8 @@ class ScriptedEngine:
         heard = (await anyio.Path(path).stat()).st_size / _BYTES_PER_SECOND
         return [word for word in self.words if word.end <= heard]
 
-    async def open_stream(self, *, max_delay: float) -> ScriptedStream:
-        """Start a stream over the scripted words."""
+    async def open_stream(self, *, max_delay: float, partials: bool = True) -> ScriptedStream:
+        """Start a stream over the scripted words (partials cost nothing, so always made)."""
         return ScriptedStream(self, min(self.final_lag, max_delay))
 
     async def __aenter__(self) -> ScriptedEngine:

@@ -4,10 +4,9 @@ Decisions a reader would otherwise have to rediscover:
 
 * **One model, a bounded pool of threads.** CTranslate2 releases the GIL while it computes and
   one loaded model may serve several threads at once (``num_workers``), so every job and session
-  shares one model, and decoding runs in worker threads behind a capacity limiter of
-  :attr:`WhisperEngine.workers` slots. The event loop only awaits those threads. On 2 cores the
-  default is 2 workers of 1 thread each: two decodes in parallel beat one decode on two threads
-  when several sessions are live.
+  shares one model, and decoding runs in :attr:`WhisperEngine.workers` worker threads. The event
+  loop only awaits those threads. On 2 cores the default is 2 workers of 1 thread each: two
+  decodes in parallel beat one decode on two threads when several sessions are live.
 * **Weights never download silently**: see :mod:`~speechmatics_modes.local._model_files`.
 * **Voice activity filtering is always on** (faster-whisper's Silero VAD): without it Whisper
   turns silence into words ("You").
@@ -17,19 +16,22 @@ Decisions a reader would otherwise have to rediscover:
 * **Batch decodes the whole file**, in pieces of :data:`BATCH_PIECE_SECONDS` cut at the quietest
   moment near each boundary, so an hour of audio never sits in memory as floats at once.
 
-Real-time uses a *local agreement* policy, because Whisper has no incremental decoder: the audio
-not yet committed is re-decoded about once a second (:data:`DECODE_INTERVAL`); the words two
-consecutive decodes agree on become final, and so does everything at a pause, at ``flush()``, or
-when waiting for the next decode would break ``max_delay``. Committed audio is cut off the
-buffer, so a decode never covers more than about ``max_delay`` plus a second of audio however
-long the session runs; finals are never revised.
+Real-time decoding is in :mod:`~speechmatics_modes.local._whisper_stream` (whole utterances
+cut by Silero VAD); this module owns the model, the decode options and the evidence checks.
+
+* **One queue of decodes.** Every job and session asks one
+  :class:`~speechmatics_modes.local._decode_queue.DecodeQueue` for a worker, most urgent first,
+  so four live sessions share two workers instead of each holding one.
+* **Whisper's own doubts are heeded** (:func:`credible`): a segment it thinks is probably not
+  speech and decoded with low confidence, or whose text compresses like a loop, is dropped, in
+  batch and real time alike. No list of phrases is involved.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -40,51 +42,44 @@ import numpy as np
 import numpy.typing as npt
 from faster_whisper import WhisperModel
 
-from speechmatics_modes._exceptions import ServerError
-from speechmatics_modes.local._engine import ENGINE_SAMPLE_RATE, EngineWord, StreamUpdate
+from speechmatics_modes.local._decode_queue import DecodeQueue
+from speechmatics_modes.local._engine import ENGINE_SAMPLE_RATE, EngineWord
 from speechmatics_modes.local._model_files import resolve_model
+from speechmatics_modes.local._whisper_stream import WhisperFailure, WhisperStream
 
 __all__ = [
     "BATCH_PIECE_SECONDS",
-    "DECODE_INTERVAL",
-    "PAUSE_SECONDS",
-    "LocalAgreement",
+    "STREAMS_PER_WORKER",
     "WhisperEngine",
-    "WhisperStream",
+    "WhisperFailure",
+    "credible",
+    "engine_words",
     "split_punctuation",
 ]
 
 Audio = npt.NDArray[np.float32]
 
-DECODE_INTERVAL = 1.0
-"""Seconds of new audio between two re-decodes of a stream (shorter if ``max_delay`` needs)."""
-
-PAUSE_SECONDS = 0.8
-"""Audio after the last decoded word this long ends the utterance: the speaker paused."""
-
-MAX_BUFFER_SECONDS = 12.0
-"""Uncommitted audio is never older than this, whatever ``max_delay`` allows (Whisper's window
-is 30 s; a shorter buffer keeps each re-decode cheap)."""
-
-MAX_CONTEXT_SECONDS = 8.0
-"""Committed audio is cut off the buffer once it holds this much, even mid-sentence."""
-
 BATCH_PIECE_SECONDS = 600.0
 """Batch files are decoded in pieces this long (about 38 MB of float samples each)."""
 
-_DECODE_MARGIN = 0.4
-"""Seconds a re-decode and the trip to the client may take, kept free inside ``max_delay``."""
+STREAMS_PER_WORKER = 2
+"""Live streams admitted per decode worker. A stream decodes once per utterance (plus when
+``max_delay`` or partials ask), about a third of a worker for continuous speech, so each
+worker serves two with room for bursts; see docs/engines.md for the measurement."""
+
+NO_SPEECH_THRESHOLD = 0.6
+LOG_PROB_THRESHOLD = -1.0
+COMPRESSION_RATIO_THRESHOLD = 2.4
+"""Whisper's own thresholds (the values its reference implementation uses for fallback)."""
+
+BATCH_DEADLINE_SECONDS = 30.0
+"""A batch job waits behind live decodes due within this long: a live session is waiting."""
+
 _CUT_SEARCH_SECONDS = 5.0
 _CUT_FRAME_SAMPLES = ENGINE_SAMPLE_RATE // 100
-_SILENCE_KEPT_SECONDS = 1.0
 _TOKENS_PER_SECOND = 10
 _LEADING_MARKS = "\"'([{¿¡-«"
 _TRAILING_MARKS = ".,?!:;\"')]}-»…"
-_SENTENCE_MARKS = frozenset(".?!")
-
-
-class WhisperFailure(ServerError):
-    """The Whisper engine was used outside ``async with`` or its model could not load."""
 
 
 def split_punctuation(token: str) -> tuple[str, str]:
@@ -101,14 +96,30 @@ def split_punctuation(token: str) -> tuple[str, str]:
     return word, "." if chosen == "…" else chosen
 
 
+def credible(segment: Any) -> bool:
+    """Whether a faster-whisper segment is worth keeping, by Whisper's own evidence.
+
+    Dropped: a segment Whisper thinks is probably not speech (``no_speech_prob``) *and* decoded
+    with low confidence (``avg_logprob``), the rule its reference implementation uses to skip
+    silent windows; and one whose text compresses too well (``compression_ratio``), the mark
+    of a decoder stuck repeating itself ("Thank you. Thank you. Thank you.").
+    """
+    doubtful = (
+        segment.no_speech_prob > NO_SPEECH_THRESHOLD and segment.avg_logprob < LOG_PROB_THRESHOLD
+    )
+    return not doubtful and segment.compression_ratio <= COMPRESSION_RATIO_THRESHOLD
+
+
 def engine_words(segments: Iterable[Any], offset: float) -> list[EngineWord]:
-    """faster-whisper segments as engine words, ``offset`` seconds later.
+    """The words of the :func:`credible` segments, ``offset`` seconds later.
 
     A token that is punctuation only (rare: faster-whisper merges marks into words) joins the
     word before it.
     """
     words: list[EngineWord] = []
     for segment in segments:
+        if not credible(segment):
+            continue
         for word in segment.words or ():
             text, mark = split_punctuation(str(word.word))
             if text:
@@ -160,155 +171,8 @@ def file_pieces(path: Path) -> Iterator[tuple[float, Audio]]:
         start = stop
 
 
-def _same(first: EngineWord, second: EngineWord) -> bool:
-    return (first.text.lower(), first.punctuation) == (second.text.lower(), second.punctuation)
-
-
-@dataclass
-class LocalAgreement:
-    """Which words of successive decodes of one stream are final; sans I/O, no model.
-
-    Each decode hypothesises the words of the uncommitted audio. A word is final once two
-    consecutive hypotheses agree on it and on every word before it, or when it is too old to
-    wait for another decode, or when the speaker paused after it.
-    """
-
-    max_delay: float
-    """Seconds after its end by which a word must be final."""
-    interval: float
-    """Seconds of audio between decodes."""
-    previous: tuple[EngineWord, ...] = ()
-    """The last hypothesis, minus whatever has been committed since."""
-    committed_end: float = 0.0
-    """Session time at which the last final word ends."""
-
-    def decide(self, hypothesis: Sequence[EngineWord], audio_end: float) -> StreamUpdate:
-        """Take a decode of the uncommitted audio (ending at ``audio_end``); say what is final."""
-        words = self._uncommitted(hypothesis)
-        paused = bool(words) and audio_end - words[-1].end >= PAUSE_SECONDS
-        if paused:
-            count = len(words)
-        else:
-            agreed = 0
-            while agreed < min(len(words), len(self.previous)) and _same(
-                words[agreed], self.previous[agreed]
-            ):
-                agreed += 1
-            deadline = audio_end + self.interval + _DECODE_MARGIN - self.max_delay
-            overdue = sum(1 for word in words if word.end <= deadline)
-            count = max(agreed, overdue)
-        finals = tuple(words[:count])
-        self.previous = tuple(words[count:])
-        self._commit(finals)
-        return StreamUpdate(finals, self.previous, paused)
-
-    def commit_all(self, hypothesis: Sequence[EngineWord]) -> StreamUpdate:
-        """Everything in ``hypothesis`` is final (a flush)."""
-        finals = tuple(self._uncommitted(hypothesis))
-        self.previous = ()
-        self._commit(finals)
-        return StreamUpdate(finals)
-
-    def _uncommitted(self, hypothesis: Sequence[EngineWord]) -> list[EngineWord]:
-        """The words of a decode that lie after the last final (its audio may still be there)."""
-        return [word for word in hypothesis if (word.start + word.end) / 2 > self.committed_end]
-
-    def _commit(self, finals: Sequence[EngineWord]) -> None:
-        if finals:
-            self.committed_end = finals[-1].end
-
-
-class WhisperStream:
-    """One real-time session's :class:`StreamingRecognizer` over the shared model."""
-
-    def __init__(self, engine: WhisperEngine, max_delay: float) -> None:
-        self._engine = engine
-        max_delay = min(max_delay, MAX_BUFFER_SECONDS - 2 * DECODE_INTERVAL)
-        interval = min(DECODE_INTERVAL, max(0.2, (max_delay - _DECODE_MARGIN) / 2))
-        self._agreement = LocalAgreement(max_delay=max_delay, interval=interval)
-        self._buffer: Audio = np.zeros(0, dtype=np.float32)
-        self._buffer_start = 0.0
-        """Session seconds at the buffer's first sample."""
-        self._odd_byte = b""
-        self._undecoded = 0.0
-        self._partial: tuple[EngineWord, ...] = ()
-        self._closed = False
-
-    @property
-    def buffered_seconds(self) -> float:
-        """Seconds of audio held for the next decode: bounded, however long the session."""
-        return len(self._buffer) / ENGINE_SAMPLE_RATE
-
-    @property
-    def _audio_end(self) -> float:
-        return self._buffer_start + self.buffered_seconds
-
-    async def feed(self, pcm: bytes) -> StreamUpdate:
-        """Buffer audio; re-decode once :data:`DECODE_INTERVAL` of it has arrived."""
-        self._check_open()
-        data = self._odd_byte + pcm
-        whole = len(data) - len(data) % 2
-        self._odd_byte = data[whole:]
-        self._buffer = np.concatenate((self._buffer, pcm_to_audio(data[:whole])))
-        self._undecoded += whole / 2 / ENGINE_SAMPLE_RATE
-        if self._undecoded < self._agreement.interval:
-            return StreamUpdate(partial=self._partial)
-        self._undecoded = 0.0
-        hypothesis = await self._decode(final=False)
-        update = self._agreement.decide(hypothesis, self._audio_end)
-        self._partial = update.partial
-        self._trim(hypothesis, update)
-        return update
-
-    async def flush(self) -> StreamUpdate:
-        """Decode what is buffered one last time and make all of it final."""
-        self._check_open()
-        hypothesis = await self._decode(final=True) if len(self._buffer) else []
-        update = self._agreement.commit_all(hypothesis)
-        self._buffer_start = self._audio_end
-        self._buffer = np.zeros(0, dtype=np.float32)
-        self._undecoded = 0.0
-        self._partial = ()
-        return update
-
-    async def aclose(self) -> None:
-        """Drop the buffer; the model stays with the engine."""
-        self._closed = True
-        self._buffer = np.zeros(0, dtype=np.float32)
-
-    async def _decode(self, *, final: bool) -> list[EngineWord]:
-        return await self._engine.decode(self._buffer, self._buffer_start, final=final)
-
-    def _trim(self, hypothesis: Sequence[EngineWord], update: StreamUpdate) -> None:
-        """Cut committed audio off the front of the buffer, at a sentence end if possible.
-
-        Committed words stay in the buffer until their sentence ends, because Whisper decodes
-        a sentence's remaining words (and their case and punctuation) far better with its
-        start in view; cutting right after each final word clipped the next word's onset and
-        tripled the word error rate.
-        """
-        cut_at = self._buffer_start
-        at_boundary = update.utterance_ended or (
-            bool(update.finals) and update.finals[-1].punctuation in _SENTENCE_MARKS
-        )
-        if not hypothesis:
-            cut_at = self._audio_end - _SILENCE_KEPT_SECONDS
-        elif at_boundary or self.buffered_seconds > MAX_CONTEXT_SECONDS:
-            next_start = update.partial[0].start if update.partial else self._audio_end
-            cut_at = min(self._agreement.committed_end, next_start)
-        cut_at = max(cut_at, self._audio_end - MAX_BUFFER_SECONDS)
-        samples = round((cut_at - self._buffer_start) * ENGINE_SAMPLE_RATE)
-        if samples > 0:
-            self._buffer = self._buffer[samples:]
-            self._buffer_start += samples / ENGINE_SAMPLE_RATE
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise WhisperFailure("the streaming recogniser is closed")
-
-
 class WhisperEngine:
-    """Offline English recognition with Whisper tiny.en, decoding in a bounded thread pool.
+    """Offline English recognition with Whisper tiny.en, decoding in a shared queue of workers.
 
     Use as an async context manager: the model is loaded (and the bundled weights verified) on
     entry, in a worker thread.
@@ -338,13 +202,10 @@ class WhisperEngine:
         self.workers = max(1, workers if workers is not None else min(cpus, 4))
         """Decodes that may run at once."""
         self._cpu_threads = max(1, cpu_threads if cpu_threads is not None else cpus // self.workers)
-        self.max_streams = self.workers
-        """Live streams the server admits by default: one per decode worker. A stream
-        re-decodes up to 12 s of audio every second, which keeps a one-thread worker about
-        90 % busy (real-time factor 0.875 in docs/engines.md); 2 workers on 2 cores kept up
-        with 2 paced streams and fell behind with 3."""
+        self.max_streams = STREAMS_PER_WORKER * self.workers
+        """Live streams the server admits by default (:data:`STREAMS_PER_WORKER` per worker)."""
         self._model: Any = None
-        self._limiter: anyio.CapacityLimiter | None = None
+        self._queue: DecodeQueue | None = None
 
     async def __aenter__(self) -> WhisperEngine:
         source = await anyio.to_thread.run_sync(resolve_model, self._model_choice)
@@ -358,7 +219,7 @@ class WhisperEngine:
                 local_files_only=source.local_files_only,
             )
         )
-        self._limiter = anyio.CapacityLimiter(self.workers)
+        self._queue = DecodeQueue(self.workers)
         return self
 
     async def __aexit__(
@@ -368,11 +229,11 @@ class WhisperEngine:
         tb: TracebackType | None,
     ) -> None:
         self._model = None
-        self._limiter = None
+        self._queue = None
 
     async def recognize_file(self, path: Path) -> list[EngineWord]:
         """Recognise raw 16 kHz mono s16le PCM, whole, in a worker thread; see :class:`Engine`."""
-        model, limiter = self._running()
+        model, queue = self._running()
 
         def recognise() -> list[EngineWord]:
             words: list[EngineWord] = []
@@ -383,25 +244,40 @@ class WhisperEngine:
                 words.extend(engine_words(segments, offset))
             return words
 
-        return await anyio.to_thread.run_sync(recognise, limiter=limiter)
+        async with queue.slot(deadline=time.monotonic() + BATCH_DEADLINE_SECONDS):
+            return await anyio.to_thread.run_sync(recognise)
 
-    async def open_stream(self, *, max_delay: float) -> WhisperStream:
-        """Start a local-agreement stream over the shared model; see :class:`Engine`."""
+    async def open_stream(self, *, max_delay: float, partials: bool = True) -> WhisperStream:
+        """Start a real-time stream over the shared model and queue; see :class:`Engine`."""
         self._running()
-        return WhisperStream(self, max_delay)
+        return WhisperStream(self.decode, max_delay=max_delay, partials=partials)
 
-    async def decode(self, audio: Audio, offset: float, *, final: bool) -> list[EngineWord]:
-        """Decode a stream's buffered audio in a worker thread; times start at ``offset``.
+    async def decode(
+        self,
+        audio: Audio,
+        offset: float,
+        *,
+        final: bool,
+        deadline: float,
+        optional: bool = False,
+    ) -> list[EngineWord] | None:
+        """Decode a stream's window in a worker thread; times start at ``offset``.
 
-        Re-decodes are tuned for bounded cost: no temperature fallback, and at most
-        :data:`_TOKENS_PER_SECOND` tokens per second of audio, so a word cut off at the end
-        of the buffer cannot send greedy decoding into a loop. The final decode of a flush is
-        allowed fallback, as batch is. There is no text prompt: committed words stay in the
-        audio until their sentence ends, and prompting with earlier sentences made tiny.en
-        loop on silence ("I'm going to take a look at how I'm going to...": 51 % WER over a
-        2-minute stream with pauses, 2.6 % without).
+        Args:
+            audio: Float samples at 16 kHz.
+            offset: Session seconds of the first sample.
+            final: The words will be final (an utterance ended, or a flush): batch's options,
+                temperature fallback included. Otherwise one pass at temperature 0.
+            deadline: ``time.monotonic()`` by which the result is needed; the queue serves
+                the earliest first.
+            optional: Skip (return ``None``) unless a worker is free right now.
+
+        At most :data:`_TOKENS_PER_SECOND` tokens per second of audio are generated, so a word
+        cut off at the end of the window cannot send decoding into a loop. There is no text
+        prompt: prompting with earlier sentences made tiny.en loop on silence; the window's
+        left context gives it the sentence so far instead.
         """
-        model, limiter = self._running()
+        model, queue = self._running()
         seconds = len(audio) / ENGINE_SAMPLE_RATE
         options: dict[str, Any] = {"max_new_tokens": int(8 + _TOKENS_PER_SECOND * seconds)}
         if not final:
@@ -413,16 +289,23 @@ class WhisperEngine:
                 language="en",
                 beam_size=5,
                 word_timestamps=True,
-                vad_filter=True,
-                vad_parameters={"min_silence_duration_ms": 500},
                 condition_on_previous_text=False,
+                no_speech_threshold=NO_SPEECH_THRESHOLD,
+                log_prob_threshold=LOG_PROB_THRESHOLD,
+                compression_ratio_threshold=COMPRESSION_RATIO_THRESHOLD,
                 **options,
             )
             return engine_words(segments, offset)
 
-        return await anyio.to_thread.run_sync(transcribe, limiter=limiter)
+        if optional:
+            async with queue.try_slot() as free:
+                if not free:
+                    return None
+                return await anyio.to_thread.run_sync(transcribe)
+        async with queue.slot(deadline):
+            return await anyio.to_thread.run_sync(transcribe)
 
-    def _running(self) -> tuple[Any, anyio.CapacityLimiter]:
-        if self._model is None or self._limiter is None:
+    def _running(self) -> tuple[Any, DecodeQueue]:
+        if self._model is None or self._queue is None:
             raise WhisperFailure("the engine is not running: use it inside `async with`")
-        return self._model, self._limiter
+        return self._model, self._queue

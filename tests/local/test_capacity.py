@@ -21,7 +21,7 @@ from speechmatics_modes import ConfigurationError
 from speechmatics_modes.local import LocalServer, ScriptedEngine
 from speechmatics_modes.local._engine import stream_capacity
 from speechmatics_modes.local._pocketsphinx import PocketsphinxEngine
-from speechmatics_modes.local._whisper import WhisperEngine
+from speechmatics_modes.local._whisper import STREAMS_PER_WORKER, WhisperEngine
 from tests.local.conftest import SCRIPT, pcm_bytes
 
 pytestmark = pytest.mark.anyio
@@ -91,11 +91,11 @@ async def test_an_engine_that_states_no_capacity_has_no_limit(no_leaks: None) ->
     assert errors == []
 
 
-def test_whisper_admits_one_stream_per_decode_worker() -> None:
+def test_whisper_admits_streams_per_decode_worker_sharing_one_queue() -> None:
     default = WhisperEngine()
-    assert 1 <= default.max_streams <= max(1, os.cpu_count() or 1)
-    assert stream_capacity(default) == default.workers
-    assert WhisperEngine(workers=3).max_streams == 3
+    assert 1 <= default.workers <= max(1, os.cpu_count() or 1)
+    assert stream_capacity(default) == STREAMS_PER_WORKER * default.workers
+    assert WhisperEngine(workers=3).max_streams == 3 * STREAMS_PER_WORKER
 
 
 def test_pocketsphinx_capacity_scales_with_the_cores() -> None:

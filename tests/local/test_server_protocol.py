@@ -163,7 +163,8 @@ def multichannel(**config: Any) -> RealtimeProtocol:
         },
     }
     actions = session.receive_text(json.dumps(start), 0.0)
-    assert actions == [OpenStream(max_delay=4.0, channels=("left", "right"), partials=False)]
+    partials = config.get("enable_partials", False)
+    assert actions == [OpenStream(max_delay=4.0, channels=("left", "right"), partials=partials)]
     (message,) = sent(session.started())
     assert message["channel_ids"] == ["left", "right"]
     return session
@@ -249,7 +250,7 @@ def test_partials_only_when_enabled() -> None:
     assert partial["metadata"]["transcript"] == "Hello"
 
 
-def heard(session: RealtimeSession, seconds: float) -> None:
+def heard(session: RealtimeProtocol, seconds: float) -> None:
     """Give the session ``seconds`` of silent audio (what the engine does with it is scripted)."""
     actions = session.receive_bytes(b"\x00\x00" * round(seconds * 16_000), 0.0)
     assert any(isinstance(action, Feed) for action in actions)

@@ -227,7 +227,7 @@ class _GatedEngine(ScriptedEngine):
         super().__init__(scripted_engine().words)
         self._gate = gate
 
-    async def open_stream(self, *, max_delay: float) -> ScriptedStream:
+    async def open_stream(self, *, max_delay: float, partials: bool = True) -> ScriptedStream:
         return _GatedStream(self, self._gate)
 
 

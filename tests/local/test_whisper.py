@@ -6,10 +6,10 @@ import sys
 import tracemalloc
 import wave
 from collections.abc import AsyncIterator
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 from speechmatics.batch import AsyncClient as BatchClient
 from speechmatics.batch import TranscriptionConfig as BatchConfig
@@ -18,6 +18,7 @@ from speechmatics.rt import ServerMessageType
 from speechmatics.rt import TranscriptionConfig as RealtimeConfig
 
 from benchmarks._wer import word_error_rate
+from benchmarks.devset import non_speech
 from speechmatics_modes import ConfigurationError
 from speechmatics_modes.local import EngineWord, LocalServer
 from speechmatics_modes.local._model_files import (
@@ -29,14 +30,8 @@ from speechmatics_modes.local._model_files import (
     verify_model_files,
 )
 from speechmatics_modes.local._results import Labels, Sentencer, batch_results
-from speechmatics_modes.local._whisper import (
-    MAX_BUFFER_SECONDS,
-    PAUSE_SECONDS,
-    LocalAgreement,
-    WhisperEngine,
-    WhisperStream,
-    split_punctuation,
-)
+from speechmatics_modes.local._whisper import WhisperEngine, split_punctuation
+from speechmatics_modes.local._whisper_stream import MAX_WINDOW_SECONDS, WhisperStream
 from tests.conftest import Clip
 
 CHUNK = 3_200
@@ -192,55 +187,6 @@ def test_preview_leaves_the_sentence_state_alone() -> None:
     assert sentencer.at_sentence_start
 
 
-# --- Local agreement -------------------------------------------------------------------------
-
-
-def test_words_two_decodes_agree_on_become_final() -> None:
-    policy = LocalAgreement(max_delay=10, interval=1)
-    first = policy.decide([word("the", 0, 0.3), word("cat", 0.3, 0.9)], audio_end=1)
-    assert (first.finals, [w.text for w in first.partial]) == ((), ["the", "cat"])
-    second = policy.decide(
-        [word("the", 0, 0.3), word("cat", 0.3, 0.7), word("sat", 0.7, 1.9)], audio_end=2
-    )
-    assert [w.text for w in second.finals] == ["the", "cat"]
-    assert [w.text for w in second.partial] == ["sat"]
-    third = policy.decide(
-        [word("the", 0, 0.3), word("cat", 0.3, 0.7), word("sat", 0.7, 1.2), word("on", 1.3, 2.9)],
-        audio_end=3,
-    )
-    assert [w.text for w in third.finals] == ["sat"], "finals are never sent twice"
-
-
-def test_disagreement_keeps_words_partial_until_max_delay_forces_them() -> None:
-    policy = LocalAgreement(max_delay=3, interval=1)
-    policy.decide([word("a", 0, 0.4), word("cap", 0.4, 0.9)], audio_end=1)
-    update = policy.decide(
-        [word("a", 0, 0.4), word("cat", 0.4, 0.9), word("sat", 1, 1.9)], audio_end=2
-    )
-    assert [w.text for w in update.finals] == ["a"]
-    late = policy.decide(
-        [word("cab", 0.4, 0.9), word("sat", 1, 1.9), word("on", 2, 2.9)], audio_end=3
-    )
-    assert [w.text for w in late.finals] == ["cab"], "waiting longer would break max_delay"
-
-
-def test_a_pause_makes_everything_final_and_ends_the_utterance() -> None:
-    policy = LocalAgreement(max_delay=10, interval=1)
-    update = policy.decide(
-        [word("hello", 0, 0.5), word("there", 0.5, 1)], audio_end=1.1 + PAUSE_SECONDS
-    )
-    assert [w.text for w in update.finals] == ["hello", "there"]
-    assert update.utterance_ended
-    assert policy.committed_end == 1
-
-
-def test_commit_all_skips_words_already_final() -> None:
-    policy = LocalAgreement(max_delay=10, interval=1)
-    policy.decide([word("one", 0, 0.5)], audio_end=2)
-    update = policy.commit_all([word("one", 0, 0.5), word("two", 2.1, 2.5)])
-    assert [w.text for w in update.finals] == ["two"]
-
-
 # --- Real speech -----------------------------------------------------------------------------
 
 
@@ -249,32 +195,37 @@ def test_commit_all_skips_words_already_final() -> None:
 async def test_batch_and_streaming_word_error_rates(
     engine: WhisperEngine, speech_clips: list[Clip], tmp_path: Path
 ) -> None:
-    """Batch on every clip; streaming on the clips the 2-minute stream test does not cover."""
-    references, batch = [clip.reference for clip in speech_clips], []
-    for clip in speech_clips:
+    """The clips the 2-minute stream test does not cover, in both modes: real time decodes
+    whole utterances, so it is about as accurate as batch (the benchmark has the numbers)."""
+    clips = speech_clips[7:]
+    references, batch, streamed = [clip.reference for clip in clips], [], []
+    for clip in clips:
         raw = tmp_path / f"{clip.path.stem}.raw"
         raw.write_bytes(read_pcm(clip.path))
         batch.append(text_of(await engine.recognize_file(raw)))
-    streamed = []
-    for clip in speech_clips[7:]:
-        stream = await engine.open_stream(max_delay=4.0)
+        stream = await engine.open_stream(max_delay=4.0, partials=False)
         streamed.append(text_of(await stream_words(stream, read_pcm(clip.path))))
         await stream.aclose()
-    assert word_error_rate(references, batch) < 0.12  # measured 0.031
-    batch_wer = word_error_rate(references[7:], batch[7:])
-    assert word_error_rate(references[7:], streamed) < batch_wer + 0.05
+    batch_wer = word_error_rate(references, batch)
+    assert batch_wer < 0.12
+    assert word_error_rate(references, streamed) <= batch_wer + 0.03
 
 
-@pytest.mark.slow
 @pytest.mark.anyio
-async def test_silence_gives_no_words(engine: WhisperEngine, tmp_path: Path) -> None:
-    rng = np.random.default_rng(7)
-    hiss = (rng.normal(0, 30, 16_000 * 6)).astype("<i2").tobytes()
-    silence = tmp_path / "silence.raw"
-    silence.write_bytes(hiss)
-    assert await engine.recognize_file(silence) == []
-    stream = await engine.open_stream(max_delay=2.0)
-    assert await stream_words(stream, hiss) == []
+async def test_non_speech_gives_no_words_in_batch_or_real_time(
+    engine: WhisperEngine, tmp_path: Path
+) -> None:
+    """Silence, room tone, noise, beeps, chords and applause from the seeded dev set.
+
+    Fast: the voice activity detectors find no speech, so Whisper never runs.
+    """
+    for sound in non_speech(seconds=4.0):
+        raw = tmp_path / f"{sound.name}.raw"
+        raw.write_bytes(sound.pcm)
+        assert await engine.recognize_file(raw) == [], sound.name
+        stream = await engine.open_stream(max_delay=2.0)
+        assert await stream_words(stream, sound.pcm) == [], sound.name
+        await stream.aclose()
 
 
 @pytest.mark.slow
@@ -301,15 +252,16 @@ async def test_two_minute_stream_keeps_buffer_and_decode_length_bounded(
             finals: list[EngineWord] = []
             for offset in range(0, len(session), CHUNK):
                 finals.extend((await stream.feed(session[offset : offset + CHUNK])).finals)
-                assert stream.buffered_seconds <= MAX_BUFFER_SECONDS
+                assert stream.buffered_seconds <= MAX_WINDOW_SECONDS + 1
             _, peak = tracemalloc.get_traced_memory()
         finally:
             tracemalloc.stop()
         finals.extend((await stream.flush()).finals)
-    assert max(decoded_seconds) <= MAX_BUFFER_SECONDS
-    assert len(decoded_seconds) >= 100
-    assert peak < 16 * 1024 * 1024  # a 12 s float buffer is 0.8 MB; the session is 3.8 MB
-    assert [w.start for w in finals] == sorted(w.start for w in finals)
+    assert max(decoded_seconds) <= MAX_WINDOW_SECONDS
+    assert len(decoded_seconds) >= 7, "at least one decode per utterance"
+    assert peak < 16 * 1024 * 1024  # a 28 s float buffer is 1.8 MB; the session is 3.8 MB
+    for earlier, later in pairwise(finals):
+        assert later.start >= earlier.end
     assert finals[-1].end < 120
     reference = " ".join(clip.reference for clip in speech_clips[:7])
     assert word_error_rate([reference], [text_of(finals)]) < 0.15

@@ -1,0 +1,202 @@
+"""A development set of non-speech, and of real speech with noisy tails, built from seeds.
+
+Nothing here is a recording: every sound is synthesised with a fixed seed, so the set is the
+same on every machine and costs no space in the repository. Speech comes from the real clips
+the other benchmarks use; this module only adds what should give *no* words:
+
+* digital silence and room tone (quiet pink noise with mains hum),
+* white and pink noise at conversational loudness,
+* tones and beeps, music-like chords with harmonics and envelopes,
+* applause-like bursts (hundreds of short decaying noise claps),
+* each speech clip followed (and preceded) by one of those, so that words invented in a noisy
+  tail show up as insertions against the reference.
+
+``python -m benchmarks.devset DIR`` writes the set as 16 kHz mono WAV files with a manifest, to
+listen to. The engines benchmark builds it in memory.
+"""
+
+from __future__ import annotations
+
+import sys
+import wave
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+RATE = 16_000
+SEED = 20_261_130
+
+Samples = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class Sound:
+    """A dev-set item: audio, and the words it holds ("" for none)."""
+
+    name: str
+    pcm: bytes
+    reference: str
+
+    @property
+    def duration(self) -> float:
+        return len(self.pcm) / (2 * RATE)
+
+
+def _at_dbfs(signal: Samples, dbfs: float) -> Samples:
+    rms = float(np.sqrt(np.mean(np.square(signal)))) or 1.0
+    scaled: Samples = signal * (10 ** (dbfs / 20) / rms)
+    return scaled
+
+
+def _pink(rng: np.random.Generator, seconds: float) -> Samples:
+    """1/f noise: white noise shaped in the frequency domain."""
+    count = int(seconds * RATE)
+    spectrum = np.fft.rfft(rng.normal(size=count))
+    frequencies = np.fft.rfftfreq(count, 1 / RATE)
+    spectrum[1:] /= np.sqrt(frequencies[1:])
+    spectrum[0] = 0
+    pink: Samples = np.fft.irfft(spectrum, n=count)
+    return pink
+
+
+def silence(rng: np.random.Generator, seconds: float) -> Samples:
+    return np.zeros(int(seconds * RATE))
+
+
+def room_tone(rng: np.random.Generator, seconds: float) -> Samples:
+    t = np.arange(int(seconds * RATE)) / RATE
+    hum = 0.3 * np.sin(2 * np.pi * 50 * t) + 0.1 * np.sin(2 * np.pi * 150 * t)
+    return _at_dbfs(_pink(rng, seconds), -58) + _at_dbfs(hum, -62)
+
+
+def white_noise(rng: np.random.Generator, seconds: float) -> Samples:
+    return _at_dbfs(rng.normal(size=int(seconds * RATE)), -30)
+
+
+def pink_noise(rng: np.random.Generator, seconds: float) -> Samples:
+    return _at_dbfs(_pink(rng, seconds), -26)
+
+
+def beeps(rng: np.random.Generator, seconds: float) -> Samples:
+    """Beeps of random pitch and length with gaps, like a phone or a test signal."""
+    out = np.zeros(int(seconds * RATE))
+    position = 0
+    while position < len(out):
+        length = int(rng.uniform(0.15, 0.8) * RATE)
+        t = np.arange(min(length, len(out) - position)) / RATE
+        pitch = rng.choice([440.0, 660.0, 880.0, 1000.0, 1400.0])
+        out[position : position + len(t)] = np.sin(2 * np.pi * pitch * t)
+        position += len(t) + int(rng.uniform(0.1, 0.6) * RATE)
+    return _at_dbfs(out, -22)
+
+
+def chords(rng: np.random.Generator, seconds: float) -> Samples:
+    """Music-like: triads with harmonics, plucked envelopes, a bass note and a little vibrato."""
+    out = np.zeros(int(seconds * RATE))
+    beat = int(0.5 * RATE)
+    roots = [220.0, 246.9, 261.6, 293.7, 329.6, 196.0]
+    for start in range(0, len(out), beat):
+        t = np.arange(min(beat * 2, len(out) - start)) / RATE
+        root = roots[int(rng.integers(len(roots)))]
+        envelope = np.exp(-3.0 * t)
+        note = np.zeros(len(t))
+        for ratio in (1.0, 1.26, 1.5, 0.5):
+            for harmonic, weight in ((1, 1.0), (2, 0.4), (3, 0.2)):
+                vibrato = 1 + 0.003 * np.sin(2 * np.pi * 5 * t)
+                note += weight * np.sin(2 * np.pi * root * ratio * harmonic * vibrato * t)
+        out[start : start + len(t)] += envelope * note
+    return _at_dbfs(out, -22)
+
+
+def applause(rng: np.random.Generator, seconds: float) -> Samples:
+    """Hundreds of claps: short, decaying, band-limited noise bursts at random times."""
+    out = np.zeros(int(seconds * RATE))
+    clap = int(0.03 * RATE)
+    decay = np.exp(-np.arange(clap) / (0.006 * RATE))
+    for _ in range(int(40 * seconds)):
+        at = int(rng.integers(0, len(out) - clap))
+        burst = np.diff(rng.normal(size=clap + 1)) * decay * rng.uniform(0.3, 1.0)
+        out[at : at + clap] += burst
+    return _at_dbfs(out, -24)
+
+
+NON_SPEECH: dict[str, Callable[[np.random.Generator, float], Samples]] = {
+    "silence": silence,
+    "room-tone": room_tone,
+    "white-noise": white_noise,
+    "pink-noise": pink_noise,
+    "beeps": beeps,
+    "chords": chords,
+    "applause": applause,
+}
+"""Every kind of non-speech in the set, by name."""
+
+
+def _pcm(samples: Samples) -> bytes:
+    clipped = np.clip(samples, -1.0, 32767 / 32768)
+    return (clipped * 32768).astype("<i2").tobytes()
+
+
+def _speech_samples(pcm: bytes) -> Samples:
+    return np.frombuffer(pcm, dtype="<i2").astype(np.float64) / 32768
+
+
+def non_speech(seconds: float = 6.0) -> list[Sound]:
+    """One clip of each kind of non-speech, ``seconds`` long."""
+    return [
+        Sound(name, _pcm(make(np.random.default_rng([SEED, index]), seconds)), "")
+        for index, (name, make) in enumerate(NON_SPEECH.items())
+    ]
+
+
+def noisy_tails(speech: list[Sound], tail_seconds: float = 3.0) -> list[Sound]:
+    """Each speech clip with non-speech before (1 s) and after it, cycling through the kinds.
+
+    The noise runs under the speech too, 20 dB below it, as a room's would.
+    """
+    kinds = [name for name in NON_SPEECH if name != "silence"]
+    sounds = []
+    for index, clip in enumerate(speech):
+        kind = kinds[index % len(kinds)]
+        rng = np.random.default_rng([SEED, 1000 + index])
+        voice = _speech_samples(clip.pcm)
+        head, tail = int(1.0 * RATE), int(tail_seconds * RATE)
+        total = head + len(voice) + tail
+        bed = NON_SPEECH[kind](rng, total / RATE)[:total]
+        voice_rms = float(np.sqrt(np.mean(np.square(voice)))) or 1.0
+        bed_rms = float(np.sqrt(np.mean(np.square(bed)))) or 1.0
+        under = bed * min(1.0, (voice_rms / 10) / bed_rms)
+        mixed = under.copy()
+        mixed[:head] = bed[:head]
+        mixed[head + len(voice) :] = bed[head + len(voice) :]
+        mixed[head : head + len(voice)] += voice
+        sounds.append(Sound(f"{clip.name}+{kind}", _pcm(mixed), clip.reference))
+    return sounds
+
+
+def write(sounds: list[Sound], directory: Path) -> None:
+    """Write ``sounds`` as WAV files with a ``manifest.tsv`` of names and references."""
+    directory.mkdir(parents=True, exist_ok=True)
+    lines = ["filename\tduration_s\treference"]
+    for sound in sounds:
+        name = f"{sound.name}.wav"
+        with wave.open(str(directory / name), "wb") as writer:
+            writer.setnchannels(1)
+            writer.setsampwidth(2)
+            writer.setframerate(RATE)
+            writer.writeframes(sound.pcm)
+        lines.append(f"{name}\t{sound.duration:.3f}\t{sound.reference}")
+    (directory / "manifest.tsv").write_text("\n".join(lines) + "\n")
+
+
+def main() -> None:
+    target = Path(sys.argv[1] if len(sys.argv) > 1 else "bench-results/devset")
+    write(non_speech(), target)
+    print(f"written to {target}")
+
+
+if __name__ == "__main__":
+    main()

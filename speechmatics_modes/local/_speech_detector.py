@@ -1,0 +1,187 @@
+"""Where speech starts and stops in a live stream, from Silero VAD's frame probabilities.
+
+Whisper has no notion of "nothing was said": given room tone, music or applause it writes the
+sentences it saw most in training ("Thank you for watching"). The real-time Whisper stream
+therefore decodes only audio this detector calls speech, and cuts utterances at the pauses it
+finds, so each decode covers whole phrases rather than fragments.
+
+:class:`SpeechDetector` is sans I/O: it takes samples and a probability function, and keeps
+the hysteresis that turns per-frame probabilities into utterances. :class:`SileroFrames` is that
+function for the Silero model faster-whisper ships, carried across calls so a stream fed in
+100 ms chunks gets the probabilities the whole file would (the model is recurrent).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from speechmatics_modes.local._engine import ENGINE_SAMPLE_RATE
+
+__all__ = [
+    "FRAME_SAMPLES",
+    "FRAME_SECONDS",
+    "MIN_SPEECH_SECONDS",
+    "SileroFrames",
+    "SpeechDetector",
+    "Utterance",
+]
+
+Audio = npt.NDArray[np.float32]
+FrameProbabilities = Callable[[Audio], npt.NDArray[np.float32]]
+"""Speech probability of each :data:`FRAME_SAMPLES` frame of the samples given (in order)."""
+
+FRAME_SAMPLES = 512
+"""Silero VAD's frame at 16 kHz."""
+FRAME_SECONDS = FRAME_SAMPLES / ENGINE_SAMPLE_RATE
+
+SPEECH_THRESHOLD = 0.5
+"""A frame this likely to be speech starts (or continues) an utterance: Silero's own default."""
+SILENCE_THRESHOLD = 0.35
+"""A frame less likely than this counts towards a pause (Silero's default: 0.15 below)."""
+MIN_SPEECH_SECONDS = 0.25
+"""An utterance with fewer speech frames than this is a click or a cough, not decoded."""
+
+_CONTEXT_SAMPLES = 64
+
+
+class SileroFrames:
+    """Silero VAD over a stream, its recurrent state carried from one call to the next.
+
+    faster-whisper's ``SileroVADModel`` starts from a blank state on every call; for a stream
+    fed in small chunks that gave a different speech/non-speech answer than the whole file on
+    8 % of frames. Running its ONNX session with the state kept agrees with the whole file on
+    every frame.
+    """
+
+    def __init__(self) -> None:
+        from faster_whisper.vad import get_vad_model
+
+        # The one reach into faster-whisper's internals: its loaded ONNX session. A test of
+        # this module fails the day it moves.
+        self._session = get_vad_model().session
+        self._h = np.zeros((1, 1, 128), dtype=np.float32)
+        self._c = np.zeros((1, 1, 128), dtype=np.float32)
+        self._previous = np.zeros(_CONTEXT_SAMPLES, dtype=np.float32)
+
+    def __call__(self, audio: Audio) -> npt.NDArray[np.float32]:
+        """Probabilities of whole frames of ``audio`` (its length a multiple of the frame)."""
+        frames = audio.reshape(-1, FRAME_SAMPLES)
+        if not len(frames):
+            return np.zeros(0, dtype=np.float32)
+        context = np.concatenate((self._previous[None], frames[:-1, -_CONTEXT_SAMPLES:]))
+        self._previous = frames[-1, -_CONTEXT_SAMPLES:].copy()
+        batch = np.concatenate((context, frames), axis=1)
+        output, self._h, self._c = self._session.run(
+            None, {"input": batch, "h": self._h, "c": self._c}
+        )
+        probabilities: npt.NDArray[np.float32] = np.asarray(output, dtype=np.float32).reshape(-1)
+        return probabilities
+
+
+@dataclass(frozen=True, slots=True)
+class Utterance:
+    """Speech between two pauses, in seconds of the stream."""
+
+    start: float
+    """Start of the first speech frame."""
+    end: float
+    """End of the last speech frame."""
+
+
+@dataclass
+class SpeechDetector:
+    """Turns frame probabilities into utterances: speech, then a pause of ``pause`` seconds.
+
+    Args:
+        probabilities: The frame classifier (:class:`SileroFrames`, or a fake in tests).
+        pause: Seconds of non-speech that end an utterance.
+    """
+
+    probabilities: FrameProbabilities
+    pause: float
+    frames: int = 0
+    """Frames classified so far."""
+    speech_frames: list[bool] = field(default_factory=list)
+    """Per frame since :attr:`kept_from`: was it speech?"""
+    kept_from: int = 0
+    """Index of the first frame still in :attr:`speech_frames`."""
+    _pending: Audio = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
+    _start: int | None = None
+    _last_speech: int = 0
+    _speech_count: int = 0
+
+    @property
+    def in_utterance(self) -> bool:
+        """Speech began and no pause has ended it yet."""
+        return self._start is not None
+
+    @property
+    def utterance_start(self) -> float | None:
+        """When the open utterance began, if one is open."""
+        return None if self._start is None else self._start * FRAME_SECONDS
+
+    @property
+    def speech_seconds(self) -> float:
+        """Seconds of speech frames in the open utterance (0 if none is open)."""
+        return 0.0 if self._start is None else self._speech_count * FRAME_SECONDS
+
+    @property
+    def heard(self) -> float:
+        """Seconds of audio classified."""
+        return self.frames * FRAME_SECONDS
+
+    def push(self, audio: Audio) -> list[Utterance]:
+        """Classify ``audio`` (any length); return the utterances a pause closed within it."""
+        samples = np.concatenate((self._pending, audio))
+        whole = len(samples) - len(samples) % FRAME_SAMPLES
+        self._pending = samples[whole:]
+        ended: list[Utterance] = []
+        for probability in self.probabilities(samples[:whole]):
+            utterance = self._frame(float(probability))
+            if utterance is not None:
+                ended.append(utterance)
+        return ended
+
+    def close(self) -> Utterance | None:
+        """End the open utterance now (a flush), if it holds enough speech."""
+        start = self._start
+        self._start = None
+        if start is None or self._speech_count * FRAME_SECONDS < MIN_SPEECH_SECONDS:
+            return None
+        return Utterance(start * FRAME_SECONDS, (self._last_speech + 1) * FRAME_SECONDS)
+
+    def had_speech(self, start: float, end: float) -> bool:
+        """Whether any frame overlapping ``start``..``end`` (seconds) was speech."""
+        first = max(int(start / FRAME_SECONDS), self.kept_from)
+        last = min(int(np.ceil(end / FRAME_SECONDS)), self.frames)
+        return any(self.speech_frames[first - self.kept_from : last - self.kept_from])
+
+    def forget_before(self, seconds: float) -> None:
+        """Drop the per-frame record before ``seconds``: memory stays bounded."""
+        first = min(int(seconds / FRAME_SECONDS), self.frames)
+        if first > self.kept_from:
+            del self.speech_frames[: first - self.kept_from]
+            self.kept_from = first
+
+    def _frame(self, probability: float) -> Utterance | None:
+        index = self.frames
+        self.frames += 1
+        speech = probability >= SPEECH_THRESHOLD or (
+            self._start is not None
+            and probability >= SILENCE_THRESHOLD
+            and index - self._last_speech <= 1
+        )
+        self.speech_frames.append(speech)
+        if speech:
+            if self._start is None:
+                self._start, self._speech_count = index, 0
+            self._last_speech = index
+            self._speech_count += 1
+            return None
+        if self._start is None or (index - self._last_speech) * FRAME_SECONDS < self.pause:
+            return None
+        return self.close()

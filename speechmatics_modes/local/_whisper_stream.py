@@ -1,0 +1,378 @@
+"""Real-time Whisper: decode whole utterances, commit early only when ``max_delay`` demands it.
+
+Whisper has no incremental decoder, and a decode costs about half a second of one core however
+little audio it covers (the encoder always runs a 30 s window). Decisions, and why:
+
+* **Utterances, not fragments.** :class:`~speechmatics_modes.local._speech_detector.SpeechDetector`
+  (Silero VAD) finds where speech stops. When a pause of :data:`PAUSE_SECONDS` ends an
+  utterance, it is decoded once, with batch's options, and all its words become final: the
+  decoder sees each phrase whole, as batch does. Audio the detector never calls speech is never
+  decoded, so room tone, music and applause give no words.
+* **Left context.** The decode window starts up to :data:`CONTEXT_SECONDS` earlier, at a pause
+  before an earlier utterance that followed closely. The encoder costs the same either way, and
+  the earlier words (already final, found again and skipped) give Whisper the sentence so far.
+* **Interim decodes** while an utterance is open: about once a second of wall time when
+  partials are wanted (and a worker is idle: partials are optional work), and whenever a word
+  would otherwise miss ``max_delay``. Such a decode commits only the words whose deadline falls
+  before the next chance, and only if two decodes agree on them or they have
+  :data:`SURE_SECONDS` of audio after them; a word that is neither stays partial a little
+  longer rather than being guessed. Deadlines count from when the audio *arrived* (wall time),
+  so audio sent faster than real time is decoded in large steps.
+* **Finals are final.** Each decode re-hears words already committed; they are found again by
+  aligning the texts (and, failing that, by time) and skipped. No final word starts before the
+  previous final ended: starts are clamped to it.
+* **Evidence, not phrase lists.** A word overlapping no speech frame is dropped, and
+  :func:`~speechmatics_modes.local._whisper.credible` rejects segments Whisper itself doubts.
+"""
+
+from __future__ import annotations
+
+import time
+from bisect import bisect_right
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from difflib import SequenceMatcher
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from speechmatics_modes._exceptions import ServerError
+from speechmatics_modes.local._engine import ENGINE_SAMPLE_RATE, EngineWord, StreamUpdate
+from speechmatics_modes.local._speech_detector import (
+    MIN_SPEECH_SECONDS,
+    SileroFrames,
+    SpeechDetector,
+    Utterance,
+)
+
+__all__ = [
+    "CONTEXT_SECONDS",
+    "MAX_WINDOW_SECONDS",
+    "PAUSE_SECONDS",
+    "SURE_SECONDS",
+    "Decoder",
+    "WhisperFailure",
+    "WhisperStream",
+    "after_committed",
+    "due_words",
+]
+
+Audio = npt.NDArray[np.float32]
+
+PAUSE_SECONDS = 0.4
+"""Non-speech this long ends an utterance, whose words then become final. Short enough that
+EndOfUtterance can follow a 0.25 s trigger within 0.3 s; left context makes up for the
+shorter phrases."""
+CONTEXT_SECONDS = 8.0
+"""Earlier speech kept in each decode window as context (only utterances that followed each
+other within :data:`CONTEXT_GAP_SECONDS`)."""
+CONTEXT_GAP_SECONDS = 2.0
+PRE_ROLL_SECONDS = 0.3
+"""Audio kept before the first speech frame: Silero fires a little after a word begins."""
+MAX_UTTERANCE_SECONDS = 20.0
+"""An utterance with no pause is closed after this much speech (Whisper's window is 30 s)."""
+MAX_WINDOW_SECONDS = MAX_UTTERANCE_SECONDS + CONTEXT_SECONDS
+"""No decode covers more than this; the audio kept is bounded by it too."""
+PARTIAL_INTERVAL = 1.0
+"""Wall seconds between two interim decodes made for partials."""
+EDGE_SECONDS = 0.3
+"""A word ending this close to the end of the decoded audio may be cut off: never committed
+by an interim decode."""
+SURE_SECONDS = 1.2
+"""A word with this much audio after it is committed when due even if no second decode agreed."""
+SPEECH_MARGIN = 0.2
+"""Slack around a word's times when checking it overlaps speech (Whisper's times are rough)."""
+
+
+class WhisperFailure(ServerError):
+    """The Whisper engine was used outside ``async with``, or a stream after ``aclose()``."""
+
+
+class Decoder(Protocol):
+    """Decodes audio into words (times from ``offset``); the engine's shared model and queue."""
+
+    async def __call__(
+        self, audio: Audio, offset: float, *, final: bool, deadline: float, optional: bool
+    ) -> list[EngineWord] | None:
+        """Words heard; ``None`` if ``optional`` and no worker was free."""
+        ...
+
+
+def _norm(word: EngineWord) -> str:
+    return word.text.lower().strip("'")
+
+
+def after_committed(
+    hypothesis: Sequence[EngineWord], committed: Sequence[EngineWord]
+) -> list[EngineWord]:
+    """The words of ``hypothesis`` that come after ``committed`` (final words it re-heard).
+
+    The texts are aligned first: a re-heard final word can move in time (a word at the end of
+    one window is often squeezed to nothing, then given its real length by the next decode),
+    so comparing times alone finalised "Captain" twice. Where the last committed word is not
+    found near its time, a word counts as new if its midpoint lies after the last final.
+    Every new word starts no earlier than the previous one ended.
+    """
+    end = committed[-1].end if committed else 0.0
+    rest: Sequence[EngineWord] = hypothesis
+    if committed:
+        matcher = SequenceMatcher(
+            None, [_norm(w) for w in committed], [_norm(w) for w in hypothesis], autojunk=False
+        )
+        blocks = [block for block in matcher.get_matching_blocks() if block.size]
+        last = blocks[-1] if blocks else None
+        if (
+            last is not None
+            and last.a + last.size == len(committed)
+            and abs(hypothesis[last.b + last.size - 1].end - end) < 1.0
+        ):
+            rest = hypothesis[last.b + last.size :]
+        else:
+            rest = [w for w in hypothesis if (w.start + w.end) / 2 > end]
+    words: list[EngineWord] = []
+    for word in rest:
+        if word.end <= end:
+            continue
+        if word.start < end:
+            word = replace(word, start=end)
+        words.append(word)
+        end = word.end
+    return words
+
+
+def due_words(
+    words: Sequence[EngineWord],
+    previous: Sequence[EngineWord],
+    *,
+    audio_end: float,
+    due_before: float,
+) -> int:
+    """How many leading ``words`` an interim decode must commit now.
+
+    Args:
+        words: This decode's words after the last final.
+        previous: The last interim decode's words after the last final.
+        audio_end: Where the decoded audio ends.
+        due_before: Words ending before this must be final by the next decode.
+
+    A due word is committed when two decodes agree on it and all before it, or when it has
+    :data:`SURE_SECONDS` of audio after it; never when it ends within :data:`EDGE_SECONDS` of
+    the audio's end, where Whisper often hears half a word.
+    """
+    count = 0
+    agreeing = True
+    for index, word in enumerate(words):
+        agreeing = agreeing and index < len(previous) and _norm(previous[index]) == _norm(word)
+        if word.end > due_before or word.end > audio_end - EDGE_SECONDS:
+            break
+        if not (agreeing or word.end <= audio_end - SURE_SECONDS):
+            break
+        count = index + 1
+    return count
+
+
+@dataclass
+class _Arrivals:
+    """When each stretch of audio arrived (wall time), so deadlines follow the speaker."""
+
+    ends: deque[float]
+    walls: deque[float]
+
+    def add(self, audio_end: float, wall: float) -> None:
+        self.ends.append(audio_end)
+        self.walls.append(wall)
+
+    def audio_by(self, wall: float) -> float:
+        """How much audio (session seconds) had arrived by ``wall``."""
+        index = bisect_right(self.walls, wall)
+        return self.ends[index - 1] if index else 0.0
+
+    def forget_before(self, audio: float) -> None:
+        while len(self.ends) > 1 and self.ends[1] <= audio:
+            self.ends.popleft()
+            self.walls.popleft()
+
+
+class WhisperStream:
+    """One real-time session's :class:`StreamingRecognizer` over the engine's shared decoder."""
+
+    def __init__(
+        self,
+        decode: Decoder,
+        *,
+        max_delay: float,
+        partials: bool = True,
+        detector: SpeechDetector | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._decode = decode
+        self._max_delay = max_delay
+        self._partials = partials
+        self._detector = detector or SpeechDetector(SileroFrames(), pause=PAUSE_SECONDS)
+        self._clock = clock
+        self._audio: Audio = np.zeros(0, dtype=np.float32)
+        self._audio_start = 0.0
+        self._odd_byte = b""
+        self._arrivals = _Arrivals(deque(), deque())
+        self._recent: list[Utterance] = []
+        self._committed: list[EngineWord] = []
+        self._previous: tuple[EngineWord, ...] = ()
+        self._partial: tuple[EngineWord, ...] = ()
+        self._last_interim = -np.inf
+        self._decode_seconds = 0.6
+        self._closed = False
+
+    @property
+    def buffered_seconds(self) -> float:
+        """Seconds of audio held for decoding: bounded, however long the session."""
+        return len(self._audio) / ENGINE_SAMPLE_RATE
+
+    @property
+    def _audio_end(self) -> float:
+        return self._audio_start + self.buffered_seconds
+
+    @property
+    def _committed_end(self) -> float:
+        return self._committed[-1].end if self._committed else 0.0
+
+    async def feed(self, pcm: bytes) -> StreamUpdate:
+        """Take audio; decode when an utterance ends, or when partials or ``max_delay`` ask."""
+        self._check_open()
+        data = self._odd_byte + pcm
+        whole = len(data) - len(data) % 2
+        self._odd_byte = data[whole:]
+        audio = np.frombuffer(data[:whole], dtype="<i2").astype(np.float32) / np.float32(32768)
+        self._audio = np.concatenate((self._audio, audio))
+        now = self._clock()
+        self._arrivals.add(self._audio_end, now)
+        ended = self._detector.push(audio)
+        if ended:
+            self._recent.extend(ended)
+            return await self._finish(ended[0].start, ended[-1].end + self._detector.pause)
+        start = self._detector.utterance_start
+        if start is None:  # silence, or speech too short to be words: nothing pending
+            self._previous = self._partial = ()
+            self._trim()
+            return StreamUpdate()
+        if self._audio_end - max(start, self._committed_end) >= MAX_UTTERANCE_SECONDS:
+            self._detector.close()
+            self._recent.append(Utterance(start, self._audio_end))
+            return await self._finish(start, self._audio_end)
+        if self._detector.speech_seconds < MIN_SPEECH_SECONDS:
+            return StreamUpdate()  # maybe a click: not worth a decode yet
+        return await self._interim(start, now)
+
+    async def flush(self) -> StreamUpdate:
+        """Make every word heard so far final (ForceEndOfUtterance, EndOfStream)."""
+        self._check_open()
+        start = self._detector.utterance_start
+        utterance = self._detector.close()
+        if start is None or utterance is None:
+            self._previous = self._partial = ()
+            return StreamUpdate()
+        self._recent.append(Utterance(start, self._audio_end))
+        return await self._finish(start, self._audio_end)
+
+    async def aclose(self) -> None:
+        """Drop the audio; the model stays with the engine."""
+        self._closed = True
+        self._audio = np.zeros(0, dtype=np.float32)
+
+    async def _finish(self, start: float, until: float) -> StreamUpdate:
+        """Decode up to ``until`` (the end of a pause) and make every word in it final."""
+        words = await self._decode_window(start, until, final=True, deadline=self._clock())
+        assert words is not None
+        finals = tuple(after_committed(words, self._committed))
+        self._commit(finals)
+        self._previous = self._partial = ()
+        self._trim()
+        return StreamUpdate(finals, (), utterance_ended=True)
+
+    async def _interim(self, start: float, now: float) -> StreamUpdate:
+        """Between pauses: a partial, and whichever words ``max_delay`` makes due."""
+        next_chance = now + max(PARTIAL_INTERVAL, self._decode_seconds)
+        due_before = self._arrivals.audio_by(next_chance + self._decode_seconds - self._max_delay)
+        oldest = max(start, self._committed_end)
+        must = due_before > oldest + EDGE_SECONDS
+        wanted = self._partials and now - self._last_interim >= PARTIAL_INTERVAL
+        if not (must or wanted):
+            return StreamUpdate(partial=self._partial)
+        self._last_interim = now
+        deadline = now + (0.0 if must else self._max_delay)
+        words = await self._decode_window(
+            start, self._audio_end, final=False, deadline=deadline, optional=not must
+        )
+        if words is None:
+            return StreamUpdate(partial=self._partial)
+        fresh = after_committed(words, self._committed)
+        count = due_words(fresh, self._previous, audio_end=self._audio_end, due_before=due_before)
+        finals = tuple(fresh[:count])
+        self._commit(finals)
+        self._previous = self._partial = tuple(fresh[count:])
+        self._trim()
+        return StreamUpdate(finals, self._partial)
+
+    async def _decode_window(
+        self, start: float, until: float, *, final: bool, deadline: float, optional: bool = False
+    ) -> list[EngineWord] | None:
+        """Decode from the context before ``start`` to ``until``; keep words over speech."""
+        begin = self._window_start(start, until)
+        first = round((begin - self._audio_start) * ENGINE_SAMPLE_RATE)
+        last = round((until - self._audio_start) * ENGINE_SAMPLE_RATE)
+        began = time.perf_counter()
+        words = await self._decode(
+            self._audio[max(0, first) : last],
+            self._audio_start + max(0, first) / ENGINE_SAMPLE_RATE,
+            final=final,
+            deadline=deadline,
+            optional=optional,
+        )
+        if words is None:
+            return None
+        self._decode_seconds = 0.7 * self._decode_seconds + 0.3 * (time.perf_counter() - began)
+        return [
+            word
+            for word in words
+            if self._detector.had_speech(word.start - SPEECH_MARGIN, word.end + SPEECH_MARGIN)
+        ]
+
+    def _window_start(self, start: float, until: float) -> float:
+        """Where a decode ending at ``until`` begins: earlier close utterances give context."""
+        begin, later = start - PRE_ROLL_SECONDS, start
+        for utterance in reversed(self._recent):
+            if utterance.start >= start:
+                continue
+            if later - utterance.end > CONTEXT_GAP_SECONDS or start - utterance.start > (
+                CONTEXT_SECONDS
+            ):
+                break
+            begin, later = utterance.start - PRE_ROLL_SECONDS, utterance.start
+        if until - begin > MAX_WINDOW_SECONDS:
+            ends = [w.end for w in self._committed if w.end >= until - MAX_UTTERANCE_SECONDS]
+            begin = ends[0] if ends else until - MAX_UTTERANCE_SECONDS
+        return max(begin, self._audio_start)
+
+    def _commit(self, finals: Sequence[EngineWord]) -> None:
+        self._committed.extend(finals)
+
+    def _trim(self) -> None:
+        """Forget audio, words and frames no later decode can reach."""
+        start = self._detector.utterance_start
+        horizon = self._window_start(self._audio_end if start is None else start, self._audio_end)
+        samples = round((horizon - self._audio_start) * ENGINE_SAMPLE_RATE)
+        if samples <= 0:
+            return
+        self._audio = self._audio[samples:]
+        self._audio_start += samples / ENGINE_SAMPLE_RATE
+        self._recent = [u for u in self._recent if u.end > self._audio_start]
+        self._committed = [w for w in self._committed if w.end > self._audio_start] or (
+            self._committed[-1:]
+        )
+        self._detector.forget_before(self._audio_start - SPEECH_MARGIN)
+        self._arrivals.forget_before(self._audio_start)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise WhisperFailure("the streaming recogniser is closed")

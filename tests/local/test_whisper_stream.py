@@ -1,0 +1,253 @@
+"""Real-time Whisper's policy, without the model: utterances, commits, finals, the queue.
+
+A fake speech detector calls loud frames speech and a fake decoder "hears" scripted words in
+whatever window it is given (a word cut by the window's end comes out truncated and misheard,
+as Whisper's does), so the guarantees are checked exactly and fast.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from itertools import pairwise
+
+import anyio
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from speechmatics_modes.local._decode_queue import DecodeQueue
+from speechmatics_modes.local._engine import EngineWord
+from speechmatics_modes.local._speech_detector import FRAME_SAMPLES, SpeechDetector
+from speechmatics_modes.local._whisper_stream import (
+    EDGE_SECONDS,
+    PAUSE_SECONDS,
+    SURE_SECONDS,
+    WhisperStream,
+    after_committed,
+    due_words,
+)
+
+RATE = 16_000
+CHUNK = 1_600  # 100 ms
+
+
+def word(text: str, start: float, end: float) -> EngineWord:
+    return EngineWord(text, start, end, 0.9)
+
+
+def loud_frames(audio: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    frames = audio.reshape(-1, FRAME_SAMPLES)
+    return (np.abs(frames).max(axis=1) > 0.1).astype(np.float32)
+
+
+def speech_audio(spans: list[tuple[float, float]], seconds: float) -> bytes:
+    samples = np.zeros(int(seconds * RATE), dtype="<i2")
+    for start, end in spans:
+        samples[int(start * RATE) : int(end * RATE)] = 8000
+    return samples.tobytes()
+
+
+@dataclass
+class ScriptedDecoder:
+    """Hears the scripted words inside the window; a word the window cuts is misheard."""
+
+    words: list[EngineWord]
+    calls: list[tuple[float, float, bool]] = field(default_factory=list)
+
+    async def __call__(
+        self,
+        audio: npt.NDArray[np.float32],
+        offset: float,
+        *,
+        final: bool,
+        deadline: float,
+        optional: bool,
+    ) -> list[EngineWord] | None:
+        end = offset + len(audio) / RATE
+        self.calls.append((offset, end, final))
+        heard = []
+        for scripted in self.words:
+            if scripted.start >= offset - 0.05 and scripted.end <= end:
+                heard.append(scripted)
+            elif scripted.start < end < scripted.end:
+                heard.append(word(scripted.text[:2] + "?", scripted.start, end))
+        return heard
+
+
+@dataclass
+class PacedRun:
+    """Feeds audio in 100 ms chunks at real time on a fake clock; records when finals came."""
+
+    stream: WhisperStream
+    clock: list[float]
+    finals: list[tuple[EngineWord, float]] = field(default_factory=list)
+
+    async def feed(self, pcm: bytes) -> None:
+        for offset in range(0, len(pcm), CHUNK * 2):
+            self.clock[0] = (offset + CHUNK * 2) / (2 * RATE) + self._base
+            update = await self.stream.feed(pcm[offset : offset + CHUNK * 2])
+            self.finals.extend((w, self.clock[0]) for w in update.finals)
+        self._base += len(pcm) / (2 * RATE)
+
+    async def flush(self) -> None:
+        self.finals.extend((w, self.clock[0]) for w in (await self.stream.flush()).finals)
+
+    _base: float = 0.0
+
+
+def paced(decoder: ScriptedDecoder, *, max_delay: float, partials: bool) -> PacedRun:
+    clock = [0.0]
+    stream = WhisperStream(
+        decoder,
+        max_delay=max_delay,
+        partials=partials,
+        detector=SpeechDetector(loud_frames, pause=PAUSE_SECONDS),
+        clock=lambda: clock[0],
+    )
+    return PacedRun(stream, clock)
+
+
+def assert_final_once_and_in_order(finals: list[EngineWord]) -> None:
+    for earlier, later in pairwise(finals):
+        assert later.start >= earlier.end, f"{later} starts before {earlier} ended"
+
+
+@pytest.mark.anyio
+async def test_an_utterance_is_decoded_once_whole_when_the_speaker_pauses() -> None:
+    script = [word("the", 0.5, 0.9), word("cat", 1.0, 1.5), word("sat", 1.6, 2.0)]
+    decoder = ScriptedDecoder(script)
+    run = paced(decoder, max_delay=4.0, partials=False)
+    await run.feed(speech_audio([(0.5, 2.0)], 3.0))
+    assert [w for w, _ in run.finals] == script
+    assert [final for _, _, final in decoder.calls] == [True]
+    for _, at in run.finals:  # at the pause, not max_delay later
+        assert at <= 2.0 + PAUSE_SECONDS + 0.2
+
+
+@pytest.mark.anyio
+async def test_max_delay_commits_agreed_words_early_and_each_word_once() -> None:
+    script = [word(f"w{index}", 0.5 + 0.5 * index, 0.9 + 0.5 * index) for index in range(14)]
+    decoder = ScriptedDecoder(script)
+    run = paced(decoder, max_delay=1.5, partials=True)
+    await run.feed(speech_audio([(0.5, 7.4)], 8.5))
+    finals = [w for w, _ in run.finals]
+    assert [w.text for w in finals] == [w.text for w in script], "none misheard, none twice"
+    assert_final_once_and_in_order(finals)
+    early = [w for w, at in run.finals if at < 7.4]
+    assert len(early) >= 8, "long speech is committed before its pause"
+    for final, at in run.finals:
+        assert at - final.end <= 1.5 + 0.2
+
+
+@pytest.mark.anyio
+async def test_silence_and_clicks_are_never_decoded() -> None:
+    decoder = ScriptedDecoder([word("phantom", 1.0, 1.1)])
+    run = paced(decoder, max_delay=2.0, partials=True)
+    await run.feed(speech_audio([(1.0, 1.1), (3.0, 3.05)], 5.0))
+    await run.flush()
+    assert run.finals == []
+    assert decoder.calls == []
+
+
+@pytest.mark.anyio
+async def test_flush_makes_the_open_utterance_final_and_later_audio_starts_afresh() -> None:
+    script = [word("hello", 0.5, 1.0), word("again", 3.0, 3.5)]
+    decoder = ScriptedDecoder(script)
+    run = paced(decoder, max_delay=4.0, partials=False)
+    await run.feed(speech_audio([(0.5, 1.0)], 1.1))
+    await run.flush()
+    assert [w.text for w, _ in run.finals] == ["hello"]
+    await run.feed(speech_audio([(1.9, 2.4)], 3.5))  # session time 3.0-3.5
+    await run.flush()
+    assert [w.text for w, _ in run.finals] == ["hello", "again"]
+
+
+@pytest.mark.anyio
+async def test_the_audio_kept_is_bounded_however_long_the_session() -> None:
+    decoder = ScriptedDecoder([])
+    run = paced(decoder, max_delay=4.0, partials=False)
+    spans = [(start + 0.2, start + 2.2) for start in range(0, 120, 3)]
+    await run.feed(speech_audio(spans, 120.0))
+    assert run.stream.buffered_seconds < 12
+    assert max(end - start for start, end, _ in decoder.calls) < 12
+
+
+def test_rehearing_a_final_word_with_new_times_does_not_finalise_it_again() -> None:
+    committed = [word("Captain", 0.05, 0.05)]
+    hypothesis = [word("Captain", 0.05, 0.83), word("Smith", 0.9, 1.3)]
+    assert after_committed(hypothesis, committed) == [word("Smith", 0.9, 1.3)]
+
+
+def test_a_new_word_never_starts_before_the_last_final_ended() -> None:
+    committed = [word("Ask", 2.92, 3.5), word("not", 3.6, 4.24)]
+    hypothesis = [word("Ask", 2.9, 3.4), word("not", 3.5, 4.2), word("watch", 4.14, 5.7)]
+    (fresh,) = after_committed(hypothesis, committed)
+    assert (fresh.text, fresh.start, fresh.end) == ("watch", 4.24, 5.7)
+
+
+def test_when_the_last_final_is_not_reheard_time_decides() -> None:
+    committed = [word("by", 1.0, 1.7)]
+    hypothesis = [word("buy", 1.0, 1.6), word("the", 1.5, 2.0), word("sea", 2.0, 2.4)]
+    assert [w.text for w in after_committed(hypothesis, committed)] == ["the", "sea"]
+    assert after_committed(hypothesis, committed)[0].start == 1.7
+
+
+def test_due_words_need_agreement_or_plenty_of_audio_after_them() -> None:
+    words = [word("a", 0.0, 0.4), word("cat", 0.5, 0.9), word("sat", 1.0, 1.4)]
+    previous = [word("a", 0.0, 0.4), word("cap", 0.5, 0.8)]
+    end = 1.4 + EDGE_SECONDS + 0.1
+    assert due_words(words, previous, audio_end=end, due_before=5.0) == 1
+    sure_end = 0.9 + SURE_SECONDS
+    assert due_words(words, previous, audio_end=sure_end, due_before=5.0) == 2
+    assert due_words(words, words, audio_end=end, due_before=0.5) == 1, "only what is due"
+    assert due_words(words, words, audio_end=1.5, due_before=5.0) == 2, "never at the edge"
+
+
+def test_a_pause_ends_an_utterance_and_a_click_is_not_one() -> None:
+    detector = SpeechDetector(loud_frames, pause=0.4)
+    audio = np.frombuffer(speech_audio([(0.5, 1.5), (2.5, 2.55)], 4.0), dtype="<i2")
+    ended = detector.push(audio.astype(np.float32) / 32768)
+    assert len(ended) == 1
+    assert ended[0].start == pytest.approx(0.5, abs=0.04)
+    assert ended[0].end == pytest.approx(1.5, abs=0.04)
+    assert detector.had_speech(1.0, 1.2)
+    assert not detector.had_speech(1.7, 2.3)
+
+
+@pytest.mark.anyio
+async def test_the_queue_serves_the_earliest_deadline_first() -> None:
+    queue = DecodeQueue(1)
+    order: list[str] = []
+
+    async def decode(name: str, deadline: float) -> None:
+        async with queue.slot(deadline):
+            order.append(name)
+            await anyio.sleep(0.01)
+
+    async with anyio.create_task_group() as group, queue.slot(0.0):
+        group.start_soon(decode, "late", 9.0)
+        group.start_soon(decode, "urgent", 1.0)
+        group.start_soon(decode, "soon", 5.0)
+        await anyio.sleep(0.05)
+        async with queue.try_slot() as free:
+            assert not free, "optional work never waits behind a busy queue"
+    assert order == ["urgent", "soon", "late"]
+
+
+@pytest.mark.anyio
+async def test_a_cancelled_waiter_passes_its_turn_on() -> None:
+    queue = DecodeQueue(1)
+    served: list[str] = []
+
+    async def decode(name: str, deadline: float) -> None:
+        async with queue.slot(deadline):
+            served.append(name)
+
+    async with anyio.create_task_group() as group, queue.slot(0.0):
+        with anyio.move_on_after(0.05):
+            await decode("gave up", 1.0)
+        group.start_soon(decode, "next", 2.0)
+        await anyio.sleep(0.05)
+    assert served == ["next"]
+    async with queue.try_slot() as free:
+        assert free
