@@ -15,8 +15,8 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
+from speechmatics_modes.local import EngineWord
 from speechmatics_modes.local._decode_queue import DecodeQueue
-from speechmatics_modes.local._engine import EngineWord
 from speechmatics_modes.local._speech_detector import FRAME_SAMPLES, SpeechDetector
 from speechmatics_modes.local._whisper_stream import (
     EDGE_SECONDS,
