@@ -15,6 +15,7 @@ BENCHMARKS = (
     "bulk",
     "bulk_postgres",
     "rollover",
+    "rollover_speech",
     "controls",
 )
 

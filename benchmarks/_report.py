@@ -6,6 +6,7 @@ written and the plots are skipped with a note.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,14 @@ class Row:
             f"| {self.figure} | {self.number.format(self.ours)} | {self.number.format(self.raw)} "
             f"| {ratio} | {target} |"
         )
+
+
+def publish(path: Path, results: Mapping[str, Any], table: str) -> None:
+    """Write ``results`` as JSON to ``path`` and print ``table`` (what the docs show)."""
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(json.dumps(results, indent=2) + "\n")
+    print(table)
+    print(f"\nwritten to {path}")
 
 
 def write_markdown(rows: Sequence[Row], path: Path) -> None:

@@ -34,6 +34,7 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
+from benchmarks._report import publish
 from benchmarks._wer import word_error_rate
 from benchmarks.devset import Sound, noisy_tails, non_speech
 from benchmarks.engine_accuracy import CHUNK_BYTES, load_clips, text
@@ -302,10 +303,7 @@ def main() -> None:
         ]
         results["whisper"] = asyncio.run(measure_whisper(workdir, speech))
         results["pocketsphinx"] = asyncio.run(measure_pocketsphinx(workdir, speech))
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
-    print(table(results))
-    print(f"\nwritten to {RESULTS}")
+    publish(RESULTS, results, table(results))
 
 
 if __name__ == "__main__":

@@ -135,12 +135,6 @@ def engine_words(segments: Iterable[Any], offset: float) -> list[EngineWord]:
     return words
 
 
-def pcm_to_audio(pcm: bytes) -> Audio:
-    """Mono s16le bytes as the float32 samples in [-1, 1) that faster-whisper takes."""
-    audio: Audio = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / np.float32(32768.0)
-    return audio
-
-
 def _quietest_cut(samples: npt.NDArray[np.int16], target: int) -> int:
     """The sample index, within the last few seconds before ``target``, of the quietest 10 ms.
 

@@ -1,0 +1,111 @@
+"""Rollover on the default engine: a minute of real speech through handovers and drops.
+
+Run from the repository root: ``python -m benchmarks.rollover_speech``. Writes
+``bench-results/rollover_speech.json`` and prints the table kept in ``docs/streaming.md``.
+
+The same minute of speech (the test clips joined with 1 s pauses), sent at twice real time,
+three times through a Whisper ``LocalServer``: in one unbroken session; with 12 s server
+sessions and ``RolloverPolicy(max_session=6)`` (planned handovers); and with every connection
+dropped (1011) 5 s after it opened (reconnections with replay). Reported per run: WER against
+the clips' references and against the unbroken run, audio gaps, duplicated words (the same
+word twice, overlapping in time) and words that start before the previous one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+from benchmarks._report import publish
+from benchmarks._wer import word_error_rate
+from benchmarks.engine_accuracy import load_clips
+from speechmatics_modes import (
+    AudioFormat,
+    AudioGap,
+    Reconnected,
+    RolloverPolicy,
+    SessionRollover,
+    stream,
+)
+from speechmatics_modes.local import Faults, LocalServer, SocketFault
+
+RESULTS = Path("bench-results") / "rollover_speech.json"
+RATE = 16_000
+FORMAT = AudioFormat(encoding="pcm_s16le", sample_rate=RATE, chunk_size=3200)
+PACE = 2.0
+SPEECH_SECONDS = 60.0
+PAUSE = bytes(RATE * 2)
+POLICY = RolloverPolicy(
+    max_session=6.0, backoff_initial=0.1, backoff_max=0.5, healthy_after=1.0, max_attempts=20
+)
+
+
+async def run(server: LocalServer, pcm: bytes, policy: RolloverPolicy | None) -> dict[str, Any]:
+    counts = {SessionRollover: 0, Reconnected: 0, AudioGap: 0}
+    async with stream(
+        pcm, settings=server.settings(), audio_format=FORMAT, rollover=policy, pace=PACE
+    ) as feed:
+        async for event in feed:
+            if type(event) in counts:
+                counts[type(event)] += 1
+    words = [word for word in feed.transcript.words if not word.is_punctuation]
+    pairs = list(pairwise(words))
+    return {
+        "text": " ".join(word.content.lower() for word in words),
+        "words": len(words),
+        "rollovers": counts[SessionRollover],
+        "reconnects": counts[Reconnected],
+        "audio_gaps": counts[AudioGap],
+        "duplicated": sum(1 for a, b in pairs if a.content == b.content and b.start < a.end),
+        "backwards": sum(1 for a, b in pairs if b.start < a.start),
+    }
+
+
+async def measure(pcm: bytes, reference: str) -> dict[str, Any]:
+    async with LocalServer(engine="whisper") as server:
+        unbroken = await run(server, pcm, None)
+    async with LocalServer(engine="whisper", max_session_seconds=12.0) as server:
+        handovers = await run(server, pcm, POLICY)
+    fault = SocketFault(after_seconds=5.0, close_code=1011, sessions=None)
+    async with LocalServer(engine="whisper", faults=Faults(socket=fault)) as server:
+        drops = await run(server, pcm, POLICY)
+    results = {"unbroken": unbroken, "handovers": handovers, "drops": drops}
+    for row in results.values():
+        row["wer"] = word_error_rate([reference], [row["text"]])
+        row["wer_vs_unbroken"] = word_error_rate([unbroken["text"]], [row["text"]])
+    return results
+
+
+def table(results: dict[str, Any]) -> str:
+    lines = [
+        "| run | switches | WER | vs unbroken | audio gaps | duplicated | out of order |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, row in results.items():
+        switches = row["rollovers"] + row["reconnects"]
+        lines.append(
+            f"| {name} | {switches} | {row['wer']:.3f} | {row['wer_vs_unbroken']:.3f} | "
+            f"{row['audio_gaps']} | {row['duplicated']} | {row['backwards']} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as workdir:
+        clips = sorted(load_clips(Path(workdir)), key=lambda clip: clip.name)
+        parts, references, total = [], [], 0.0
+        for clip in clips:
+            if total >= SPEECH_SECONDS:
+                break
+            parts += [clip.pcm_path.read_bytes(), PAUSE]
+            references.append(clip.reference)
+            total += clip.duration + 1.0
+    results = asyncio.run(measure(b"".join(parts), " ".join(references)))
+    publish(RESULTS, results, table(results))
+
+
+if __name__ == "__main__":
+    main()
