@@ -193,7 +193,7 @@ async def measure_whisper(workdir: Path, speech: list[Sound]) -> dict[str, Any]:
                 "tails_wer": word_error_rate(
                     references, [text(await unpaced(engine, s.pcm)) for s in tails]
                 ),
-                "non_speech_words": sum(len(await unpaced(engine, sound.pcm)) for sound in quiet),
+                "non_speech_words": sum([len(await unpaced(engine, s.pcm)) for s in quiet]),
                 "broken_finals": sum(broken_finals(words) for words in streamed),
             },
         }

@@ -77,6 +77,10 @@ MAX_WINDOW_SECONDS = MAX_UTTERANCE_SECONDS + CONTEXT_SECONDS
 """No decode covers more than this; the audio kept is bounded by it too."""
 PARTIAL_INTERVAL = 1.0
 """Wall seconds between two interim decodes made for partials."""
+MIN_INTERIM_STEP = 0.5
+"""Seconds of new audio an interim decode needs, at least; more when decodes take longer, so
+a stream never spends more time decoding than its audio lasts (a server that fell behind,
+decoding on every 100 ms chunk, stopped reading its socket and the client's pings timed out)."""
 EDGE_SECONDS = 0.3
 """A word ending this close to the end of the decoded audio may be cut off: never committed
 by an interim decode."""
@@ -221,6 +225,7 @@ class WhisperStream:
         self._previous: tuple[EngineWord, ...] = ()
         self._partial: tuple[EngineWord, ...] = ()
         self._last_interim = -np.inf
+        self._interim_audio_end = 0.0
         self._decode_seconds = 0.6
         self._closed = False
 
@@ -292,6 +297,9 @@ class WhisperStream:
 
     async def _interim(self, start: float, now: float) -> StreamUpdate:
         """Between pauses: a partial, and whichever words ``max_delay`` makes due."""
+        step = max(MIN_INTERIM_STEP, self._decode_seconds)
+        if self._audio_end - self._interim_audio_end < step:
+            return StreamUpdate(partial=self._partial)
         next_chance = now + max(PARTIAL_INTERVAL, self._decode_seconds)
         due_before = self._arrivals.audio_by(next_chance + self._decode_seconds - self._max_delay)
         oldest = max(start, self._committed_end)
@@ -300,6 +308,7 @@ class WhisperStream:
         if not (must or wanted):
             return StreamUpdate(partial=self._partial)
         self._last_interim = now
+        self._interim_audio_end = self._audio_end
         deadline = now + (0.0 if must else self._max_delay)
         words = await self._decode_window(
             start, self._audio_end, final=False, deadline=deadline, optional=not must
