@@ -1,9 +1,11 @@
 """What the local server does at the connection level, so it can face a network.
 
-* :class:`HeaderDeadline` closes a connection whose first request has not finished its headers
-  in time (a "slowloris" client trickling header bytes never reaches a handler, so no handler
-  timeout can catch it). Requests after the first on a kept-alive connection are bounded by the
-  server's keep-alive timeout, which aiohttp applies while it waits for the next request.
+* :class:`GuardedConnection` closes a connection whose first request has not finished its
+  headers in time (a "slowloris" client trickling header bytes never reaches a handler, so no
+  handler timeout can catch it), and refuses a client's connection beyond its share
+  (:class:`PeerLimit`), so one client cannot take every connection the process can hold.
+  Requests after the first on a kept-alive connection are bounded by the server's keep-alive
+  timeout, which aiohttp applies while it waits for the next request.
 * :class:`RedactingAccessLogger` writes aiohttp's access log without the ``jwt`` query
   parameter, which carries the key of real-time clients that cannot send headers.
 * :func:`from_a_web_page` spots the requests a web page in the user's browser makes to a
@@ -17,13 +19,21 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+from collections import Counter
 from collections.abc import Callable
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from yarl import URL
 
-__all__ = ["HeaderDeadline", "RedactingAccessLogger", "from_a_web_page", "redact_query"]
+__all__ = [
+    "GuardedConnection",
+    "PeerLimit",
+    "RedactingAccessLogger",
+    "from_a_web_page",
+    "is_loopback_name",
+    "redact_query",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -32,30 +42,62 @@ _SECRET_PARAMETERS = ("jwt",)
 _REDACTED = "<redacted>"
 
 
-class HeaderDeadline(asyncio.Protocol):
-    """Wraps aiohttp's protocol; closes the connection if headers are not in by a deadline."""
+class PeerLimit:
+    """How many connections each client address may hold at once."""
 
-    def __init__(self, inner: asyncio.Protocol, seconds: float) -> None:
+    def __init__(self, per_client: int) -> None:
+        self._per_client = per_client
+        self._open: Counter[str] = Counter()
+
+    def admit(self, peer: str) -> bool:
+        """Count a new connection from ``peer``, unless it already holds its share."""
+        if self._open[peer] >= self._per_client:
+            return False
+        self._open[peer] += 1
+        return True
+
+    def release(self, peer: str) -> None:
+        """A connection from ``peer`` closed."""
+        self._open[peer] -= 1
+        if self._open[peer] <= 0:
+            del self._open[peer]
+
+
+class GuardedConnection(asyncio.Protocol):
+    """Wraps aiohttp's protocol: a client's share of connections, and a deadline for headers."""
+
+    def __init__(self, inner: asyncio.Protocol, seconds: float, peers: PeerLimit) -> None:
         self._inner = inner
         self._seconds = seconds
+        self._peers = peers
+        self._peer: str | None = None
         self._tail = b""
         self._timer: asyncio.TimerHandle | None = None
         self._transport: asyncio.Transport | None = None
 
     @classmethod
     def factory(
-        cls, inner: Callable[[], asyncio.Protocol], seconds: float
+        cls, inner: Callable[[], asyncio.Protocol], seconds: float, peers: PeerLimit
     ) -> Callable[[], asyncio.Protocol]:
         """A protocol factory for ``loop.create_server`` around aiohttp's."""
-        return lambda: cls(inner(), seconds)
+        return lambda: cls(inner(), seconds, peers)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
+        peername = transport.get_extra_info("peername")
+        peer = str(peername[0]) if peername else "unknown"
+        if not self._peers.admit(peer):
+            logger.warning("refusing a connection from %s: it holds its share already", peer)
+            transport.abort()  # aiohttp never sees it
+            return
+        self._peer = peer
         self._transport = transport
         self._timer = asyncio.get_running_loop().call_later(self._seconds, self._expire)
         self._inner.connection_made(transport)
 
     def data_received(self, data: bytes) -> None:
+        if self._peer is None:
+            return
         if self._timer is not None:
             seen = self._tail + data
             if _END_OF_HEADERS in seen:
@@ -65,10 +107,13 @@ class HeaderDeadline(asyncio.Protocol):
         self._inner.data_received(data)
 
     def eof_received(self) -> bool | None:
-        return self._inner.eof_received()
+        return None if self._peer is None else self._inner.eof_received()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._peer is None:
+            return
         self._disarm()
+        self._peers.release(self._peer)
         self._inner.connection_lost(exc)
 
     def pause_writing(self) -> None:

@@ -33,7 +33,8 @@ from speechmatics_modes._lifetime import StackOwner
 from speechmatics_modes._settings import Settings
 from speechmatics_modes.local._batch_api import BatchApi, ErrorAnswer, error_name, error_response
 from speechmatics_modes.local._connections import (
-    HeaderDeadline,
+    GuardedConnection,
+    PeerLimit,
     RedactingAccessLogger,
     from_a_web_page,
     is_loopback_name,
@@ -103,6 +104,7 @@ class LocalServer(StackOwner):
         allow_fetch_from: Iterable[str] = (),
         min_free_disk_bytes: int = 256 * 1024**2,
         header_timeout_seconds: float = 10.0,
+        max_connections_per_client: int = 64,
         body_timeout_seconds: float = 30.0,
         realtime_factor: float = 0.0,
         job_retention_seconds: float = 7 * 24 * 3600.0,
@@ -142,6 +144,9 @@ class LocalServer(StackOwner):
                 this, however many run at once.
             header_timeout_seconds: A connection whose request headers are not complete this
                 long after it opened is closed (slow clients cannot pile up connections).
+            max_connections_per_client: Connections one client address may hold at once;
+                more are closed as they open, so one client cannot exhaust the process's file
+                descriptors and lock everyone else out.
             body_timeout_seconds: An upload that sends nothing for this long is answered 408
                 and its connection closed; what it had sent is deleted.
             realtime_factor: A batch job stays ``running`` at least ``duration * factor``
@@ -162,6 +167,7 @@ class LocalServer(StackOwner):
             ("max_upload_bytes", max_upload_bytes),
             ("job_retention_seconds", job_retention_seconds),
             ("header_timeout_seconds", header_timeout_seconds),
+            ("max_connections_per_client", max_connections_per_client),
             ("min_free_disk_bytes", min_free_disk_bytes),
             ("body_timeout_seconds", body_timeout_seconds),
         ):
@@ -196,6 +202,7 @@ class LocalServer(StackOwner):
             ) from exc
         self._min_free_disk = min_free_disk_bytes
         self._header_timeout = header_timeout_seconds
+        self._connections_per_client = max_connections_per_client
         self._body_timeout = body_timeout_seconds
         self._realtime_factor = realtime_factor
         self._retention = timedelta(seconds=job_retention_seconds)
@@ -318,7 +325,9 @@ class LocalServer(StackOwner):
         stack.push_async_callback(runner.cleanup)
         assert runner.server is not None
         listener = await asyncio.get_running_loop().create_server(
-            HeaderDeadline.factory(runner.server, self._header_timeout),
+            GuardedConnection.factory(
+                runner.server, self._header_timeout, PeerLimit(self._connections_per_client)
+            ),
             self._host or None,
             self._requested_port,
         )

@@ -106,3 +106,34 @@ def test_the_default_upload_limit_is_the_services() -> None:
     # The service rejects a data_file of 1 GB or more (docs.speechmatics.com, batch limits).
     default = inspect.signature(LocalServer).parameters["max_upload_bytes"].default
     assert default == 1024**3
+
+
+async def test_one_client_cannot_hold_every_connection(no_leaks: None) -> None:
+    async with LocalServer(engine=scripted_engine(), max_connections_per_client=3) as server:
+        held = [await anyio.connect_tcp("127.0.0.1", server.port) for _ in range(3)]
+        try:
+            async with await anyio.connect_tcp("127.0.0.1", server.port) as extra:
+                assert await read_until_closed(extra) == b""  # closed as it opened
+            await held.pop().aclose()
+            answer = await _get_jobs(server.port)
+            assert answer.startswith(b"HTTP/1.1 200 ")
+        finally:
+            for stream in held:
+                await stream.aclose()
+
+
+GET_JOBS = b"GET /v2/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+
+
+async def _get_jobs(port: int) -> bytes:
+    """A GET on a fresh connection, retried while the server has not yet seen a close."""
+    with anyio.fail_after(WAIT):
+        while True:
+            async with await anyio.connect_tcp("127.0.0.1", port) as stream:
+                await stream.send(
+                    b"GET /v2/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+                )
+                answer = await read_until_closed(stream)
+            if answer:
+                return answer
+            await anyio.sleep(0.05)
