@@ -104,7 +104,7 @@ class LocalServer(StackOwner):
         allow_fetch_from: Iterable[str] = (),
         min_free_disk_bytes: int = 256 * 1024**2,
         header_timeout_seconds: float = 10.0,
-        max_connections_per_client: int = 64,
+        max_connections_per_client: int = 256,
         body_timeout_seconds: float = 30.0,
         realtime_factor: float = 0.0,
         job_retention_seconds: float = 7 * 24 * 3600.0,
