@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -91,7 +91,8 @@ async def transcribe_many(
     stop the others: its :class:`BulkResult` carries the error. A service that cannot be
     reached does: once three inputs in a row failed with a
     :class:`TransportError` (each after riding out ``retry``), no further input is started, the
-    ones in flight finish, and a :class:`TransportError` ends the iteration. To stop early,
+    ones in flight are cut off (they left no result: the journal keeps them for the next run),
+    and a :class:`TransportError` ends the iteration. To stop early,
     close the iterator (``contextlib.aclosing``). Either way the unfinished batch jobs are left
     running, so that a later run with the same journal re-attaches to them.
 
@@ -201,6 +202,7 @@ class _Breaker:
         self._in_a_row = 0
         self.tripped_by: TransportError | None = None
         """The failure that tripped it; no input is started after it."""
+        self._workers: list[anyio.CancelScope] = []
 
     def record(self, result: BulkResult) -> None:
         """Count an attempted input's outcome."""
@@ -210,6 +212,21 @@ class _Breaker:
         self._in_a_row += 1
         if self._in_a_row >= UNREACHABLE_IN_A_ROW and self.tripped_by is None:
             self.tripped_by = result.error
+            for scope in self._workers:
+                scope.cancel()
+
+    @contextmanager
+    def cuts_off(self) -> Iterator[None]:
+        """A worker's block, cancelled when the breaker trips.
+
+        The inputs in flight then are waiting out the same retries against the same absent
+        service.
+        """
+        with anyio.CancelScope() as scope:
+            self._workers.append(scope)
+            if self.tripped_by is not None:
+                scope.cancel()
+            yield
 
 
 _Finished = tuple[BulkResult, Entry | None]
@@ -242,25 +259,33 @@ class _Pool:
         send, receive = anyio.create_memory_object_stream[_Finished](concurrency)
         async with anyio.create_task_group() as group:
             for _ in range(concurrency):
-                group.start_soon(self._work, send.clone())
+                group.start_soon(self._work_until_tripped, send.clone())
             send.close()
             async with receive:
                 async for finished in receive:
                     yield finished
 
-    async def _work(self, send: MemoryObjectSendStream[_Finished]) -> None:
+    async def _work_until_tripped(self, send: MemoryObjectSendStream[_Finished]) -> None:
+        """Work until the inputs run out or the breaker trips.
+
+        Inputs the breaker cuts off stay in the journal as they were, for the next run.
+        """
         async with send:
-            while self.breaker.tripped_by is None:
-                entry = await self._journal.claim()
-                if entry is None:
-                    return
-                try:
-                    finished = await self._one(entry)
-                except _TakenOver:
-                    continue  # another worker does this input now
-                if not finished[0].skipped:
-                    self.breaker.record(finished[0])
-                await send.send(finished)
+            with self.breaker.cuts_off():
+                await self._work(send)
+
+    async def _work(self, send: MemoryObjectSendStream[_Finished]) -> None:
+        while self.breaker.tripped_by is None:
+            entry = await self._journal.claim()
+            if entry is None:
+                return
+            try:
+                finished = await self._one(entry)
+            except _TakenOver:
+                continue  # another worker does this input now
+            await send.send(finished)
+            if not finished[0].skipped:
+                self.breaker.record(finished[0])
 
     async def _one(self, entry: Entry) -> _Finished:
         source = entry.input.origin()
