@@ -85,7 +85,7 @@ async def test_the_response_hook_still_sees_retry_after() -> None:
         LocalServer(engine=scripted_engine(), faults=Faults(http_failure=busy)) as server,
         sm.AsyncClient(api_key="k", url=server.settings().batch_url) as sdk,
     ):
-        retry_after = _RetryAfter(sdk, RetryPolicy())
+        retry_after = _RetryAfter(sdk, RetryPolicy(), on_rate_limit=None)
         with pytest.raises(sm.BatchError, match="429"):
             await sdk.list_jobs()
     assert retry_after.take() == 7.0, "Transport._handle_response moved?"
