@@ -22,6 +22,7 @@ from speechmatics_modes import (
     RetryPolicy,
     RolloverPolicy,
     Settings,
+    SpeechmaticsModesError,
     TransportError,
     stream,
     transcribe,
@@ -70,45 +71,47 @@ async def first_job_id(server: ServeProcess) -> str:
                 await anyio.sleep(0.05)
 
 
-async def test_polling_a_killed_server_fails_with_the_job_id(server: ServeProcess) -> None:
+async def batch_job_hit_by(
+    server: ServeProcess, retry: RetryPolicy, *, restart: bool
+) -> tuple[SpeechmaticsModesError, str]:
+    """Transcribe in batch, kill -9 the server once the job exists (and maybe restart it).
+
+    Returns:
+        The error the call ended with, and the id of the job the server had.
+    """
     settings = settings_for(server)
+    outcome: list[SpeechmaticsModesError] = []
+
+    async def run() -> None:
+        try:
+            await transcribe(HELLO, "batch", settings=settings, retry=retry)
+        except SpeechmaticsModesError as exc:
+            outcome.append(exc)
+
     async with anyio.create_task_group() as group:
-        outcome: list[BaseException] = []
-
-        async def run() -> None:
-            try:
-                await transcribe(HELLO, "batch", settings=settings, retry=QUICK)
-            except TransportError as exc:
-                outcome.append(exc)
-
         group.start_soon(run)
         job_id = await first_job_id(server)
         server.kill()
-    assert len(outcome) == 1
-    assert outcome[0].retryable
-    assert outcome[0].job_id == job_id  # type: ignore[attr-defined]
+        if restart:
+            await anyio.to_thread.run_sync(server.start)
+    assert len(outcome) == 1, "the call succeeded"
+    return outcome[0], job_id
+
+
+async def test_polling_a_killed_server_fails_with_the_job_id(server: ServeProcess) -> None:
+    error, job_id = await batch_job_hit_by(server, QUICK, restart=False)
+    assert isinstance(error, TransportError)
+    assert error.retryable
+    assert error.job_id == job_id
 
 
 async def test_polling_across_a_restart_names_the_job_the_new_server_lost(
     server: ServeProcess,
 ) -> None:
-    settings = settings_for(server)
-    async with anyio.create_task_group() as group:
-        outcome: list[BaseException] = []
-
-        async def run() -> None:
-            try:
-                await transcribe(HELLO, "batch", settings=settings, retry=PATIENT)
-            except JobFailedError as exc:
-                outcome.append(exc)
-
-        group.start_soon(run)
-        job_id = await first_job_id(server)
-        server.kill()
-        await anyio.to_thread.run_sync(server.start)
-    assert len(outcome) == 1
-    assert outcome[0].job_id == job_id  # type: ignore[attr-defined]
-    assert "404" in str(outcome[0])
+    error, job_id = await batch_job_hit_by(server, PATIENT, restart=True)
+    assert isinstance(error, JobFailedError)
+    assert error.job_id == job_id
+    assert "404" in str(error)
 
 
 async def _endless_speech() -> AsyncIterator[bytes]:
