@@ -514,7 +514,10 @@ class _RetryAfter:
     """
 
     def __init__(
-        self, client: sm.AsyncClient, policy: RetryPolicy, on_rate_limit: RateLimitHook | None
+        self,
+        client: sm.AsyncClient,
+        policy: RetryPolicy,
+        on_rate_limit: RateLimitHook | None = None,
     ) -> None:
         self._policy = policy
         self._on_rate_limit = on_rate_limit

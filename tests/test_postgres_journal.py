@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anyio
-import psycopg
 import pytest
 from aiohttp import web
 
@@ -40,6 +39,7 @@ from speechmatics_modes.local import Faults, HttpFailure, LocalServer, ScriptedE
 from tests.conftest import SYNTHETIC_AUDIO
 from tests.test_cli import CLI, served
 
+psycopg = pytest.importorskip("psycopg", reason="the postgres extra is not installed")
 pytestmark = pytest.mark.anyio
 
 HELLO = SYNTHETIC_AUDIO / "espeak-hello-world.wav"
