@@ -2,7 +2,8 @@
 
 Values (options, policies, words, events) compare and hash by content and cannot change after
 validation, and ``extra="forbid"`` makes a misspelt field an error instead of a silently
-ignored option. One base says so once.
+ignored option. One base says so once. Validators are built on first use (``defer_build``):
+a batch job never validates a stream event, so importing the package need not build them.
 """
 
 from __future__ import annotations
@@ -15,4 +16,4 @@ __all__ = ["FrozenModel"]
 class FrozenModel(BaseModel):
     """A pydantic model that is an immutable value and refuses unknown fields."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
