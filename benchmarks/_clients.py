@@ -4,7 +4,8 @@
 prints its measurements. ``python -m benchmarks._clients import-ours`` (or ``import-sdks``,
 ``import-ours-api``) only times an import. This module imports nothing of ours or of the SDKs at
 the top and runs its loop with plain ``asyncio``, so a child process costs each client exactly
-what the client itself costs: the façade's benchmark times whole processes.
+what the client itself costs: the façade's benchmark times whole processes. A real-time client
+first streams one second untimed (:func:`_warm_up`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import importlib
 import json
 import resource
 import sys
+import tempfile
 import time
 import wave
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -150,7 +152,23 @@ def _time_import(what: str) -> None:
     )
 
 
+def _warm_up(client: Callable[..., Awaitable[dict[str, Any]]], path: Path, *urls: str) -> None:
+    """One second of the audio through the same client, untimed: what a process pays once
+    (imports, the TLS context, validators built on first use) is in the import figures, and a
+    real-time figure per audio second is what each further second costs."""
+    with tempfile.TemporaryDirectory() as directory:
+        second = Path(directory) / "second.wav"
+        with wave.open(str(second), "wb") as writer:
+            writer.setnchannels(1)
+            writer.setsampwidth(2)
+            writer.setframerate(16_000)
+            writer.writeframes(_pcm(path)[:32_000])
+        asyncio.run(client(second, *urls))
+
+
 def _run_client(name: str, path: str, batch_url: str, rt_url: str, options: str = "{}") -> None:
+    if name.endswith("_realtime"):
+        _warm_up(CLIENTS[name], Path(path), batch_url, rt_url)
     cpu_before = time.process_time()
     started = time.perf_counter()
     result = asyncio.run(CLIENTS[name](Path(path), batch_url, rt_url, **json.loads(options)))
