@@ -8,9 +8,10 @@ little audio it covers (the encoder always runs a 30 s window). Decisions, and w
   utterance, it is decoded once, with batch's options, and all its words become final: the
   decoder sees each phrase whole, as batch does. Audio the detector never calls speech is never
   decoded, so room tone, music and applause give no words.
-* **Left context.** The decode window starts up to :data:`CONTEXT_SECONDS` earlier, at a pause
-  before an earlier utterance that followed closely. The encoder costs the same either way, and
-  the earlier words (already final, found again and skipped) give Whisper the sentence so far.
+* **No left context from earlier utterances.** Adding the previous sentence to the window
+  (cheap: the encoder always runs 30 s) made tiny.en now and then stop after that sentence and
+  drop the new one, or hear its last word again with new times; the window starts
+  :data:`PRE_ROLL_SECONDS` before the utterance.
 * **Interim decodes** while an utterance is open: about once a second of wall time when
   partials are wanted (and a worker is idle: partials are optional work), and whenever a word
   would otherwise miss ``max_delay``. Such a decode commits only the words whose deadline falls
@@ -44,11 +45,9 @@ from speechmatics_modes.local._speech_detector import (
     MIN_SPEECH_SECONDS,
     SileroFrames,
     SpeechDetector,
-    Utterance,
 )
 
 __all__ = [
-    "CONTEXT_SECONDS",
     "MAX_WINDOW_SECONDS",
     "PAUSE_SECONDS",
     "SURE_SECONDS",
@@ -63,17 +62,12 @@ Audio = npt.NDArray[np.float32]
 
 PAUSE_SECONDS = 0.4
 """Non-speech this long ends an utterance, whose words then become final. Short enough that
-EndOfUtterance can follow a 0.25 s trigger within 0.3 s; left context makes up for the
-shorter phrases."""
-CONTEXT_SECONDS = 8.0
-"""Earlier speech kept in each decode window as context (only utterances that followed each
-other within :data:`CONTEXT_GAP_SECONDS`)."""
-CONTEXT_GAP_SECONDS = 2.0
+EndOfUtterance can follow a 0.25 s trigger within 0.3 s."""
 PRE_ROLL_SECONDS = 0.3
 """Audio kept before the first speech frame: Silero fires a little after a word begins."""
 MAX_UTTERANCE_SECONDS = 20.0
 """An utterance with no pause is closed after this much speech (Whisper's window is 30 s)."""
-MAX_WINDOW_SECONDS = MAX_UTTERANCE_SECONDS + CONTEXT_SECONDS
+MAX_WINDOW_SECONDS = MAX_UTTERANCE_SECONDS + 4.0
 """No decode covers more than this; the audio kept is bounded by it too."""
 PARTIAL_INTERVAL = 1.0
 """Wall seconds between two interim decodes made for partials."""
@@ -220,7 +214,6 @@ class WhisperStream:
         self._audio_start = 0.0
         self._odd_byte = b""
         self._arrivals = _Arrivals(deque(), deque())
-        self._recent: list[Utterance] = []
         self._committed: list[EngineWord] = []
         self._previous: tuple[EngineWord, ...] = ()
         self._partial: tuple[EngineWord, ...] = ()
@@ -254,7 +247,6 @@ class WhisperStream:
         self._arrivals.add(self._audio_end, now)
         ended = self._detector.push(audio)
         if ended:
-            self._recent.extend(ended)
             return await self._finish(ended[0].start, ended[-1].end + self._detector.pause)
         start = self._detector.utterance_start
         if start is None:  # silence, or speech too short to be words: nothing pending
@@ -263,7 +255,6 @@ class WhisperStream:
             return StreamUpdate()
         if self._audio_end - max(start, self._committed_end) >= MAX_UTTERANCE_SECONDS:
             self._detector.close()
-            self._recent.append(Utterance(start, self._audio_end))
             return await self._finish(start, self._audio_end)
         if self._detector.speech_seconds < MIN_SPEECH_SECONDS:
             return StreamUpdate()  # maybe a click: not worth a decode yet
@@ -277,7 +268,6 @@ class WhisperStream:
         if start is None or utterance is None:
             self._previous = self._partial = ()
             return StreamUpdate()
-        self._recent.append(Utterance(start, self._audio_end))
         return await self._finish(start, self._audio_end)
 
     async def aclose(self) -> None:
@@ -348,16 +338,11 @@ class WhisperStream:
         ]
 
     def _window_start(self, start: float, until: float) -> float:
-        """Where a decode ending at ``until`` begins: earlier close utterances give context."""
-        begin, later = start - PRE_ROLL_SECONDS, start
-        for utterance in reversed(self._recent):
-            if utterance.start >= start:
-                continue
-            if later - utterance.end > CONTEXT_GAP_SECONDS or start - utterance.start > (
-                CONTEXT_SECONDS
-            ):
-                break
-            begin, later = utterance.start - PRE_ROLL_SECONDS, utterance.start
+        """Where a decode ending at ``until`` begins: just before the utterance's speech.
+
+        A very long utterance starts at a final word's end instead, within Whisper's 30 s.
+        """
+        begin = start - PRE_ROLL_SECONDS
         if until - begin > MAX_WINDOW_SECONDS:
             ends = [w.end for w in self._committed if w.end >= until - MAX_UTTERANCE_SECONDS]
             begin = ends[0] if ends else until - MAX_UTTERANCE_SECONDS
@@ -375,7 +360,6 @@ class WhisperStream:
             return
         self._audio = self._audio[samples:]
         self._audio_start += samples / ENGINE_SAMPLE_RATE
-        self._recent = [u for u in self._recent if u.end > self._audio_start]
         self._committed = [w for w in self._committed if w.end > self._audio_start] or (
             self._committed[-1:]
         )
