@@ -49,10 +49,12 @@ async def save_chunks(
         DiskLow: see :class:`DiskGuard`.
     """
     written = 0
-    async with await anyio.open_file(destination, "wb") as out:
+    # A plain file, closed however this ends: an async file's close is itself awaited, and
+    # would be skipped when the request is cancelled (a client gone mid-upload).
+    with destination.open("wb") as out:
         async for chunk in chunks:
             written += len(chunk)
             if limit is not None and written > limit:
                 raise TooLarge
             disk.check(len(chunk))
-            await out.write(chunk)
+            await anyio.to_thread.run_sync(out.write, chunk)
