@@ -386,16 +386,26 @@ async def _all_jobs(server: LocalServer) -> list[object]:
 async def test_a_rate_limit_met_by_one_worker_pauses_every_worker(
     postgres_url: str, tmp_path: Path
 ) -> None:
-    count, limit, retry_after = 36, 6, 3
+    count, limit, retry_after = 48, 6, 3
     manifest = manifest_of(tmp_path, count)
     out = tmp_path / "out"
     out.mkdir()
     await prepare_run(postgres_url, concurrency=limit, lease_seconds=10)
+    await sql(postgres_url, "UPDATE speechmatics_modes_run SET paused_until = 'infinity'")
     engine = ScriptedEngine.from_text("hello world")
     async with LocalServer(engine=engine, faults=Faults(job_seconds=0.2)) as server:
         workers = [start_worker(postgres_url, server, limit, manifest, out) for _ in range(3)]
+        connected = 0
+        with anyio.fail_after(WORKER_SECONDS):  # every worker is up (two connections each)
+            while connected < 2 * len(workers):
+                await anyio.sleep(0.05)
+                [(connected,)] = await sql(  # type: ignore[misc]
+                    postgres_url,
+                    "SELECT count(*) - 1 FROM pg_stat_activity WHERE datname = current_database()",
+                )
+        await sql(postgres_url, "UPDATE speechmatics_modes_run SET paused_until = '-infinity'")
         holders = 0
-        with anyio.fail_after(WORKER_SECONDS):  # every worker has jobs the pause must hold up
+        with anyio.move_on_after(3):  # best effort: every worker has jobs the pause must hold
             while holders < len(workers):
                 await anyio.sleep(0.02)
                 [(holders,)] = await sql(  # type: ignore[misc]
