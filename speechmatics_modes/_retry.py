@@ -14,14 +14,13 @@ from __future__ import annotations
 import random as _random
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from pydantic import Field, model_validator
-from typing_extensions import Self
 
 from speechmatics_modes._frozen import FrozenModel
 
-__all__ = ["Backoff", "RetryPolicy"]
+__all__ = ["Backoff", "RetryPolicy", "backoff_is_ordered"]
 
 
 class _BackoffCurve(Protocol):
@@ -35,6 +34,19 @@ class _BackoffCurve(Protocol):
     def backoff_max(self) -> float: ...
     @property
     def backoff_jitter(self) -> float: ...
+
+
+_Curve = TypeVar("_Curve", bound=_BackoffCurve)
+
+
+def backoff_is_ordered(policy: _Curve) -> _Curve:
+    """Both policies' validator: a cap below the first delay is a typo, not a curve.
+
+    Attach it with ``model_validator(mode="after")(backoff_is_ordered)``.
+    """
+    if policy.backoff_max < policy.backoff_initial:
+        raise ValueError("backoff_max must be at least backoff_initial")
+    return policy
 
 
 @dataclass
@@ -118,8 +130,4 @@ class RetryPolicy(FrozenModel):
         "and retries of many jobs spread out.",
     )
 
-    @model_validator(mode="after")
-    def _backoff_is_ordered(self) -> Self:
-        if self.backoff_max < self.backoff_initial:
-            raise ValueError("backoff_max must be at least backoff_initial")
-        return self
+    _backoff_is_ordered = model_validator(mode="after")(backoff_is_ordered)

@@ -4,7 +4,8 @@ A session ends at the service's 48-hour limit, after an hour without audio, and 
 network drops. With a :class:`RolloverPolicy` the stream carries on across those ends: this
 module holds the policy, the events that report each switch of session (:class:`SessionRollover`,
 :class:`Reconnected`, :class:`AudioGap`) and the counters (:class:`StreamMetrics`). It has no
-I/O and imports nothing of ours, so the event models can join the ``StreamEvent`` union.
+I/O and imports only the value base and the backoff rules, so the event models can join the
+``StreamEvent`` union.
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import Field, model_validator
-from typing_extensions import Self
 
 from speechmatics_modes._frozen import FrozenModel
+from speechmatics_modes._retry import backoff_is_ordered
 
 __all__ = ["AudioGap", "Reconnected", "RolloverPolicy", "SessionRollover", "StreamMetrics"]
 
@@ -106,11 +107,7 @@ class RolloverPolicy(FrozenModel):
         "ends, so memory stays flat (events still carry every word).",
     )
 
-    @model_validator(mode="after")
-    def _backoff_is_ordered(self) -> Self:
-        if self.backoff_max < self.backoff_initial:
-            raise ValueError("backoff_max must be at least backoff_initial")
-        return self
+    _backoff_is_ordered = model_validator(mode="after")(backoff_is_ordered)
 
 
 class SessionRollover(FrozenModel):
