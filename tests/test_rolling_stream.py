@@ -13,7 +13,6 @@ import struct
 from array import array
 from collections.abc import AsyncIterator
 from pathlib import Path
-from types import TracebackType
 
 import anyio
 import pytest
@@ -38,6 +37,7 @@ from speechmatics_modes import (
     transcribe,
 )
 from speechmatics_modes.local import EngineWord, Faults, LocalServer, SocketFault, StreamUpdate
+from speechmatics_modes.local._engine import NothingToStart
 
 pytestmark = pytest.mark.anyio
 
@@ -53,7 +53,7 @@ def fast(**changes: object) -> RolloverPolicy:
     return RolloverPolicy.model_validate({**FAST.model_dump(), **changes})
 
 
-class ToneEngine:
+class ToneEngine(NothingToStart):
     """Hears a word wherever samples hold a constant non-zero value; the value names it."""
 
     name = "tones"
@@ -72,17 +72,6 @@ class ToneEngine:
 
     async def open_stream(self, *, max_delay: float, partials: bool = True) -> ToneStream:
         return ToneStream(self.overhang)
-
-    async def __aenter__(self) -> ToneEngine:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        return None
 
 
 class ToneStream:

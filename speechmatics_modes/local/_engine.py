@@ -16,12 +16,15 @@ from pathlib import Path
 from types import TracebackType
 from typing import Protocol
 
+from typing_extensions import Self
+
 from speechmatics_modes._exceptions import ConfigurationError
 
 __all__ = [
     "ENGINE_SAMPLE_RATE",
     "Engine",
     "EngineWord",
+    "NothingToStart",
     "StreamUpdate",
     "StreamingRecognizer",
     "stream_capacity",
@@ -123,6 +126,25 @@ class Engine(Protocol):
     ) -> None:
         """Stop workers and release models; pending work is cancelled."""
         ...
+
+
+class NothingToStart:
+    """The ``async with`` of an engine that runs on nothing: it starts and stops nothing.
+
+    An engine whose words are computed in the calling task (scripted, or a test's fake) mixes
+    this in instead of writing an empty :meth:`Engine.__aenter__` and :meth:`Engine.__aexit__`.
+    """
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        return None
 
 
 def stream_capacity(engine: Engine) -> int | None:

@@ -11,12 +11,16 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from itertools import pairwise
 from pathlib import Path
-from types import TracebackType
 
 import anyio
 
 from speechmatics_modes._exceptions import ConfigurationError
-from speechmatics_modes.local._engine import ENGINE_SAMPLE_RATE, EngineWord, StreamUpdate
+from speechmatics_modes.local._engine import (
+    ENGINE_SAMPLE_RATE,
+    EngineWord,
+    NothingToStart,
+    StreamUpdate,
+)
 from speechmatics_modes.local._insights import EngineInsights
 
 __all__ = ["ScriptedEngine", "ScriptedStream"]
@@ -24,7 +28,7 @@ __all__ = ["ScriptedEngine", "ScriptedStream"]
 _BYTES_PER_SECOND = ENGINE_SAMPLE_RATE * 2
 
 
-class ScriptedEngine:
+class ScriptedEngine(NothingToStart):
     """An :class:`~speechmatics_modes.local._engine.Engine` that returns scripted words.
 
     Example::
@@ -114,17 +118,6 @@ class ScriptedEngine:
     async def open_stream(self, *, max_delay: float, partials: bool = True) -> ScriptedStream:
         """Start a stream over the scripted words (partials cost nothing, so always made)."""
         return ScriptedStream(self, min(self.final_lag, max_delay))
-
-    async def __aenter__(self) -> ScriptedEngine:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        return None
 
 
 class ScriptedStream:
