@@ -213,14 +213,15 @@ async def run_batch_job(
     The audio is handed to the SDK as an open file, which aiohttp streams in blocks: the SDK
     would read a *path* whole into memory. If this task is cancelled (by the caller or by a
     timeout) while the job exists, the job is deleted on the server before the cancellation
-    goes on, so nothing keeps running (or billing) for a result nobody will read.
+    goes on, so nothing keeps running (or billing) for a result nobody will read. The caller
+    checked ``options`` for batch at its public door, before anything was opened.
 
     Raises:
         JobFailedError: the service rejected or deleted the job; ``reasons`` says why.
         AuthenticationError, ServerError, TransportError: see ``BATCH_ERRORS``.
     """
     async with BatchClient(settings, retry=retry) as client:
-        job_id = await client.submit(upload, options=options, batch_options=batch_options)
+        job_id = await client._submit_checked(upload, options, batch_options)
         try:
             return await client.transcript(job_id)
         except anyio.get_cancelled_exc_class():
@@ -306,8 +307,14 @@ class BatchClient(StackOwner):
         Raises:
             ConfigurationError: ``options`` sets a real-time-only field.
         """
-        client, retry_after = self._open
         options.check_mode("batch")
+        return await self._submit_checked(upload, options, batch_options)
+
+    async def _submit_checked(
+        self, upload: Upload, options: TranscriptionOptions, batch_options: BatchOptions
+    ) -> str:
+        """:meth:`submit` for options the public door already checked for batch."""
+        client, retry_after = self._open
         if upload.url is not None:
             batch_options = batch_options.model_copy(
                 update={"fetch_data": FetchData(url=upload.url)}

@@ -327,8 +327,8 @@ class _Pool:
             if not await self._journal.record(entry, "submitting"):
                 raise _TakenOver  # submitting now could create a second job
             async with open_upload(classify(entry.source), None) as upload:
-                job_id = await self._client.submit(
-                    upload, options=self._options, batch_options=self._tagged(entry)
+                job_id = await self._client._submit_checked(  # checked at the door
+                    upload, self._options, self._tagged(entry)
                 )
             await self._journal.record(entry, "submitted", job_id=job_id)
             self._status(source, "running")

@@ -116,6 +116,22 @@ async def test_a_submitted_job_is_re_attached_to_not_submitted_again(
     assert server.stats.jobs_submitted == 1
 
 
+async def test_batch_client_refuses_a_realtime_option_before_any_request(
+    server: LocalServer, clips: list[Path]
+) -> None:
+    async with (
+        BatchClient(server.settings()) as client,
+        open_upload(classify(clips[0]), None) as upload,
+    ):
+        with pytest.raises(ConfigurationError, match="enable_partials"):
+            await client.submit(
+                upload,
+                options=TranscriptionOptions(enable_partials=True),
+                batch_options=BatchOptions(),
+            )
+    assert server.stats.http_requests == 0
+
+
 async def test_a_job_created_just_before_a_crash_is_found_by_its_reference(
     server: LocalServer, clips: list[Path], tmp_path: Path
 ) -> None:
