@@ -9,9 +9,9 @@ the work:
 - the *reader* moves the caller's chunks into the
   :class:`~speechmatics_modes._stream._ledger.AudioRing` (the stream's sample clock), keeping it
   bounded;
-- the *driver* sends audio from the ring to the current connection and decides when to hand
+- the *driver* sends audio from the ring to the current session and decides when to hand
   over (budget or warning, at a pause), close for idleness, or reconnect after a drop;
-- the *emitter* passes each connection's events on in connection order, rebased and deduplicated,
+- the *emitter* passes each session's events on in session order, rebased and deduplicated,
   so a new session's words never overtake the old session's last finals.
 """
 
@@ -60,8 +60,8 @@ from speechmatics_modes._stream._policy import (
 
 __all__ = ["RollingStream"]
 
-_CONNECTION_EVENTS = 64
-"""Events a connection may hold while an earlier one drains; then it pauses its audio."""
+_SESSION_EVENTS = 64
+"""Events a session may hold while an earlier one drains; then it pauses its audio."""
 _IN_FLIGHT_SECONDS = 2.0
 """Audio sent ahead of acknowledgements: small, so that a session handed over (or dropped)
 has little unfinished audio to drain (or replay), yet enough to keep a loopback link busy."""
@@ -75,15 +75,16 @@ _POLL_SECONDS = 0.25
 class _SessionOnStream:
     """One server session in flight, and where it sits on the stream."""
 
-    session: RealtimeSession
+    client: RealtimeSession
+    """The session's own client: one WebSocket, one ``StartRecognition`` to ``EndOfTranscript``."""
     place: Leg
     chunks: MemoryObjectSendStream[bytes]
     events: MemoryObjectReceiveStream[StreamEvent]
     opened_at: float
     intro: list[StreamEvent] = field(default_factory=list)
-    """Events the emitter passes on before this connection's own (why it took over)."""
+    """Events the emitter passes on before this session's own (why it took over)."""
     committed: anyio.Event = field(default_factory=anyio.Event)
-    """Set when the connection was given its place on the stream, or abandoned."""
+    """Set when the session was given its place on the stream, or abandoned."""
     abandoned: bool = False
     retired: bool = False
     """Handed over or closed for idleness: it only drains now."""
@@ -91,18 +92,18 @@ class _SessionOnStream:
     """The service warned that this session will time out."""
     done: anyio.Event = field(default_factory=anyio.Event)
     drained: anyio.Event = field(default_factory=anyio.Event)
-    """Set when the emitter has passed on every event of the connection."""
+    """Set when the emitter has passed on every event of the session."""
     error: SpeechmaticsModesError | None = None
 
     @property
     def ready(self) -> bool:
         """Started and still running: audio can be switched onto it."""
-        return self.session.started.is_set() and not self.done.is_set()
+        return self.client.started.is_set() and not self.done.is_set()
 
 
 @dataclass
 class _Handover:
-    connection: _SessionOnStream
+    successor: _SessionOnStream
     reason: Literal["budget", "warning"]
     due_at: float
 
@@ -259,7 +260,7 @@ class RollingStream:
             current = await self._serve(group, current)
 
     async def _serve(self, group: TaskGroup, current: _SessionOnStream) -> _SessionOnStream | None:
-        """Send audio to ``current`` until another connection (or none) takes over."""
+        """Send audio to ``current`` until another session (or none) takes over."""
         handover: _Handover | None = None
         closing = False
         self._current = current
@@ -274,7 +275,7 @@ class RollingStream:
             if handover is not None and self._switch_now(current, handover):
                 return self._switch(current, handover)
             if self._idle(current):
-                self._abandon(handover.connection if handover else None)
+                self._abandon(handover.successor if handover else None)
                 return await self._close_for_idleness(group, current)
             data = self._ring.read(current.place.sent)
             if data:
@@ -302,11 +303,11 @@ class RollingStream:
     async def _after_end(
         self, group: TaskGroup, ended: _SessionOnStream, handover: _Handover | None
     ) -> _SessionOnStream | None:
-        """The current connection ended: the stream is complete, or it must reconnect."""
+        """The current session ended: the stream is complete, or it must reconnect."""
         await ended.drained.wait()
         complete = self._source_done and ended.place.sent >= self._ring.end
         if complete and (ended.error is None or ended.place.final_end >= ended.place.sent):
-            self._abandon(handover.connection if handover else None)
+            self._abandon(handover.successor if handover else None)
             return None  # (a failure after the last final loses nothing)
         if ended.error is None:  # the service ended the session on its own
             ended.error = TransportError("the session ended before the audio did")
@@ -326,7 +327,7 @@ class RollingStream:
         if resume < self._ring.start:
             intro.extend(self._gap(resume, self._ring.start))
             resume = self._ring.start
-        spare = handover.connection if handover is not None else None
+        spare = handover.successor if handover is not None else None
         if spare is not None and spare.ready:
             replacement, attempts = spare, 1
         else:
@@ -340,7 +341,7 @@ class RollingStream:
                 replayed_seconds=replayed,
                 attempts=attempts,
                 cause=str(error),
-                session_id=replacement.session.session_id,
+                session_id=replacement.client.session_id,
             )
         )
         self.metrics.reconnects += 1
@@ -356,29 +357,29 @@ class RollingStream:
         await anyio.sleep(self._backoff.next_delay())
 
     async def _connect(self, group: TaskGroup) -> tuple[_SessionOnStream, int]:
-        """Open connections until one starts, backing off between attempts.
+        """Open sessions until one starts, backing off between attempts.
 
         Returns:
-            The started connection, and how many attempts it took.
+            The started session, and how many attempts it took.
         """
         attempts = 0
         while True:
             attempts += 1
-            connection = self._open(group)
-            await _first_of(connection.session.started, connection.done)
-            if connection.session.started.is_set():
-                return connection, attempts
-            self._abandon(connection)
+            session = self._open(group)
+            await _first_of(session.client.started, session.done)
+            if session.client.started.is_set():
+                return session, attempts
+            self._abandon(session)
             await self._give_up_or_wait(
-                connection.error or TransportError("the session ended before it started")
+                session.error or TransportError("the session ended before it started")
             )
 
     def _open(self, group: TaskGroup) -> _SessionOnStream:
         chunk_sender, chunk_receiver = anyio.create_memory_object_stream[bytes](0)
         event_sender, event_receiver = anyio.create_memory_object_stream[StreamEvent](
-            _CONNECTION_EVENTS
+            _SESSION_EVENTS
         )
-        session = RealtimeSession(
+        client = RealtimeSession(
             settings=self._settings,
             options=self._options,
             audio_format=self._format,
@@ -386,8 +387,8 @@ class RollingStream:
             features=self._features,
             max_in_flight_seconds=_IN_FLIGHT_SECONDS,
         )
-        connection = _SessionOnStream(
-            session=session,
+        session = _SessionOnStream(
+            client=client,
             place=Leg(self._bps, self._format.bytes_per_sample),
             chunks=chunk_sender,
             events=event_receiver,
@@ -395,55 +396,55 @@ class RollingStream:
         )
         self.metrics.connection_attempts += 1
         assert self._queue is not None
-        self._queue.send_nowait(connection)
-        group.start_soon(self._run_connection, connection, chunk_receiver, event_sender)
-        return connection
+        self._queue.send_nowait(session)
+        group.start_soon(self._run_session, session, chunk_receiver, event_sender)
+        return session
 
-    async def _run_connection(
+    async def _run_session(
         self,
-        connection: _SessionOnStream,
+        session: _SessionOnStream,
         chunks: MemoryObjectReceiveStream[bytes],
         events: MemoryObjectSendStream[StreamEvent],
     ) -> None:
         try:
             with chunks, events:
-                await connection.session.run(chunks)
+                await session.client.run(chunks)
         except SpeechmaticsModesError as exc:
-            connection.error = exc
+            session.error = exc
         finally:
-            connection.chunks.close()
-            connection.done.set()
+            session.chunks.close()
+            session.done.set()
             self._notify()
 
-    def _commit(self, connection: _SessionOnStream, base: int, intro: list[StreamEvent]) -> None:
-        connection.place.commit(base)
-        connection.place.session_id = connection.session.session_id
-        connection.intro = intro
-        connection.committed.set()
+    def _commit(self, session: _SessionOnStream, base: int, intro: list[StreamEvent]) -> None:
+        session.place.commit(base)
+        session.place.session_id = session.client.session_id
+        session.intro = intro
+        session.committed.set()
         self._sent_point = base
         self.metrics.sessions += 1
 
-    def _abandon(self, connection: _SessionOnStream | None) -> None:
-        """Give up a connection that never carried audio; the emitter skips it."""
-        if connection is None:
+    def _abandon(self, session: _SessionOnStream | None) -> None:
+        """Give up a session that never carried audio; the emitter skips it."""
+        if session is None:
             return
-        connection.abandoned = True
-        connection.chunks.close()
-        connection.committed.set()
+        session.abandoned = True
+        session.chunks.close()
+        session.committed.set()
 
-    def _retire(self, connection: _SessionOnStream) -> None:
-        """Hand the connection's last audio over: EndOfStream, then it drains on its own."""
-        connection.retired = True
-        self._draining.add(connection)
-        connection.chunks.close()
+    def _retire(self, session: _SessionOnStream) -> None:
+        """Hand the session's last audio over: EndOfStream, then it drains on its own."""
+        session.retired = True
+        self._draining.add(session)
+        session.chunks.close()
 
     def _plan_handover(
         self, group: TaskGroup, current: _SessionOnStream, handover: _Handover | None
     ) -> _Handover | None:
         """Open the next session once the current one is due to be replaced."""
         now = anyio.current_time()
-        if handover is not None and handover.connection.done.is_set():
-            self._abandon(handover.connection)  # the next session failed to start: try again later
+        if handover is not None and handover.successor.done.is_set():
+            self._abandon(handover.successor)  # the next session failed to start: try again later
             self._next_handover_at = now + self._handover_backoff.next_delay()
             handover = None
         if handover is not None or self._draining or now < self._next_handover_at:
@@ -455,7 +456,7 @@ class RollingStream:
         return None
 
     def _switch_now(self, current: _SessionOnStream, handover: _Handover) -> bool:
-        if not handover.connection.ready:
+        if not handover.successor.ready:
             return False
         forced = anyio.current_time() >= handover.due_at + self._policy.pause_wait
         return forced or self._at_pause(current)
@@ -473,7 +474,7 @@ class RollingStream:
         )
 
     def _switch(self, current: _SessionOnStream, handover: _Handover) -> _SessionOnStream:
-        successor = handover.connection
+        successor = handover.successor
         self._commit(
             successor,
             current.place.sent,
@@ -483,7 +484,7 @@ class RollingStream:
                     offset=current.place.sent / self._bps,
                     at_pause=self._at_pause(current),
                     previous_session_id=current.place.session_id,
-                    session_id=successor.session.session_id,
+                    session_id=successor.client.session_id,
                 )
             ],
         )
@@ -532,7 +533,7 @@ class RollingStream:
                     offset=resume / self._bps,
                     at_pause=True,
                     previous_session_id=current.place.session_id,
-                    session_id=successor.session.session_id,
+                    session_id=successor.client.session_id,
                 )
             ],
         )
@@ -547,7 +548,7 @@ class RollingStream:
         The ring discarded audio before it was sent; sending on would break the session's
         clock, whose times count the bytes it received.
         """
-        self._abandon(handover.connection if handover else None)
+        self._abandon(handover.successor if handover else None)
         self._retire(current)
         successor, _ = await self._connect(group)
         start = self._ring.start
@@ -558,7 +559,7 @@ class RollingStream:
                 offset=start / self._bps,
                 at_pause=False,
                 previous_session_id=current.place.session_id,
-                session_id=successor.session.session_id,
+                session_id=successor.client.session_id,
             ),
         ]
         self._commit(successor, self._ring.start, intro)
@@ -581,34 +582,34 @@ class RollingStream:
 
     async def _emit(self, backlog: MemoryObjectReceiveStream[_SessionOnStream]) -> None:
         async with backlog:
-            async for connection in backlog:
-                await connection.committed.wait()
-                if connection.abandoned:
-                    async with connection.events:
-                        async for _ in connection.events:
+            async for session in backlog:
+                await session.committed.wait()
+                if session.abandoned:
+                    async with session.events:
+                        async for _ in session.events:
                             pass
                 else:
-                    await self._emit_connection(connection)
-                connection.drained.set()
+                    await self._emit_session(session)
+                session.drained.set()
                 self._notify()
 
-    async def _emit_connection(self, connection: _SessionOnStream) -> None:
-        for event in connection.intro:
+    async def _emit_session(self, session: _SessionOnStream) -> None:
+        for event in session.intro:
             await self._publish(event)
-        async with connection.events:
-            async for event in connection.events:
-                connection.place.observe(event)
-                self._note(connection, event)
-                rebased = self._words.rebase(event, connection.place)
+        async with session.events:
+            async for event in session.events:
+                session.place.observe(event)
+                self._note(session, event)
+                rebased = self._words.rebase(event, session.place)
                 self.metrics.deduplicated_words = self._words.deduplicated
                 if rebased is not None:
                     await self._publish(rebased)
                 self._notify()
-        await connection.done.wait()
-        place = connection.place
-        if connection.retired and connection.error is not None and place.final_end < place.sent:
+        await session.done.wait()
+        place = session.place
+        if session.retired and session.error is not None and place.final_end < place.sent:
             await self._patch(place)
-        self._draining.discard(connection)
+        self._draining.discard(session)
 
     async def _patch(self, failed: Leg) -> None:
         """Transcribe again what a session left unfinished when it failed while draining.
@@ -642,7 +643,7 @@ class RollingStream:
         place = Leg(self._bps, self._format.bytes_per_sample)
         place.commit(start)
         place.sent = end
-        sender, receiver = anyio.create_memory_object_stream[StreamEvent](_CONNECTION_EVENTS)
+        sender, receiver = anyio.create_memory_object_stream[StreamEvent](_SESSION_EVENTS)
         session = RealtimeSession(
             settings=self._settings,
             options=self._options,
@@ -671,13 +672,13 @@ class RollingStream:
                     await self._publish(rebased)
         return place, failure[0] if failure else None
 
-    def _note(self, connection: _SessionOnStream, event: StreamEvent) -> None:
+    def _note(self, session: _SessionOnStream, event: StreamEvent) -> None:
         if isinstance(event, SessionInfo):
             if event.session_id is not None:
                 self._session_ids.append(event.session_id)
             self._word_delimiter = event.word_delimiter
         elif isinstance(event, ServerWarning) and event.type == "session_timeout":
-            connection.warned = True
+            session.warned = True
 
     async def _publish(self, event: StreamEvent) -> None:
         self._extras.add(event)
@@ -703,7 +704,7 @@ class RollingStream:
         self._options = options
         current = self._current
         if current is not None and current.ready:
-            await current.session.update(options, changes)
+            await current.client.update(options, changes)
 
     async def get_speakers(self, timeout: float) -> SpeakersResult:
         """The speakers of the current session (labels start afresh with each session)."""
@@ -717,11 +718,11 @@ class RollingStream:
         current = self._current
         if current is None or not self._is_live(current):
             raise TransportError("no real-time session is running right now")
-        return current.session
+        return current.client
 
     @staticmethod
-    def _is_live(connection: _SessionOnStream | None) -> bool:
-        return connection is not None and connection.ready and not connection.retired
+    def _is_live(session: _SessionOnStream | None) -> bool:
+        return session is not None and session.ready and not session.retired
 
 
 async def _chunked(audio: bytes, size: int) -> AsyncIterator[bytes]:
