@@ -10,18 +10,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 from typing_extensions import Self
+
+from speechmatics_modes._frozen import FrozenModel
 
 __all__ = ["FaultState", "Faults", "HttpFailure", "SocketFault"]
 
-_VALUE = ConfigDict(frozen=True, extra="forbid")
 
-
-class HttpFailure(BaseModel):
+class HttpFailure(FrozenModel):
     """Answer the next ``count`` HTTP requests (optionally only some) with an error status."""
-
-    model_config = _VALUE
 
     count: int = Field(default=1, ge=1, description="How many requests fail before it stops.")
     status: int = Field(default=503, ge=400, le=599, description="The HTTP status to answer.")
@@ -43,10 +41,8 @@ class HttpFailure(BaseModel):
         return method_ok and path_ok
 
 
-class SocketFault(BaseModel):
+class SocketFault(FrozenModel):
     """End real-time sessions early: abruptly (no close frame) or with a chosen close code."""
-
-    model_config = _VALUE
 
     after_seconds: float | None = Field(
         default=None, gt=0, description="End the session this long after it was accepted."
@@ -87,10 +83,8 @@ class SocketFault(BaseModel):
         return self
 
 
-class Faults(BaseModel):
+class Faults(FrozenModel):
     """What the local server should get wrong on purpose. The default injects nothing."""
-
-    model_config = _VALUE
 
     http_failure: HttpFailure | None = Field(
         default=None, description="Fail the next HTTP requests with an error status."

@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
 from speechmatics_modes._config import SETTABLE_MID_SESSION
+from speechmatics_modes._frozen import FrozenModel
 from speechmatics_modes.local._audio import (
     AudioDecodeError,
     FileStreamConverter,
@@ -104,10 +105,8 @@ SessionClock = Literal["wall", "audio"]
 """What a limit counts: monotonic seconds, or seconds of audio received."""
 
 
-class SessionLimits(BaseModel):
+class SessionLimits(FrozenModel):
     """The limits of one real-time session, configurable so tests can compress time."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     max_session_seconds: float = Field(
         default=48 * 3600.0,

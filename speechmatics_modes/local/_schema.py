@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from speechmatics_modes._config import Model, NotificationContent, RealtimeModel
+from speechmatics_modes._frozen import FrozenModel
 
 __all__ = [
     "BatchJobConfig",
@@ -23,27 +24,22 @@ __all__ = [
     "describe_validation_error",
 ]
 
-_STRICT = ConfigDict(extra="forbid")
-
 
 class ConfigProblem(ValueError):
     """A config the service would reject; the message says which field and why."""
 
 
-class _VocabWord(BaseModel):
-    model_config = _STRICT
+class _VocabWord(FrozenModel):
     content: str = Field(min_length=1)
     sounds_like: list[str] | None = None
 
 
-class _Speaker(BaseModel):
-    model_config = _STRICT
+class _Speaker(FrozenModel):
     label: str
     speaker_identifiers: list[str] = Field(max_length=50)
 
 
-class _SpeakerDiarization(BaseModel):
-    model_config = _STRICT
+class _SpeakerDiarization(FrozenModel):
     max_speakers: int | None = Field(default=None, ge=2)
     speaker_sensitivity: float | None = Field(default=None, ge=0, le=1)
     prefer_current_speaker: bool | None = None
@@ -51,41 +47,35 @@ class _SpeakerDiarization(BaseModel):
     speakers: list[_Speaker] | None = None
 
 
-class _PunctuationOverrides(BaseModel):
-    model_config = _STRICT
+class _PunctuationOverrides(FrozenModel):
     permitted_marks: list[str] | None = None
     sensitivity: float | None = Field(default=None, ge=0, le=1)
 
 
-class _AudioFiltering(BaseModel):
-    model_config = _STRICT
+class _AudioFiltering(FrozenModel):
     volume_threshold: float | None = Field(default=None, ge=0, le=100)
 
 
-class _Replacement(BaseModel):
-    model_config = _STRICT
+class _Replacement(FrozenModel):
     from_: str = Field(alias="from")
     to: str
 
 
-class _TranscriptFiltering(BaseModel):
-    model_config = _STRICT
+class _TranscriptFiltering(FrozenModel):
     remove_disfluencies: bool | None = None
     replacements: list[_Replacement] | None = None
 
 
-class _Conversation(BaseModel):
-    model_config = _STRICT
+class _Conversation(FrozenModel):
     end_of_utterance_silence_trigger: float | None = Field(default=None, ge=0, le=2)
 
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
-class _TranscriptionConfig(BaseModel):
+class _TranscriptionConfig(FrozenModel):
     """Fields both APIs accept in ``transcription_config``."""
 
-    model_config = _STRICT
     language: str = Field(min_length=2)
     model: Model | None = None
     operating_point: Model | None = None
@@ -116,33 +106,28 @@ class RealtimeTranscriptionConfig(_TranscriptionConfig):
     ctrl: dict[str, Any] | None = None
 
 
-class _RawAudio(BaseModel):
-    model_config = _STRICT
+class _RawAudio(FrozenModel):
     type: Literal["raw"]
     encoding: Literal["pcm_s16le", "pcm_f32le", "mulaw"]
     sample_rate: int = Field(ge=8000, le=192_000)
 
 
-class _FileAudio(BaseModel):
-    model_config = _STRICT
+class _FileAudio(FrozenModel):
     type: Literal["file"]
 
 
-class _Translation(BaseModel):
-    model_config = _STRICT
+class _Translation(FrozenModel):
     target_languages: list[str] = Field(max_length=5)
     enable_partials: bool | None = None
 
 
-class _AudioEvents(BaseModel):
-    model_config = _STRICT
+class _AudioEvents(FrozenModel):
     types: list[str] | None = None
 
 
-class StartRecognition(BaseModel):
+class StartRecognition(FrozenModel):
     """The first message of a real-time session."""
 
-    model_config = _STRICT
     message: Literal["StartRecognition"]
     audio_format: _RawAudio | _FileAudio = Field(discriminator="type")
     transcription_config: RealtimeTranscriptionConfig
@@ -150,58 +135,50 @@ class StartRecognition(BaseModel):
     audio_events_config: _AudioEvents | None = None
 
 
-class _FetchData(BaseModel):
-    model_config = _STRICT
+class _FetchData(FrozenModel):
     url: str = Field(pattern=r"^https?://")
     auth_headers: list[str] | None = None
 
 
-class _Notification(BaseModel):
-    model_config = _STRICT
+class _Notification(FrozenModel):
     url: str
     contents: list[NotificationContent] | None = None
     method: Literal["post", "put"] | None = None
     auth_headers: list[str] | None = None
 
 
-class _Tracking(BaseModel):
-    model_config = _STRICT
+class _Tracking(FrozenModel):
     title: str | None = None
     reference: str | None = None
     tags: list[str] | None = None
     details: dict[str, Any] | None = None
 
 
-class _SrtOverrides(BaseModel):
-    model_config = _STRICT
+class _SrtOverrides(FrozenModel):
     max_line_length: int | None = Field(default=None, ge=1)
     max_lines: int | None = Field(default=None, ge=1)
 
 
-class _Output(BaseModel):
-    model_config = _STRICT
+class _Output(FrozenModel):
     srt_overrides: _SrtOverrides | None = None
     generate_lattice: bool | None = None
 
 
-class _LanguageIdentification(BaseModel):
-    model_config = _STRICT
+class _LanguageIdentification(FrozenModel):
     expected_languages: list[str] | None = None
     low_confidence_action: Literal["allow", "reject", "use_default_language"] | None = None
     default_language: str | None = None
 
 
-class _Summarization(BaseModel):
-    model_config = _STRICT
+class _Summarization(FrozenModel):
     content_type: Literal["auto", "informative", "conversational"] | None = None
     summary_length: Literal["brief", "detailed"] | None = None
     summary_type: Literal["paragraphs", "bullets"] | None = None
 
 
-class BatchJobConfig(BaseModel):
+class BatchJobConfig(FrozenModel):
     """The ``config`` part of ``POST /v2/jobs``."""
 
-    model_config = _STRICT
     type: Literal["transcription", "alignment"]
     transcription_config: _TranscriptionConfig | None = None
     alignment_config: dict[str, Any] | None = None
