@@ -379,16 +379,8 @@ class RollingStream:
         event_sender, event_receiver = anyio.create_memory_object_stream[StreamEvent](
             _SESSION_EVENTS
         )
-        client = RealtimeSession(
-            settings=self._settings,
-            options=self._options,
-            audio_format=self._format,
-            events=event_sender,
-            features=self._features,
-            max_in_flight_seconds=_IN_FLIGHT_SECONDS,
-        )
         session = _SessionOnStream(
-            client=client,
+            client=self._client(event_sender),
             place=Leg(self._bps, self._format.bytes_per_sample),
             chunks=chunk_sender,
             events=event_receiver,
@@ -399,6 +391,17 @@ class RollingStream:
         self._queue.send_nowait(session)
         group.start_soon(self._run_session, session, chunk_receiver, event_sender)
         return session
+
+    def _client(self, events: MemoryObjectSendStream[StreamEvent]) -> RealtimeSession:
+        """A new server session's client, with the options of the stream as they are now."""
+        return RealtimeSession(
+            settings=self._settings,
+            options=self._options,
+            audio_format=self._format,
+            events=events,
+            features=self._features,
+            max_in_flight_seconds=_IN_FLIGHT_SECONDS,
+        )
 
     async def _run_session(
         self,
@@ -644,14 +647,7 @@ class RollingStream:
         place.commit(start)
         place.sent = end
         sender, receiver = anyio.create_memory_object_stream[StreamEvent](_SESSION_EVENTS)
-        session = RealtimeSession(
-            settings=self._settings,
-            options=self._options,
-            audio_format=self._format,
-            events=sender,
-            features=self._features,
-            max_in_flight_seconds=_IN_FLIGHT_SECONDS,
-        )
+        client = self._client(sender)
         self.metrics.connection_attempts += 1
         self.metrics.replayed_seconds += len(audio) / self._bps
         failure: list[SpeechmaticsModesError] = []
@@ -659,7 +655,7 @@ class RollingStream:
         async def replay() -> None:
             with sender:
                 try:
-                    await session.run(_chunked(audio, self._format.chunk_size))
+                    await client.run(_chunked(audio, self._format.chunk_size))
                 except SpeechmaticsModesError as exc:
                     failure.append(exc)
 
