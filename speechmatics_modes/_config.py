@@ -83,8 +83,6 @@ _RESERVED_SPEAKER_LABEL = re.compile(r"^(S\d+|UU)$")
 class _Value(FrozenModel):
     """Base of every option model: a frozen value, with the JSON the service expects."""
 
-    model_config = ConfigDict(use_attribute_docstrings=True)
-
     def to_wire(self) -> dict[str, Any]:
         """The JSON the service expects: field names as on the wire, unset fields left out."""
         return self.model_dump(mode="json", exclude_none=True, by_alias=True)
