@@ -249,7 +249,18 @@ def test_options_are_frozen_values() -> None:
 
 
 def test_every_option_has_a_description() -> None:
-    for model in (TranscriptionOptions, BatchOptions, AudioFormat):
+    """The CLI's help and the JSON schema show them; attribute docstrings are not read."""
+    import speechmatics_modes._config as config
+
+    models = [
+        value
+        for value in vars(config).values()
+        if isinstance(value, type)
+        and issubclass(value, config._Value)
+        and value is not config._Value
+    ]
+    assert {TranscriptionOptions, BatchOptions, AudioFormat} <= set(models)
+    for model in models:
         for name, field in model.model_fields.items():
             assert field.description, f"{model.__name__}.{name} has no description"
 
