@@ -1,11 +1,19 @@
-"""Where the library connects and with which key, read from the environment like the SDKs do."""
+"""Where the library connects and with which key, read from the environment like the SDKs do.
+
+:class:`Settings` reads the environment itself rather than through pydantic-settings: importing
+that (its sources for dotenv files, cloud secret stores, command lines) took about 20 ms of CPU,
+more than a short batch job spends in our own code. The rules are the ones pydantic-settings
+applied to these six fields (see the class docstring).
+"""
 
 from __future__ import annotations
 
-from typing import Literal
+import os
+from typing import Any, Literal
 
-from pydantic import AnyUrl, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AnyUrl, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+from speechmatics_modes._frozen import FrozenModel
 
 __all__ = ["DEFAULT_BATCH_URL", "DEFAULT_MANAGEMENT_URL", "DEFAULT_RT_URL", "Backend", "Settings"]
 
@@ -20,21 +28,26 @@ Backend = Literal["cloud", "local"]
 """``cloud``: the Speechmatics service. ``local``: an embedded server started on demand."""
 
 
-class Settings(BaseSettings):
+_ENV_PREFIX = "SPEECHMATICS_"
+
+
+class Settings(FrozenModel):
     """Connection settings, from arguments or the same environment variables the SDKs read.
 
     ``SPEECHMATICS_API_KEY``, ``SPEECHMATICS_BATCH_URL`` and ``SPEECHMATICS_RT_URL`` mean here
     exactly what they mean to the official SDKs, so an environment that works with them works
     with us. The key is a :class:`~pydantic.SecretStr`: it never appears in a repr, a log line
     or an exception message.
+
+    A field not given as an argument is read from the environment, whatever the case of the
+    variable's name: from its alias (``SPEECHMATICS_MODES_BACKEND``) if it has one, else from
+    ``SPEECHMATICS_`` and its name. Arguments win over the environment.
     """
 
-    model_config = SettingsConfigDict(
-        env_prefix="SPEECHMATICS_",
-        extra="forbid",
-        frozen=True,
-        populate_by_name=True,
-    )
+    model_config = ConfigDict(populate_by_name=True)
+
+    def __init__(self, **values: Any) -> None:
+        super().__init__(**_with_environment(values))
 
     api_key: SecretStr | None = Field(
         default=None,
@@ -102,3 +115,22 @@ def _checked_url(value: str, schemes: tuple[str, ...], name: str) -> str:
     if url.scheme not in schemes:
         raise ValueError(f"{name} must use {' or '.join(schemes)}, got {url.scheme!r}")
     return value.rstrip("/")
+
+
+def _with_environment(values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` plus, for each field they leave out, its environment variable if set.
+
+    A value from the environment goes in under the field's alias where it has one, so that a
+    validation error names the variable the user set.
+    """
+    environment = {name.upper(): value for name, value in os.environ.items()}
+    found = dict(values)
+    for name, field in Settings.model_fields.items():
+        alias = field.validation_alias if isinstance(field.validation_alias, str) else None
+        if name in values or alias in values:
+            continue
+        for variable in (alias, _ENV_PREFIX + name.upper()):
+            if variable is not None and variable.upper() in environment:
+                found[alias or name] = environment[variable.upper()]
+                break
+    return found

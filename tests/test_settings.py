@@ -71,3 +71,25 @@ def test_rejects_bad_values(field: str, value: str) -> None:
 def test_typo_is_an_error() -> None:
     with pytest.raises(ValidationError):
         Settings(api_kee=KEY)  # type: ignore[call-arg]
+
+
+def test_variable_names_ignore_case(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("speechmatics_api_key", KEY)
+    monkeypatch.setenv("Speechmatics_Modes_Backend", "local")
+    settings = Settings()
+    assert settings.api_key is not None
+    assert settings.api_key.get_secret_value() == KEY
+    assert settings.backend == "local"
+
+
+def test_an_aliased_field_also_reads_the_prefixed_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SPEECHMATICS_BACKEND", "local")
+    assert Settings().backend == "local"
+    monkeypatch.setenv("SPEECHMATICS_MODES_BACKEND", "cloud")
+    assert Settings().backend == "cloud"
+
+
+def test_a_bad_variable_is_named_in_the_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SPEECHMATICS_MODES_BACKEND", "mars")
+    with pytest.raises(ValidationError, match="SPEECHMATICS_MODES_BACKEND"):
+        Settings()
