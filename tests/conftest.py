@@ -5,12 +5,14 @@ from __future__ import annotations
 import csv
 import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import anyio
 import pytest
+
+from speechmatics_modes import Final, StreamEvent
 
 TEST_AUDIO = Path(__file__).parent / "data"
 """Real speech with reference transcripts (credits and licences in data/NOTICE)."""
@@ -35,6 +37,17 @@ async def eventually(condition: Callable[[], bool], seconds: float = 5.0) -> boo
         while not condition():  # noqa: ASYNC110 - the condition is another component's state
             await anyio.sleep(0.02)
     return condition()
+
+
+def final_words(events: Iterable[StreamEvent]) -> list[tuple[str, float, float]]:
+    """The spoken words of every :class:`Final` in ``events``: lower case, with their times."""
+    return [
+        (word.content.lower(), word.start, word.end)
+        for event in events
+        if isinstance(event, Final)
+        for word in event.words
+        if not word.is_punctuation
+    ]
 
 
 @pytest.fixture(autouse=True)

@@ -36,14 +36,19 @@ async def server() -> AsyncIterator[LocalServer]:
         yield running
 
 
-@pytest.fixture
-def clips(tmp_path: Path) -> list[Path]:
+def copies(directory: Path, count: int) -> list[Path]:
+    """``count`` copies of the spoken "hello world" clip in ``directory``: clip-00.wav, ..."""
     paths = []
-    for number in range(6):
-        path = tmp_path / f"clip-{number}.wav"
+    for number in range(count):
+        path = directory / f"clip-{number:02d}.wav"
         shutil.copy(HELLO, path)
         paths.append(path)
     return paths
+
+
+@pytest.fixture
+def clips(tmp_path: Path) -> list[Path]:
+    return copies(tmp_path, 6)
 
 
 async def collect(**kwargs: object) -> list[BulkResult]:

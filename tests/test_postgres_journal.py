@@ -6,7 +6,6 @@ and the real local server; the multi-worker tests run each worker as its own pro
 
 from __future__ import annotations
 
-import shutil
 import signal
 import subprocess
 import sys
@@ -25,7 +24,6 @@ from speechmatics_modes import (
     Tracking,
     TranscriptionOptions,
     read_manifest,
-    transcribe_many,
 )
 from speechmatics_modes._inputs import inputs_of
 from speechmatics_modes._postgres_journal import (
@@ -36,13 +34,12 @@ from speechmatics_modes._postgres_journal import (
 )
 from speechmatics_modes._sources import classify, open_upload
 from speechmatics_modes.local import Faults, HttpFailure, LocalServer, ScriptedEngine
-from tests.conftest import SYNTHETIC_AUDIO
+from tests.test_bulk import HELLO, collect, copies
 from tests.test_cli import CLI, served
 
 psycopg = pytest.importorskip("psycopg", reason="the postgres extra is not installed")
 pytestmark = pytest.mark.anyio
 
-HELLO = SYNTHETIC_AUDIO / "espeak-hello-world.wav"
 WORKER_SECONDS = 120
 
 
@@ -50,19 +47,6 @@ WORKER_SECONDS = 120
 async def server() -> AsyncIterator[LocalServer]:
     async with LocalServer(engine=ScriptedEngine.from_text("hello world")) as running:
         yield running
-
-
-def copies(directory: Path, count: int) -> list[Path]:
-    paths = []
-    for number in range(count):
-        path = directory / f"clip-{number:02d}.wav"
-        shutil.copy(HELLO, path)
-        paths.append(path)
-    return paths
-
-
-async def collect(**kwargs: object) -> list[BulkResult]:
-    return [result async for result in transcribe_many(**kwargs)]  # type: ignore[arg-type]
 
 
 async def sql(url: str, query: str, params: object = None) -> list[tuple[object, ...]]:

@@ -23,7 +23,6 @@ from speechmatics_modes import (
     AudioGap,
     AudioSource,
     AuthenticationError,
-    Final,
     Reconnected,
     RolloverPolicy,
     SessionLimitError,
@@ -38,6 +37,7 @@ from speechmatics_modes import (
 )
 from speechmatics_modes.local import EngineWord, Faults, LocalServer, SocketFault, StreamUpdate
 from speechmatics_modes.local._engine import NothingToStart
+from tests.conftest import final_words
 
 pytestmark = pytest.mark.anyio
 
@@ -153,13 +153,7 @@ async def run_stream(
     ) as feed:
         async for event in feed:
             events.append(event)
-    words = [
-        (w.content.lower(), w.start, w.end)
-        for event in events
-        if isinstance(event, Final)
-        for w in event.words
-        if not w.is_punctuation
-    ]
+    words = final_words(events)
     assert feed.metrics is not None
     return events, words, feed.metrics, feed.transcript
 

@@ -27,7 +27,6 @@ import pytest
 
 from speechmatics_modes import (
     AudioFormat,
-    Final,
     Reconnected,
     RolloverPolicy,
     SessionRollover,
@@ -35,7 +34,7 @@ from speechmatics_modes import (
     stream,
 )
 from speechmatics_modes.local import Faults, LocalServer, SocketFault
-from tests.conftest import Clip
+from tests.conftest import Clip, final_words
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -118,13 +117,7 @@ async def transcribe_live(
     ) as feed:
         async for event in feed:
             events.append(event)
-    words = [
-        (w.content.lower(), w.start, w.end)
-        for e in events
-        if isinstance(e, Final)
-        for w in e.words
-        if not w.is_punctuation
-    ]
+    words = final_words(events)
     return words, events
 
 
