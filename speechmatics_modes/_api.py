@@ -359,11 +359,13 @@ class TranscriptStream(StackOwner):
 
         For a push-to-talk button or an agent that knows the user finished: the words come
         as a :class:`Final` with ``forced=True`` (then an :class:`EndOfUtterance`) among the
-        events. With ``rollover`` it goes to the session receiving audio now.
+        events. With ``rollover`` it goes to the session that holds the audio given so far:
+        a handover waits while it is on its way, and after a drop it waits until the new
+        session has been sent the replayed audio.
 
         Raises:
             TransportError: No session is running (before it started, after it ended, or
-                between two sessions of a rolling stream).
+                while a rolling stream is closed for idleness).
         """
         await self._running().force_end_of_utterance()
 
@@ -372,8 +374,10 @@ class TranscriptStream(StackOwner):
 
         Only what the service lets a session change can be given: ``max_delay``,
         ``max_delay_mode``, ``enable_partials``, ``conversation_config`` and
-        ``audio_filtering_config`` (``language`` only to its own value). With ``rollover``,
-        every later session starts with the new settings too.
+        ``audio_filtering_config`` (``language`` only to its own value). A session still
+        starting gets the change as soon as it has started. With ``rollover``, the change
+        also reaches a session being opened (a handover's next one, a reconnection's), and
+        every later session starts with it.
 
         Args:
             options: The fields to change; of a :class:`TranscriptionOptions`, those set.
@@ -381,7 +385,7 @@ class TranscriptStream(StackOwner):
         Raises:
             ConfigurationError: A field that cannot change mid-session, or a bad value;
                 raised before anything is sent.
-            TransportError: No session is running (without ``rollover``).
+            TransportError: The session has ended (without ``rollover``).
         """
         session = self._running()
         changes = (
@@ -396,8 +400,9 @@ class TranscriptStream(StackOwner):
         """The speakers heard so far and their identifiers (``GetSpeakers``).
 
         Enrol them in a later stream by giving each a name in
-        ``speaker_diarization_config.speakers``. With ``rollover`` the answer is the current
-        session's: labels (``S1``...) start afresh with each session.
+        ``speaker_diarization_config.speakers``. With ``rollover`` the answer holds every
+        session's speakers, earliest first, each with its ``session_id``: labels (``S1``...)
+        start afresh with each session, so they are neither merged nor relabelled.
 
         Raises:
             TransportError: No session is running, or it ended before answering.

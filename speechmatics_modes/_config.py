@@ -273,12 +273,14 @@ class TranscriptionOptions(_Value):
             return tuple({"content": item} if isinstance(item, str) else item for item in value)
         return value
 
+    @property
+    def identifies_speakers(self) -> bool:
+        """Whether words get speaker labels (``speaker`` or ``channel_and_speaker``)."""
+        return self.diarization in ("speaker", "channel_and_speaker")
+
     @model_validator(mode="after")
     def _diarization_settings_need_diarization(self) -> TranscriptionOptions:
-        if self.speaker_diarization_config is not None and self.diarization not in (
-            "speaker",
-            "channel_and_speaker",
-        ):
+        if self.speaker_diarization_config is not None and not self.identifies_speakers:
             raise ValueError(
                 "speaker_diarization_config has no effect unless diarization is 'speaker' "
                 "(or 'channel_and_speaker'); set diarization='speaker'"

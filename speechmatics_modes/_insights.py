@@ -176,6 +176,11 @@ class IdentifiedSpeaker(FrozenModel):
 
     label: str = Field(description="The label the words carry, e.g. 'S1'.")
     speaker_identifiers: tuple[str, ...] = Field(description="Opaque voice identifiers.")
+    session_id: str | None = Field(
+        default=None,
+        description="With rollover, the real-time session that heard them: labels start "
+        "afresh in each session, so S1 of two sessions may be two people.",
+    )
 
 
 class SpeakersResult(FrozenModel):

@@ -17,7 +17,7 @@ import functools
 import logging
 import re
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -262,9 +262,13 @@ class RealtimeSession:
         features: RealtimeOptions | None = None,
         max_in_flight_seconds: float = 10.0,
         end_of_transcript_timeout: float = 30.0,
+        final_speakers: bool = False,
     ) -> None:
         self._settings = settings
         self._options = options
+        self._unsent: set[str] = set()
+        """Fields :meth:`update` changed before the session started: sent once it has."""
+        self._final_speakers = final_speakers
         self._config = realtime_transcription_config(options)
         self._translation, self._audio_events = realtime_session_features(
             features or RealtimeOptions()
@@ -325,6 +329,7 @@ class RealtimeSession:
             client.on(message_type, self._receive)
         try:
             await self._start(client)
+            await self._after_start(client)
             self._client = client
             self._settled.set()
             async with anyio.create_task_group() as group:
@@ -368,6 +373,20 @@ class RealtimeSession:
             if self._error is None:  # no Error message came, or none we could read
                 raise
             raise self._error from exc
+
+    async def _after_start(self, client: sm.AsyncClient) -> None:
+        """What must reach the session before anything else.
+
+        Settings changed while it was starting (its ``StartRecognition`` carried the old
+        ones), and with ``final_speakers`` a ``GetSpeakers`` answered at the end (a rolling
+        stream keeps every session's speakers).
+        """
+        while self._unsent:
+            changes, self._unsent = self._unsent, set()
+            await self._set_config(client, changes)
+        if self._final_speakers:
+            with translated(REALTIME_ERRORS):
+                await client.send_message({"message": "GetSpeakers", "final": True})
 
     async def _converse(self, client: sm.AsyncClient, chunks: AsyncIterator[Chunk]) -> None:
         """Send the audio and end the stream, recording (not raising) what goes wrong.
@@ -561,22 +580,33 @@ class RealtimeSession:
         with translated(REALTIME_ERRORS):
             await client.force_end_of_utterance()
 
-    async def update(self, options: TranscriptionOptions, changes: dict[str, Any]) -> None:
-        """Send ``SetRecognitionConfig`` with ``changes``; ``options`` are the result.
+    async def update(self, options: TranscriptionOptions, changes: Iterable[str]) -> None:
+        """Send ``SetRecognitionConfig`` with the fields ``changes``; ``options`` are the result.
+
+        Before the session has started the change is kept and sent as soon as it has (its
+        ``StartRecognition`` may already be on its way with the old settings), so an update
+        never waits for a session being opened, and never misses it.
 
         Raises:
-            TransportError: The session is not running.
+            TransportError: The session is over.
         """
+        if self._client is None and not self._settled.is_set():
+            self._options = options
+            self._unsent.update(changes)
+            return
         client = await self._running_client()
-        wire = options.to_wire()
-        config = {"language": options.language} | {
+        self._options = options
+        await self._set_config(client, changes)
+
+    async def _set_config(self, client: sm.AsyncClient, changes: Iterable[str]) -> None:
+        wire = self._options.to_wire()
+        config = {"language": self._options.language} | {
             name: wire[name] for name in changes if name in wire
         }
         with translated(REALTIME_ERRORS):
             await client.send_message(
                 {"message": "SetRecognitionConfig", "transcription_config": config}
             )
-        self._options = options
 
     async def get_speakers(self, timeout: float) -> SpeakersResult:
         """Ask for the speakers heard so far (``GetSpeakers``) and wait for the answer.

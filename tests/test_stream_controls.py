@@ -6,7 +6,7 @@ needed: the audio cannot run ahead of the control being tested, so nothing depen
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import anyio
 import pytest
@@ -17,11 +17,14 @@ from speechmatics_modes import (
     Partial,
     Reconnected,
     RolloverPolicy,
+    SessionRollover,
     SpeakersResult,
+    StreamEvent,
     TransportError,
     stream,
 )
 from speechmatics_modes.local import EngineWord, Faults, LocalServer, ScriptedEngine, SocketFault
+from speechmatics_modes.local._scripted import ScriptedStream
 from tests.local.conftest import pcm_bytes
 
 pytestmark = pytest.mark.anyio
@@ -192,3 +195,168 @@ async def test_forcing_with_nothing_pending_still_answers_with_a_forced_final() 
     assert len(forced) == 1
     assert spoken(forced[0].words) == []
     assert spoken(events.transcript.words) == ["hello", "there"]
+
+
+# --- across rollovers ------------------------------------------------------------------------
+#
+# A session is warned 5 s of audio into a 20 s limit (the limit counts audio), so the stream
+# hands over after the first 6 s, once; the next session hears the script afresh from its own
+# first byte and ends long before its own warning.
+
+FAST = RolloverPolicy(backoff_initial=0.01, backoff_max=0.05, backoff_jitter=0.0)
+LATE_WORD = [EngineWord("hello", 0.5, 0.9, 0.9), EngineWord("there", 4.5, 4.9, 0.9)]
+
+
+def handover_server(engine: ScriptedEngine, faults: Faults | None = None) -> LocalServer:
+    return LocalServer(
+        engine=engine, max_session_seconds=20.0, session_clock="audio", faults=faults
+    )
+
+
+class HeldStarts(ScriptedEngine):
+    """A scripted engine whose second stream opens only once the test releases it.
+
+    The stream's next session is then known to be opening (asked for the settings in force
+    when it was opened) and not started, for as long as the test needs.
+    """
+
+    def __init__(self, words: list[EngineWord], *, final_lag: float) -> None:
+        super().__init__(words, final_lag=final_lag)
+        self.opened = 0
+        self.holding = anyio.Event()
+        self.release = anyio.Event()
+
+    async def open_stream(self, *, max_delay: float, partials: bool = True) -> ScriptedStream:
+        self.opened += 1
+        if self.opened == 2:
+            self.holding.set()
+            with anyio.fail_after(_GATE_SECONDS):
+                await self.release.wait()
+        return await super().open_stream(max_delay=max_delay, partials=partials)
+
+
+async def audio(*parts: float | anyio.Event | Callable[[], bool]) -> AsyncIterator[bytes]:
+    """Seconds of audio, and gates (or conditions) to wait for, in order."""
+    for part in parts:
+        with anyio.fail_after(_GATE_SECONDS):
+            if isinstance(part, anyio.Event):
+                await part.wait()
+                continue
+            if callable(part):  # a server counter, which no event announces
+                while not part():  # noqa: ASYNC110
+                    await anyio.sleep(0.01)
+                continue
+        for _ in range(round(part * 10)):
+            yield pcm_bytes(0.1)
+
+
+async def test_an_update_during_a_handover_reaches_the_next_session_too() -> None:
+    """The next session was asked for the old settings; the update still reaches it."""
+    engine = HeldStarts(LATE_WORD, final_lag=3.0)
+    rolled = anyio.Event()
+    after: list[StreamEvent] = []
+    async with (
+        handover_server(engine) as server,
+        stream(audio(6.0, rolled, 2.0), settings=server.settings(), rollover=FAST) as events,
+    ):
+        with anyio.fail_after(_GATE_SECONDS):
+            await engine.holding.wait()
+            await events.update({"enable_partials": True})
+        engine.release.set()
+        async for event in events:
+            if isinstance(event, SessionRollover):
+                rolled.set()
+            elif rolled.is_set():
+                after.append(event)
+    assert events.metrics is not None
+    assert events.metrics.rollovers == 1
+    partials = [event for event in after if isinstance(event, Partial) and event.words]
+    assert partials, "the next session sent no partials: it kept the settings it opened with"
+    assert spoken(partials[0].words) == ["hello"]
+
+
+async def test_forcing_during_a_handover_finalises_on_the_session_holding_the_audio() -> None:
+    engine = HeldStarts(LATE_WORD, final_lag=3.0)  # "there" (4.5 s) is pending at 6 s
+    rolled = anyio.Event()
+    finals: list[tuple[bool, Final]] = []
+    async with (
+        handover_server(engine) as server,
+        stream(audio(6.0, rolled, 1.0), settings=server.settings(), rollover=FAST) as events,
+    ):
+        with anyio.fail_after(_GATE_SECONDS):
+            await engine.holding.wait()
+            await events.force_end_of_utterance()
+        engine.release.set()
+        async for event in events:
+            if isinstance(event, SessionRollover):
+                rolled.set()
+            elif isinstance(event, Final):
+                finals.append((rolled.is_set(), event))
+    forced = [(later, final) for later, final in finals if final.forced]
+    assert len(forced) == 1
+    later, final = forced[0]
+    assert not later  # the first session's, before the handover
+    assert spoken(final.words) == ["there"]
+    assert final.start == pytest.approx(4.5, abs=0.01)
+
+
+async def test_forcing_after_a_drop_waits_for_the_audio_replayed_to_the_new_session() -> None:
+    """Forced right after a reconnection, the final holds the words pending before the drop.
+
+    The first session hears "hello" (3.0 s) and drops at 3.6 s of audio; once it has, more
+    audio fills the client's window, which finds the connection gone. The new session is sent
+    the audio again from 0, slowly (acknowledgements lag): sent at once, the request would
+    reach a session that has not heard the word yet.
+    """
+    words = [EngineWord("hello", 3.0, 3.4, 0.9)]
+    gate = anyio.Event()
+    drop = SocketFault(after_audio_seconds=3.6, close_code=1011, sessions=1)
+    faults = Faults(socket=drop, message_latency=0.02)
+    forced: list[Final] = []
+    options = {"max_delay": 4.0}  # the word is not final on its own before the end
+    async with LocalServer(engine=ScriptedEngine(words, final_lag=4.0), faults=faults) as server:
+        source = audio(4.0, lambda: server.stats.sessions_faulted > 0, 2.5, gate, 0.5)
+        async with stream(
+            source, options=options, settings=server.settings(), rollover=FAST
+        ) as events:
+            async for event in events:
+                if isinstance(event, Reconnected):
+                    await events.force_end_of_utterance()
+                elif isinstance(event, Final) and event.forced:
+                    forced.append(event)
+                    gate.set()
+    assert len(forced) == 1
+    assert spoken(forced[0].words) == ["hello"]
+    assert spoken(events.transcript.words) == ["hello"]
+
+
+async def test_get_speakers_after_a_handover_names_every_sessions_speakers() -> None:
+    """Each session labels its speakers afresh: both S1s come back, each with its session."""
+    engine = ScriptedEngine(LATE_WORD, final_lag=0.3)
+    rolled, asked = anyio.Event(), anyio.Event()
+    result: SpeakersResult | None = None
+    async with (
+        handover_server(engine) as server,
+        stream(
+            audio(6.0, rolled, 2.0, asked),
+            options={"diarization": "speaker"},
+            settings=server.settings(),
+            rollover=FAST,
+        ) as events,
+    ):
+        async for event in events:
+            if isinstance(event, SessionRollover):
+                rolled.set()
+            elif rolled.is_set() and isinstance(event, Final) and event.words and not result:
+                result = await events.get_speakers()
+                asked.set()
+    sessions = events.transcript.session_ids
+    assert len(sessions) == 2
+    assert result is not None
+    assert [(s.label, s.session_id) for s in result.speakers] == [
+        ("S1", sessions[0]),
+        ("S1", sessions[1]),
+    ]
+    first, second = result.speakers
+    assert first.speaker_identifiers != second.speaker_identifiers
+    assert events.transcript.speakers == result.speakers  # each session's answer at its end

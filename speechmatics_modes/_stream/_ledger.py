@@ -8,7 +8,9 @@ The rolling stream (``_rolling.py``) only pumps bytes and events; every decision
 - :class:`Leg` is one server session's view: where its audio starts on the stream's clock, how
   much it was sent, how far its finals reach;
 - :class:`WordLedger` turns a session's events into the stream's: times rebased onto the one
-  clock, words already emitted by an earlier session dropped.
+  clock, words already emitted by an earlier session dropped;
+- :class:`SpeakerLedger` keeps the speakers every session identified, so the stream's speakers
+  are all of them, not only the current session's.
 
 Reconnection attempts are spaced out by :class:`~speechmatics_modes._retry.Backoff`, which batch
 requests share.
@@ -29,12 +31,14 @@ from speechmatics_modes._insights import (
     AudioEventEnded,
     AudioEventStarted,
     FinalTranslation,
+    IdentifiedSpeaker,
     PartialTranslation,
+    SpeakersResult,
     TranslatedSentence,
 )
 from speechmatics_modes._models import EndOfUtterance, Final, Partial, StreamEvent, Word
 
-__all__ = ["AudioRing", "Leg", "WordLedger", "level_dbfs"]
+__all__ = ["AudioRing", "Leg", "SpeakerLedger", "WordLedger", "level_dbfs"]
 
 _DEDUP_EPSILON = 1e-3
 """Seconds of slack when comparing a replayed word with what was already emitted."""
@@ -328,6 +332,34 @@ class WordLedger:
             dropped_previous = False
             kept.append(word.model_copy(update={"start": start, "end": end}))
         return tuple(kept)
+
+
+@dataclass
+class SpeakerLedger:
+    """The speakers each session of the stream identified, in session order.
+
+    The service labels speakers afresh in every session (``S1`` of one session and ``S1`` of
+    the next may be different people, or the same), so the sessions' answers are neither merged
+    nor relabelled: each speaker is kept with the :attr:`~IdentifiedSpeaker.session_id` of the
+    session that heard them, and a session's later answer replaces its earlier one (it lists
+    everyone that session heard so far).
+    """
+
+    _sessions: dict[int, tuple[IdentifiedSpeaker, ...]] = field(default_factory=dict)
+
+    def record(self, order: int, session_id: str | None, result: SpeakersResult) -> None:
+        """Session number ``order`` of the stream (0 first) answered ``result``."""
+        self._sessions[order] = tuple(
+            speaker.model_copy(update={"session_id": session_id}) for speaker in result.speakers
+        )
+
+    def result(self) -> SpeakersResult:
+        """Every session's speakers, earliest session first."""
+        return SpeakersResult(
+            speakers=tuple(
+                speaker for order in sorted(self._sessions) for speaker in self._sessions[order]
+            )
+        )
 
 
 def _shifted(sentence: TranslatedSentence, offset: float) -> TranslatedSentence:

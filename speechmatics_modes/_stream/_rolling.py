@@ -17,6 +17,7 @@ the work:
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 from collections.abc import AsyncIterator, Callable
@@ -49,7 +50,7 @@ from speechmatics_modes._models import (
 from speechmatics_modes._realtime import RealtimeSession
 from speechmatics_modes._retry import Backoff
 from speechmatics_modes._settings import Settings
-from speechmatics_modes._stream._ledger import AudioRing, Leg, WordLedger
+from speechmatics_modes._stream._ledger import AudioRing, Leg, SpeakerLedger, WordLedger
 from speechmatics_modes._stream._policy import (
     AudioGap,
     Reconnected,
@@ -86,6 +87,8 @@ class _SessionOnStream:
     committed: anyio.Event = field(default_factory=anyio.Event)
     """Set when the session was given its place on the stream, or abandoned."""
     abandoned: bool = False
+    order: int = -1
+    """Which session of the stream it is (0 first), once committed."""
     retired: bool = False
     """Handed over or closed for idleness: it only drains now."""
     warned: bool = False
@@ -166,8 +169,17 @@ class RollingStream:
         self._word_delimiter = " "
         self._queue: MemoryObjectSendStream[_SessionOnStream] | None = None
         self._current: _SessionOnStream | None = None
+        """The committed session audio goes to (retired once handed over or closed)."""
+        self._opening: set[_SessionOnStream] = set()
+        """Sessions opened but not yet given their place: a handover's successor, or a
+        reconnection's; they were asked for the settings in force when they were opened."""
+        self._sent_high = 0
+        """The furthest stream offset any session was sent: the audio the caller has given."""
+        self._forcing = 0
+        """ForceEndOfUtterance requests on their way: the current session must not end yet."""
         self._finished = False
         self._extras = ExtrasCollector()
+        self._speakers = SpeakerLedger()
 
     def transcript(self) -> Transcript:
         """Every final word emitted so far, on the stream's clock."""
@@ -263,7 +275,6 @@ class RollingStream:
         """Send audio to ``current`` until another session (or none) takes over."""
         handover: _Handover | None = None
         closing = False
-        self._current = current
         while True:
             changed = self._changed
             if current.done.is_set():
@@ -281,7 +292,7 @@ class RollingStream:
             if data:
                 await self._send(current, data)
                 continue
-            if self._source_done and not closing:
+            if self._source_done and not closing and not self._forcing:
                 closing = True
                 current.chunks.close()  # EndOfStream; the last finals follow
             await self._wait(changed)
@@ -298,6 +309,7 @@ class RollingStream:
             return
         current.place.sent += len(data)
         self._sent_point = current.place.sent
+        self._sent_high = max(self._sent_high, self._sent_point)
         self._notify()
 
     async def _after_end(
@@ -380,20 +392,27 @@ class RollingStream:
             _SESSION_EVENTS
         )
         session = _SessionOnStream(
-            client=self._client(event_sender),
+            client=self._client(event_sender, final_speakers=True),
             place=Leg(self._bps, self._format.bytes_per_sample),
             chunks=chunk_sender,
             events=event_receiver,
             opened_at=anyio.current_time(),
         )
         self.metrics.connection_attempts += 1
+        self._opening.add(session)
         assert self._queue is not None
         self._queue.send_nowait(session)
         group.start_soon(self._run_session, session, chunk_receiver, event_sender)
         return session
 
-    def _client(self, events: MemoryObjectSendStream[StreamEvent]) -> RealtimeSession:
-        """A new server session's client, with the options of the stream as they are now."""
+    def _client(
+        self, events: MemoryObjectSendStream[StreamEvent], *, final_speakers: bool
+    ) -> RealtimeSession:
+        """A new server session's client, with the options of the stream as they are now.
+
+        ``final_speakers`` has it ask (with speaker diarization) for its speakers at its end,
+        for :class:`SpeakerLedger`; a replay of old audio need not.
+        """
         return RealtimeSession(
             settings=self._settings,
             options=self._options,
@@ -401,6 +420,7 @@ class RollingStream:
             events=events,
             features=self._features,
             max_in_flight_seconds=_IN_FLIGHT_SECONDS,
+            final_speakers=final_speakers and self._options.identifies_speakers,
         )
 
     async def _run_session(
@@ -423,7 +443,10 @@ class RollingStream:
         session.place.commit(base)
         session.place.session_id = session.client.session_id
         session.intro = intro
+        session.order = self.metrics.sessions
         session.committed.set()
+        self._opening.discard(session)
+        self._current = session
         self._sent_point = base
         self.metrics.sessions += 1
 
@@ -432,6 +455,7 @@ class RollingStream:
         if session is None:
             return
         session.abandoned = True
+        self._opening.discard(session)
         session.chunks.close()
         session.committed.set()
 
@@ -459,7 +483,7 @@ class RollingStream:
         return None
 
     def _switch_now(self, current: _SessionOnStream, handover: _Handover) -> bool:
-        if not handover.successor.ready:
+        if not handover.successor.ready or self._forcing:
             return False
         forced = anyio.current_time() >= handover.due_at + self._policy.pause_wait
         return forced or self._at_pause(current)
@@ -500,6 +524,8 @@ class RollingStream:
     def _idle(self, current: _SessionOnStream) -> bool:
         idle_after = self._policy.idle_after
         if idle_after is None or current.place.sent < self._ring.end or self._source_done:
+            return False
+        if self._forcing:
             return False
         silent = anyio.current_time() - self._last_audio_at >= idle_after
         return silent or self._ring.quiet_run(self._ring.end) >= idle_after * self._bps
@@ -605,6 +631,8 @@ class RollingStream:
                 self._note(session, event)
                 rebased = self._words.rebase(event, session.place)
                 self.metrics.deduplicated_words = self._words.deduplicated
+                if isinstance(rebased, SpeakersResult):
+                    rebased = self._stream_speakers(session, rebased)
                 if rebased is not None:
                     await self._publish(rebased)
                 self._notify()
@@ -647,7 +675,7 @@ class RollingStream:
         place.commit(start)
         place.sent = end
         sender, receiver = anyio.create_memory_object_stream[StreamEvent](_SESSION_EVENTS)
-        client = self._client(sender)
+        client = self._client(sender, final_speakers=False)
         self.metrics.connection_attempts += 1
         self.metrics.replayed_seconds += len(audio) / self._bps
         failure: list[SpeechmaticsModesError] = []
@@ -689,36 +717,83 @@ class RollingStream:
         return self._options
 
     async def force_end_of_utterance(self) -> None:
-        """``ForceEndOfUtterance`` to the current session (see ``RealtimeSession``)."""
-        await (await self._live()).force_end_of_utterance()
+        """``ForceEndOfUtterance`` to the session that holds the audio given so far.
+
+        After a drop the replacement is first sent the audio replayed from the last final; the
+        request waits until it has been, or it would finalise none of the words pending when
+        it was made. While the request is on its way the session is not handed over, closed
+        for idleness or sent ``EndOfStream`` (after which it would answer nothing forced).
+        """
+        given = self._sent_high
+        live = await self._live(lambda session: session.place.sent >= given)
+        self._forcing += 1
+        try:
+            await live.client.force_end_of_utterance()
+        finally:
+            self._forcing -= 1
+            self._notify()
 
     async def update(self, options: TranscriptionOptions, changes: dict[str, Any]) -> None:
-        """Apply ``changes`` to the current session; every later session starts with them.
+        """Apply ``changes`` to the current session and to every session being opened.
 
-        Between sessions there is nothing to send: the next one starts with ``options``.
+        A handover's successor (or a reconnection's session) was asked for the settings in
+        force when it was opened: it gets the change as soon as it has started. Every session
+        opened from now on starts with ``options``.
         """
         self._options = options
+        for session in self._receiving_sessions():
+            with contextlib.suppress(TransportError):  # it ended: the next starts with options
+                await session.client.update(options, changes)
+
+    def _receiving_sessions(self) -> list[_SessionOnStream]:
+        """The current session, unless retired, and the sessions being opened."""
         current = self._current
-        if current is not None and current.ready:
-            await current.client.update(options, changes)
+        now = [current] if current is not None and not current.retired else []
+        return [*now, *self._opening]
 
     async def get_speakers(self, timeout: float) -> SpeakersResult:
-        """The speakers of the current session (labels start afresh with each session)."""
-        return await (await self._live()).get_speakers(timeout)
+        """The speakers of every session so far, each with the session that heard them.
 
-    async def _live(self) -> RealtimeSession:
-        """The session receiving audio, waiting (briefly) for one to start."""
+        The current session is asked now. Every session of a rolling stream with speaker
+        diarization asks at its start for its speakers at its end (``GetSpeakers`` with
+        ``final``), so a session handed over or closed answers as it finishes; one still
+        finishing is waited for, within ``timeout``. A session that dropped counts with what
+        it answered before (nothing, if it was never asked).
+        """
+        deadline = anyio.current_time() + timeout
+        live = await self._live()
+        answer = await live.client.get_speakers(timeout)
+        self._speakers.record(live.order, live.client.session_id, answer)
+        with anyio.move_on_after(max(0.0, deadline - anyio.current_time())):
+            for finishing in list(self._draining):
+                await finishing.drained.wait()
+        return self._speakers.result()
+
+    def _stream_speakers(self, session: _SessionOnStream, answer: SpeakersResult) -> SpeakersResult:
+        """A session's ``SpeakersResult`` event becomes the stream's: every session's."""
+        self._speakers.record(session.order, session.client.session_id, answer)
+        return self._speakers.result()
+
+    async def _live(
+        self, caught_up: Callable[[_SessionOnStream], bool] = lambda _: True
+    ) -> _SessionOnStream:
+        """The session receiving audio (and ``caught_up``), waiting briefly for one."""
         with anyio.move_on_after(_START_WAIT_SECONDS):
-            while not self._finished and not self._is_live(self._current):
+            while not self._finished and not self._is_live(self._current, caught_up):
                 await self._wait(self._changed)
         current = self._current
-        if current is None or not self._is_live(current):
-            raise TransportError("no real-time session is running right now")
-        return current.client
+        if current is None or not self._is_live(current, caught_up):
+            raise TransportError(
+                "no real-time session is running right now (or the one after a reconnection "
+                "has not yet been sent the audio replayed to it)"
+            )
+        return current
 
     @staticmethod
-    def _is_live(session: _SessionOnStream | None) -> bool:
-        return session is not None and session.ready and not session.retired
+    def _is_live(
+        session: _SessionOnStream | None, caught_up: Callable[[_SessionOnStream], bool]
+    ) -> bool:
+        return session is not None and session.ready and not session.retired and caught_up(session)
 
 
 async def _chunked(audio: bytes, size: int) -> AsyncIterator[bytes]:

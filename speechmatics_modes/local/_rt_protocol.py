@@ -439,7 +439,7 @@ class RealtimeProtocol:
         if kind == "SetRecognitionConfig":
             return self._set_config(message)
         if kind == "GetSpeakers":
-            return [] if message.get("final") else [self._speakers()]
+            return self._get_speakers(message)
         return self._error("invalid_message", f"unknown or unsupported message {kind!r}")
 
     def _start(self, message: dict[str, Any]) -> list[Action]:
@@ -591,6 +591,13 @@ class RealtimeProtocol:
             AudioDecodeError: The stream ended inside a header, or is damaged.
         """
         return self._channels[channel].tail()
+
+    def _get_speakers(self, message: dict[str, Any]) -> list[Action]:
+        """The speakers now, or (``final``) once, at the end, as the config's ``get_speakers``."""
+        if message.get("final"):
+            self._config.final_speakers = True
+            return []
+        return [self._speakers()]
 
     def _speakers(self) -> Send:
         heard = any(track.last_final_end > 0 for track in self._channels.values())

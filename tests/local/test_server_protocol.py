@@ -352,6 +352,9 @@ def test_get_speakers_answers_now_or_at_the_end() -> None:
     assert now["message"] == "SpeakersResult"
     assert [speaker["label"] for speaker in now["speakers"]] == ["S1"]
     assert session.receive_text('{"message": "GetSpeakers", "final": true}', 0.0) == []
+    session.receive_text('{"message": "EndOfStream", "last_seq_no": 0}', 0.0)
+    end = sent(session.finished(StreamUpdate((), (), False)))
+    assert [m["message"] for m in end][-2:] == ["SpeakersResult", "EndOfTranscript"]
 
 
 def test_warning_offsets_keep_service_values_and_scale_short_limits() -> None:
