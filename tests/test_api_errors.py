@@ -19,7 +19,7 @@ import traceback
 from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import anyio
 import anyio.from_thread
@@ -53,7 +53,7 @@ from speechmatics_modes import (
 from speechmatics_modes._realtime import RealtimeSession
 from speechmatics_modes.local import Faults, HttpFailure, LocalServer, SocketFault
 from tests.conftest import eventually
-from tests.local.conftest import pcm_bytes, scripted_engine, wav_bytes
+from tests.local.conftest import pcm_bytes, scripted_engine, wav_bytes, wav_file
 
 pytestmark = pytest.mark.anyio
 
@@ -230,45 +230,50 @@ async def test_the_timeout_holds_while_a_callers_pipe_sends_nothing(
             os.close(write_end)  # the abandoned read sees the end of the pipe and returns
 
 
-@pytest.mark.parametrize(
-    ("content", "reason"),
-    [
-        (b"these are meeting notes, not a recording\n" * 50, "not audio"),
-        (wav_bytes(1.0)[:30], "WAV"),
-        (adpcm_wav(), "format tag 0x0002"),
-    ],
-    ids=["text", "truncated-wav-header", "adpcm-wav"],
-)
-async def test_batch_audio_the_server_cannot_decode_fails_the_job_with_its_reasons(
-    server: LocalServer, tmp_path: Path, content: bytes, reason: str
-) -> None:
+class Undecodable(NamedTuple):
+    """A file that is not audio either mode can read, and what each mode says about it."""
+
+    content: bytes
+    batch_reason: str
+    realtime_reason: str
+
+
+UNDECODABLE = {
+    "text": Undecodable(
+        b"these are meeting notes, not a recording\n" * 50, "not audio", "is not a WAV file"
+    ),
+    "truncated-wav-header": Undecodable(wav_bytes(1.0)[:30], "WAV", "WAV header is truncated"),
+    "adpcm-wav": Undecodable(adpcm_wav(), "format tag 0x0002", "format tag 0x0002"),
+}
+
+
+@pytest.fixture(params=list(UNDECODABLE))
+def undecodable(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Path, Undecodable]:
+    bad = UNDECODABLE[request.param]
     path = tmp_path / "upload.wav"
-    path.write_bytes(content)
+    path.write_bytes(bad.content)
+    return path, bad
+
+
+async def test_batch_audio_the_server_cannot_decode_fails_the_job_with_its_reasons(
+    server: LocalServer, undecodable: tuple[Path, Undecodable]
+) -> None:
+    path, bad = undecodable
     with anyio.fail_after(HANG_GUARD), pytest.raises(JobFailedError) as caught:
         await transcribe(path, "batch", settings=server.settings())
     error = caught.value
     assert error.job_id is not None
     assert error.job_id in str(error)
     assert error.reasons
-    assert reason in error.reasons[0]
+    assert bad.batch_reason in error.reasons[0]
     assert server.stats.jobs_submitted == 1
 
 
-@pytest.mark.parametrize(
-    ("content", "reason"),
-    [
-        (b"these are meeting notes, not a recording\n" * 50, "is not a WAV file"),
-        (wav_bytes(1.0)[:30], "WAV header is truncated"),
-        (adpcm_wav(), "format tag 0x0002"),
-    ],
-    ids=["text", "truncated-wav-header", "adpcm-wav"],
-)
 async def test_realtime_audio_that_cannot_be_streamed_fails_before_connecting(
-    server: LocalServer, tmp_path: Path, content: bytes, reason: str
+    server: LocalServer, undecodable: tuple[Path, Undecodable]
 ) -> None:
-    path = tmp_path / "upload.wav"
-    path.write_bytes(content)
-    with pytest.raises(AudioSourceError, match=reason):
+    path, bad = undecodable
+    with pytest.raises(AudioSourceError, match=bad.realtime_reason):
         await transcribe(path, "realtime", settings=server.settings())
     assert nothing_reached(server)
 
@@ -277,8 +282,7 @@ async def test_realtime_audio_that_cannot_be_streamed_fails_before_connecting(
 async def test_an_audio_format_contradicting_the_wav_header_is_refused(
     server: LocalServer, tmp_path: Path, mode: Forced
 ) -> None:
-    path = tmp_path / "eight-khz.wav"
-    path.write_bytes(wav_bytes(1.0, rate=8_000))
+    path = wav_file(tmp_path, 1.0, rate=8_000, name="eight-khz.wav")
     with pytest.raises(AudioSourceError, match=r"16000 Hz\) contradicts .* \(pcm_s16le, 8000 Hz"):
         await transcribe(
             path, mode, audio_format=AudioFormat(sample_rate=16_000), settings=server.settings()
@@ -289,8 +293,7 @@ async def test_an_audio_format_contradicting_the_wav_header_is_refused(
 async def test_an_audio_format_agreeing_with_the_wav_header_is_accepted_in_batch(
     server: LocalServer, tmp_path: Path
 ) -> None:
-    path = tmp_path / "eight-khz.wav"
-    path.write_bytes(wav_bytes(2.0, rate=8_000))
+    path = wav_file(tmp_path, 2.0, rate=8_000, name="eight-khz.wav")
     with anyio.fail_after(HANG_GUARD):
         transcript = await transcribe(
             path.read_bytes(),
@@ -379,8 +382,7 @@ async def test_a_stream_whose_iterator_raises_ends_iteration_with_the_error(
 async def test_a_timeout_that_is_not_positive_is_a_configuration_error(
     server: LocalServer, tmp_path: Path, timeout: float
 ) -> None:
-    path = tmp_path / "a.wav"
-    path.write_bytes(wav_bytes(1.0))
+    path = wav_file(tmp_path, 1.0)
     for mode in MODES:
         with pytest.raises(ConfigurationError, match="timeout"):
             await transcribe(path, mode, settings=server.settings(), timeout=timeout)
@@ -390,8 +392,7 @@ async def test_a_timeout_that_is_not_positive_is_a_configuration_error(
 
 
 async def test_an_unknown_mode_lists_the_modes(server: LocalServer, tmp_path: Path) -> None:
-    path = tmp_path / "a.wav"
-    path.write_bytes(wav_bytes(1.0))
+    path = wav_file(tmp_path, 1.0)
     with pytest.raises(ConfigurationError, match="'auto', 'batch' or 'realtime', got 'live'"):
         await transcribe(path, "live", settings=server.settings())  # type: ignore[arg-type]
     assert nothing_reached(server)
@@ -400,8 +401,7 @@ async def test_an_unknown_mode_lists_the_modes(server: LocalServer, tmp_path: Pa
 async def test_a_realtime_option_on_a_batch_file_names_the_field(
     server: LocalServer, tmp_path: Path
 ) -> None:
-    path = tmp_path / "a.wav"
-    path.write_bytes(wav_bytes(1.0))
+    path = wav_file(tmp_path, 1.0)
     with pytest.raises(ConfigurationError, match="enable_partials"):
         await transcribe(path, options={"enable_partials": True}, settings=server.settings())
     assert nothing_reached(server)
@@ -432,8 +432,7 @@ async def test_a_microphone_cannot_be_a_batch_job(server: LocalServer) -> None:
 async def test_a_wrong_key_is_an_authentication_error_that_does_not_repeat_it(
     clean: None, tmp_path: Path, mode: Forced
 ) -> None:
-    path = tmp_path / "a.wav"
-    path.write_bytes(wav_bytes(1.0))
+    path = wav_file(tmp_path, 1.0)
     async with LocalServer(engine=scripted_engine(), api_key="right-key-1234") as server:
         settings = server.settings().model_copy(update={"api_key": SecretStr("wrong-key-5678")})
         with anyio.fail_after(HANG_GUARD), pytest.raises(AuthenticationError) as caught:
@@ -457,8 +456,7 @@ def closed_port() -> int:
 async def test_an_unreachable_url_is_a_retryable_transport_error(
     clean: None, tmp_path: Path, mode: Forced
 ) -> None:
-    path = tmp_path / "a.wav"
-    path.write_bytes(wav_bytes(1.0))
+    path = wav_file(tmp_path, 1.0)
     port = closed_port()
     settings = Settings(
         api_key=SecretStr("any"),
@@ -479,8 +477,7 @@ async def test_an_unreachable_url_is_a_retryable_transport_error(
 async def test_a_batch_job_past_the_timeout_is_deleted_on_the_server(
     clean: None, tmp_path: Path
 ) -> None:
-    path = tmp_path / "a.wav"
-    path.write_bytes(wav_bytes(1.0))
+    path = wav_file(tmp_path, 1.0)
     async with LocalServer(engine=scripted_engine(), faults=Faults(job_seconds=60)) as server:
         with anyio.fail_after(HANG_GUARD), pytest.raises(TranscriptionTimeout) as caught:
             await transcribe(path, "batch", settings=server.settings(), timeout=1)
@@ -571,8 +568,7 @@ async def test_odd_length_chunks_reach_the_service_as_whole_samples(clean: None)
 async def test_the_timeout_bounds_a_batch_call_that_keeps_retrying(
     clean: None, tmp_path: Path
 ) -> None:
-    path = tmp_path / "a.wav"
-    path.write_bytes(wav_bytes(1.0))
+    path = wav_file(tmp_path, 1.0)
     settings = Settings(
         api_key=SecretStr("any"), batch_url=f"http://127.0.0.1:{closed_port()}/v2", backend="cloud"
     )
@@ -587,8 +583,7 @@ async def test_the_timeout_bounds_a_batch_call_that_keeps_retrying(
 async def test_cancelling_a_batch_transcription_deletes_its_job(
     clean: None, tmp_path: Path, spooled: bool
 ) -> None:
-    path = tmp_path / "a.wav"
-    path.write_bytes(wav_bytes(1.0))
+    path = wav_file(tmp_path, 1.0)
     source: AudioSource = chunks_of(pcm_bytes(1.0)) if spooled else path
     call = functools.partial(transcribe, source, "batch", audio_format=AudioFormat())
     async with LocalServer(engine=scripted_engine(), faults=Faults(job_seconds=60)) as server:
@@ -621,8 +616,7 @@ async def test_cancelling_a_stream_closes_its_session(server: LocalServer) -> No
 
 
 async def test_status_polls_answered_503_are_retried(clean: None, tmp_path: Path) -> None:
-    path = tmp_path / "a.wav"
-    path.write_bytes(wav_bytes(2.0))
+    path = wav_file(tmp_path, 2.0)
     unavailable = HttpFailure(count=2, status=503, retry_after=0, method="GET")
     async with LocalServer(
         engine=scripted_engine(), faults=Faults(http_failure=unavailable)
@@ -637,8 +631,7 @@ async def test_status_polls_answered_503_are_retried(clean: None, tmp_path: Path
 async def test_a_retry_policy_decides_how_many_transient_failures_a_request_rides_out(
     clean: None, tmp_path: Path
 ) -> None:
-    path = tmp_path / "a.wav"
-    path.write_bytes(wav_bytes(2.0))
+    path = wav_file(tmp_path, 2.0)
     unavailable = HttpFailure(count=2, status=503, retry_after=0, method="GET")
     quick = {"backoff_initial": 0.01, "backoff_max": 0.01}
     async with LocalServer(
@@ -672,8 +665,7 @@ async def test_a_retry_policy_for_a_real_time_transcription_is_refused(
 async def test_a_429_on_submit_waits_for_retry_after_and_submits_once(
     clean: None, tmp_path: Path
 ) -> None:
-    path = tmp_path / "a.wav"
-    path.write_bytes(wav_bytes(2.0))
+    path = wav_file(tmp_path, 2.0)
     busy = HttpFailure(count=1, status=429, retry_after=2, method="POST")
     async with LocalServer(engine=scripted_engine(), faults=Faults(http_failure=busy)) as server:
         started = anyio.current_time()
@@ -688,8 +680,7 @@ async def test_a_429_on_submit_waits_for_retry_after_and_submits_once(
 
 
 async def test_a_500_on_submit_is_not_retried(clean: None, tmp_path: Path) -> None:
-    path = tmp_path / "a.wav"
-    path.write_bytes(wav_bytes(1.0))
+    path = wav_file(tmp_path, 1.0)
     broken = HttpFailure(count=1, status=500, method="POST")
     async with LocalServer(engine=scripted_engine(), faults=Faults(http_failure=broken)) as server:
         with anyio.fail_after(HANG_GUARD), pytest.raises(ServerError) as caught:
@@ -703,8 +694,7 @@ async def test_a_500_on_submit_is_not_retried(clean: None, tmp_path: Path) -> No
 async def test_a_session_limit_mid_session_keeps_the_finals_so_far(
     clean: None, tmp_path: Path
 ) -> None:
-    path = tmp_path / "long.wav"
-    path.write_bytes(wav_bytes(6.0))
+    path = wav_file(tmp_path, 6.0, name="long.wav")
     async with LocalServer(engine=scripted_engine(), max_session_seconds=2) as server:
         with anyio.fail_after(HANG_GUARD), pytest.raises(SessionLimitError) as caught:
             await transcribe(path, "realtime", settings=server.settings(), pace=1.0)
@@ -718,8 +708,7 @@ async def test_a_session_limit_mid_session_keeps_the_finals_so_far(
 async def test_a_dropped_connection_mid_session_is_a_retryable_transport_error(
     clean: None, tmp_path: Path
 ) -> None:
-    path = tmp_path / "long.wav"
-    path.write_bytes(wav_bytes(6.0))
+    path = wav_file(tmp_path, 6.0, name="long.wav")
     drop = SocketFault(after_seconds=2.0)
     async with LocalServer(engine=scripted_engine(), faults=Faults(socket=drop)) as server:
         with anyio.fail_after(HANG_GUARD), pytest.raises(TransportError) as caught:
@@ -734,8 +723,7 @@ async def test_a_dropped_connection_mid_session_is_a_retryable_transport_error(
 
 
 def test_transcribe_sync_works_from_plain_synchronous_code(tmp_path: Path) -> None:
-    path = tmp_path / "a.wav"
-    path.write_bytes(wav_bytes(2.0))
+    path = wav_file(tmp_path, 2.0)
     with (
         anyio.from_thread.start_blocking_portal() as portal,
         portal.wrap_async_context_manager(LocalServer(engine=scripted_engine())) as server,

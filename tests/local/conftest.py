@@ -32,6 +32,13 @@ def wav_bytes(seconds: float, rate: int = 16_000) -> bytes:
     return buffer.getvalue()
 
 
+def wav_file(directory: Path, seconds: float, rate: int = 16_000, *, name: str = "a.wav") -> Path:
+    """A silent WAV (see :func:`wav_bytes`) written to ``directory/name``: an upload."""
+    path = directory / name
+    path.write_bytes(wav_bytes(seconds, rate))
+    return path
+
+
 def pcm_bytes(seconds: float, rate: int = 16_000) -> bytes:
     """Silent raw s16le PCM."""
     return b"\x00\x00" * int(seconds * rate)

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from speechmatics_modes.local import LocalServer
-from tests.local.conftest import scripted_engine, wav_bytes
+from tests.local.conftest import scripted_engine, wav_bytes, wav_file
 from tests.local.test_formats import ENCODINGS, encode
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(600)]
@@ -103,8 +103,7 @@ async def test_real_time_client_file_and_raw_audio(
 async def test_batch_client_formats_and_error_bodies(
     js_clients: Path, server: LocalServer, tmp_path: Path
 ) -> None:
-    audio = tmp_path / "speech.wav"
-    audio.write_bytes(wav_bytes(5))
+    audio = wav_file(tmp_path, 5, name="speech.wav")
     got = await node(
         "batch.mjs", js_clients, SM_BATCH_URL=server.batch_url, SM_API_KEY=KEY, SM_AUDIO=str(audio)
     )

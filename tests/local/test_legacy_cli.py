@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from speechmatics_modes.local import LocalServer
-from tests.local.conftest import scripted_engine, wav_bytes
+from tests.local.conftest import scripted_engine, wav_file
 from tests.local.test_formats import ENCODINGS, encode
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(600)]
@@ -36,9 +36,7 @@ async def server(no_leaks: None) -> AsyncIterator[LocalServer]:
 
 @pytest.fixture
 def audio(tmp_path: Path) -> Path:
-    path = tmp_path / "speech.wav"
-    path.write_bytes(wav_bytes(4))
-    return path
+    return wav_file(tmp_path, 4, name="speech.wav")
 
 
 async def cli(legacy_cli: Path, home: Path, *args: str, **env: str) -> str:

@@ -13,7 +13,7 @@ from speechmatics import batch, rt
 
 from speechmatics_modes import Settings, transcribe
 from speechmatics_modes.local import LocalServer
-from tests.local.conftest import scripted_engine, wav_bytes
+from tests.local.conftest import scripted_engine, wav_bytes, wav_file
 
 pytestmark = pytest.mark.anyio
 
@@ -53,8 +53,7 @@ async def test_the_rt_sdk_connects_with_a_key_it_minted(keyed: LocalServer) -> N
 async def test_the_batch_sdk_submits_with_a_key_it_minted(
     keyed: LocalServer, tmp_path: Any
 ) -> None:
-    audio = tmp_path / "a.wav"
-    audio.write_bytes(wav_bytes(2))
+    audio = wav_file(tmp_path, 2)
     auth = batch.JWTAuth(KEY, ttl=60, mp_url=keyed.management_url)
     async with batch.AsyncClient(auth, url=keyed.batch_url) as client:
         text = await client.transcribe(

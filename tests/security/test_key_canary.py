@@ -15,7 +15,7 @@ from anyio.from_thread import start_blocking_portal
 from speechmatics_modes import transcribe
 from speechmatics_modes._cli import main
 from speechmatics_modes.local import LocalServer
-from tests.local.conftest import scripted_engine, wav_bytes
+from tests.local.conftest import scripted_engine, wav_bytes, wav_file
 
 CANARY = "canary-5e1d7c3a9b2f40e6"
 HANDSHAKE_MASKED = "Authorization: Bearer <redacted>"
@@ -46,8 +46,7 @@ def test_the_command_line_never_logs_the_key(
     tmp_path: Path,
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    audio = tmp_path / "a.wav"
-    audio.write_bytes(wav_bytes(2))
+    audio = wav_file(tmp_path, 2)
     with start_blocking_portal("asyncio") as portal:
         server = LocalServer(engine=scripted_engine(), api_key=CANARY)
         with portal.wrap_async_context_manager(server):
