@@ -270,7 +270,11 @@ class TranscriptStream(StackOwner):
         if live.channels is not None:
             if self._rollover is not None:
                 raise ConfigurationError(
-                    "rollover does not carry several channels yet: stream them without it"
+                    "rollover cannot carry several channels: its replay buffer, each session's "
+                    "place and its deduplication keep one audio clock, and a multichannel "
+                    "session has one per channel. Stream the channels in one session without "
+                    "rollover, or give each channel its own stream(..., rollover=...) (see "
+                    "'Several channels and rollover' in docs/streaming.md)"
                 )
             self._options = with_channels(self._options, live.channels)
         send, self._events = anyio.create_memory_object_stream[StreamEvent](_EVENT_BUFFER)

@@ -112,7 +112,7 @@ async def test_a_stereo_file_without_channel_diarization_is_refused(server: Loca
             ConfigurationError,
             "do not match",
         ),
-        ({"rollover": RolloverPolicy()}, ConfigurationError, "rollover"),
+        ({"rollover": RolloverPolicy()}, ConfigurationError, "one audio clock"),
         ({"mode": "batch"}, AudioSourceError, "one multichannel file"),
     ],
 )
@@ -126,6 +126,19 @@ async def test_what_channels_cannot_do_is_refused_before_any_audio(
             **kwargs,  # type: ignore[arg-type]
         )
     assert server.stats.sessions_started == 0
+
+
+async def test_a_stereo_file_split_for_rollover_is_refused_too(server: LocalServer) -> None:
+    options = {"diarization": "channel"}
+    with pytest.raises(ConfigurationError, match="rollover cannot carry several channels"):
+        await transcribe(
+            stereo_wav(1.0),
+            "realtime",
+            options=options,
+            settings=server.settings(),
+            rollover=RolloverPolicy(),
+        )
+    assert server.stats.sessions_opened == 0
 
 
 async def test_channels_must_share_one_audio_format(server: LocalServer) -> None:
