@@ -28,6 +28,7 @@ from speechmatics_modes import (
 from speechmatics_modes.local import LocalServer
 from tests.conftest import Clip
 from tests.local.conftest import scripted_engine, wav_bytes
+from tests.security._origin import origin
 
 pytestmark = pytest.mark.anyio
 
@@ -129,28 +130,18 @@ async def test_finished_audio_of_every_kind_goes_through_batch(
 
 async def test_a_url_is_fetched_by_the_service_not_by_us() -> None:
     data = wav_bytes(4.0)
-    fetched: list[str] = []
 
     async def audio(request: web.Request) -> web.Response:
-        fetched.append(request.headers.get("User-Agent", ""))
         return web.Response(body=data, content_type="audio/wav")
 
-    app = web.Application()
-    app.router.add_get("/audio.wav", audio)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        port = runner.addresses[0][1]
-        url = f"http://127.0.0.1:{port}/audio.wav"
-        async with LocalServer(engine=scripted_engine(), allow_fetch_from=["127.0.0.1"]) as server:
-            transcript = await transcribe(url, settings=server.settings())
-    finally:
-        await runner.cleanup()
+    async with (
+        origin({"/audio.wav": audio}) as files,
+        LocalServer(engine=scripted_engine(), allow_fetch_from=["127.0.0.1"]) as server,
+    ):
+        transcript = await transcribe(files.url("/audio.wav"), settings=server.settings())
     assert transcript.mode is Mode.BATCH
     assert transcript.text == "Hello world. How are you."
-    assert len(fetched) == 1  # by the server's fetcher: we uploaded nothing
+    assert len(files.seen) == 1  # by the server's fetcher: we uploaded nothing
 
 
 async def test_a_stream_forced_to_batch_is_spooled_and_uploaded(

@@ -34,6 +34,7 @@ from speechmatics_modes._postgres_journal import (
 )
 from speechmatics_modes._sources import classify, open_upload
 from speechmatics_modes.local import Faults, HttpFailure, LocalServer, ScriptedEngine
+from tests.security._origin import origin
 from tests.test_bulk import HELLO, collect, copies
 from tests.test_cli import CLI, served
 
@@ -259,22 +260,13 @@ async def test_a_url_input_is_fetched_by_the_service_not_uploaded(postgres_url: 
         fetches.append(request.headers.get("User-Agent", ""))
         return web.FileResponse(HELLO)
 
-    app = web.Application()
-    app.router.add_get("/bucket/call.wav", audio)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        url = f"http://127.0.0.1:{port}/bucket/call.wav?X-Amz-Signature=abc"
-        engine = ScriptedEngine.from_text("hello world")
-        async with LocalServer(engine=engine, allow_fetch_from=["127.0.0.1/32"]) as server:
-            [result] = await collect(
-                sources=[url], settings=server.settings(), journal=postgres_url
-            )
-    finally:
-        await runner.cleanup()
+    engine = ScriptedEngine.from_text("hello world")
+    async with (
+        origin({"/bucket/call.wav": audio}) as bucket,
+        LocalServer(engine=engine, allow_fetch_from=["127.0.0.1/32"]) as server,
+    ):
+        url = bucket.url("/bucket/call.wav") + "?X-Amz-Signature=abc"
+        [result] = await collect(sources=[url], settings=server.settings(), journal=postgres_url)
     assert result.source == url
     assert result.transcript is not None
     assert result.transcript.text == "Hello world."

@@ -28,6 +28,7 @@ from speechmatics_modes import ConfigurationError, Transcript
 from speechmatics_modes.local import Faults, HttpFailure, LocalServer
 from tests.conftest import Clip
 from tests.local.conftest import scripted_engine, wav_bytes
+from tests.security._origin import origin
 
 pytestmark = pytest.mark.anyio
 
@@ -322,18 +323,8 @@ async def audio_host(tmp_path: Path) -> AsyncIterator[str]:
         await response.write_eof()
         return response
 
-    app = web.Application()
-    app.router.add_get("/speech.wav", serve)
-    app.router.add_get("/slow.wav", serve_slowly)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
+    async with origin({"/speech.wav": serve, "/slow.wav": serve_slowly}) as host:
+        yield host.url("")
 
 
 @pytest.fixture
