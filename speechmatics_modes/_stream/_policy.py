@@ -18,7 +18,14 @@ from pydantic import Field, model_validator
 from speechmatics_modes._frozen import FrozenModel
 from speechmatics_modes._retry import backoff_is_ordered
 
-__all__ = ["AudioGap", "Reconnected", "RolloverPolicy", "SessionRollover", "StreamMetrics"]
+__all__ = [
+    "AudioGap",
+    "Reconnected",
+    "RolloverPolicy",
+    "RolloverReason",
+    "SessionRollover",
+    "StreamMetrics",
+]
 
 _SERVICE_SESSION_LIMIT = 48 * 3600.0
 
@@ -110,11 +117,15 @@ class RolloverPolicy(FrozenModel):
     _backoff_is_ordered = model_validator(mode="after")(backoff_is_ordered)
 
 
+RolloverReason = Literal["budget", "warning", "idle", "overflow"]
+"""Why a stream switched sessions on purpose (see :attr:`SessionRollover.reason`)."""
+
+
 class SessionRollover(FrozenModel):
     """The stream switched to a new session on purpose (budget, service warning, idle reopen)."""
 
     kind: Literal["rollover"] = "rollover"
-    reason: Literal["budget", "warning", "idle", "overflow"] = Field(
+    reason: RolloverReason = Field(
         description="Why: the session's time budget, the service's session_timeout warning, "
         "speech returning after an idle close, or a full buffer that skipped audio."
     )

@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import math
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -55,6 +55,7 @@ from speechmatics_modes._stream._policy import (
     AudioGap,
     Reconnected,
     RolloverPolicy,
+    RolloverReason,
     SessionRollover,
     StreamMetrics,
 )
@@ -502,21 +503,9 @@ class RollingStream:
 
     def _switch(self, current: _SessionOnStream, handover: _Handover) -> _SessionOnStream:
         successor = handover.successor
-        self._commit(
-            successor,
-            current.place.sent,
-            [
-                SessionRollover(
-                    reason=handover.reason,
-                    offset=current.place.sent / self._bps,
-                    at_pause=self._at_pause(current),
-                    previous_session_id=current.place.session_id,
-                    session_id=successor.client.session_id,
-                )
-            ],
-        )
+        at_pause = self._at_pause(current)
+        self._roll_over(current, successor, current.place.sent, handover.reason, at_pause=at_pause)
         self._retire(current)
-        self.metrics.rollovers += 1
         self._backoff.reset()
         self._handover_backoff.reset()
         return successor
@@ -553,20 +542,7 @@ class RollingStream:
             await self._wait(changed)
         resume = max(position, self._ring.start, loud - preroll)
         successor, _ = await self._connect(group)
-        self._commit(
-            successor,
-            resume,
-            [
-                SessionRollover(
-                    reason="idle",
-                    offset=resume / self._bps,
-                    at_pause=True,
-                    previous_session_id=current.place.session_id,
-                    session_id=successor.client.session_id,
-                )
-            ],
-        )
-        self.metrics.rollovers += 1
+        self._roll_over(current, successor, resume, "idle", at_pause=True)
         return successor
 
     async def _skip_lost_audio(
@@ -581,19 +557,33 @@ class RollingStream:
         self._retire(current)
         successor, _ = await self._connect(group)
         start = self._ring.start
-        intro = [
-            *self._gap(current.place.sent, start),
-            SessionRollover(
-                reason="overflow",
-                offset=start / self._bps,
-                at_pause=False,
-                previous_session_id=current.place.session_id,
-                session_id=successor.client.session_id,
-            ),
-        ]
-        self._commit(successor, self._ring.start, intro)
-        self.metrics.rollovers += 1
+        lost = self._gap(current.place.sent, start)
+        self._roll_over(current, successor, start, "overflow", at_pause=False, lost=lost)
         return successor
+
+    def _roll_over(
+        self,
+        current: _SessionOnStream,
+        successor: _SessionOnStream,
+        base: int,
+        reason: RolloverReason,
+        *,
+        at_pause: bool,
+        lost: Sequence[StreamEvent] = (),
+    ) -> None:
+        """Give ``successor`` the stream from offset ``base``, announced by a SessionRollover.
+
+        ``lost`` (an :class:`AudioGap`) goes out before the announcement.
+        """
+        rollover = SessionRollover(
+            reason=reason,
+            offset=base / self._bps,
+            at_pause=at_pause,
+            previous_session_id=current.place.session_id,
+            session_id=successor.client.session_id,
+        )
+        self._commit(successor, base, [*lost, rollover])
+        self.metrics.rollovers += 1
 
     def _gap(self, start: int, end: int) -> list[StreamEvent]:
         """An :class:`AudioGap` for ``[start, end)`` if loud audio was lost there."""
