@@ -7,7 +7,7 @@ written and the plots are skipped with a note.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,6 +69,19 @@ def _pyplot() -> Any:
     return plt
 
 
+def _plot(path: Path, draw: Callable[[Any], None]) -> None:
+    """Let ``draw`` fill the axes of a 7 x 3.5 in figure; save it, with a legend, to ``path``."""
+    plt = _pyplot()
+    if plt is None:
+        return
+    figure, axes = plt.subplots(figsize=(7, 3.5))
+    draw(axes)
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
 def plot_bars(
     groups: Mapping[str, Sequence[float | None]],
     labels: Sequence[str],
@@ -76,23 +89,19 @@ def plot_bars(
     path: Path,
 ) -> None:
     """Grouped bars: one group per condition, one bar per client (``None``: not measured)."""
-    plt = _pyplot()
-    if plt is None:
-        return
-    figure, axes = plt.subplots(figsize=(7, 3.5))
     width = 0.8 / len(labels)
-    for index, label in enumerate(labels):
-        xs = [g + index * width for g, values in enumerate(groups.values()) if values[index]]
-        ys = [values[index] for values in groups.values() if values[index]]
-        bars = axes.bar(xs, ys, width, label=label)
-        axes.bar_label(bars, fmt="%.2f", fontsize=8)
-    axes.set_xticks([g + width * (len(labels) - 1) / 2 for g in range(len(groups))])
-    axes.set_xticklabels(list(groups))
-    axes.set_ylabel(ylabel)
-    axes.legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+
+    def draw(axes: Any) -> None:
+        for index, label in enumerate(labels):
+            xs = [g + index * width for g, values in enumerate(groups.values()) if values[index]]
+            ys = [values[index] for values in groups.values() if values[index]]
+            bars = axes.bar(xs, ys, width, label=label)
+            axes.bar_label(bars, fmt="%.2f", fontsize=8)
+        axes.set_xticks([g + width * (len(labels) - 1) / 2 for g in range(len(groups))])
+        axes.set_xticklabels(list(groups))
+        axes.set_ylabel(ylabel)
+
+    _plot(path, draw)
 
 
 def plot_lines(
@@ -102,16 +111,12 @@ def plot_lines(
     path: Path,
 ) -> None:
     """One line per series of (x, y) points."""
-    plt = _pyplot()
-    if plt is None:
-        return
-    figure, axes = plt.subplots(figsize=(7, 3.5))
-    for label, points in series.items():
-        axes.plot([x for x, _ in points], [y for _, y in points], label=label)
-    axes.set_xlabel(xlabel)
-    axes.set_ylabel(ylabel)
-    axes.legend(fontsize=8)
-    axes.grid(alpha=0.3)
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+
+    def draw(axes: Any) -> None:
+        for label, points in series.items():
+            axes.plot([x for x, _ in points], [y for _, y in points], label=label)
+        axes.set_xlabel(xlabel)
+        axes.set_ylabel(ylabel)
+        axes.grid(alpha=0.3)
+
+    _plot(path, draw)
