@@ -51,6 +51,17 @@ def clips(tmp_path: Path) -> list[Path]:
     return copies(tmp_path, 6)
 
 
+async def submit(server: LocalServer, clip: Path, batch_options: BatchOptions | None = None) -> str:
+    """Create a batch job for ``clip`` outside any run (as a worker did before it died)."""
+    async with (
+        BatchClient(server.settings()) as client,
+        open_upload(classify(clip), None) as upload,
+    ):
+        return await client.submit(
+            upload, options=TranscriptionOptions(), batch_options=batch_options or BatchOptions()
+        )
+
+
 async def collect(**kwargs: object) -> list[BulkResult]:
     return [result async for result in transcribe_many(**kwargs)]  # type: ignore[arg-type]
 
@@ -104,13 +115,7 @@ async def test_a_submitted_job_is_re_attached_to_not_submitted_again(
 ) -> None:
     book = SqliteJournal(tmp_path / "journal.sqlite")
     [entry] = [book.entry(item) for item in inputs_of(clips[:1])]
-    async with (
-        BatchClient(server.settings()) as client,
-        open_upload(classify(clips[0]), None) as upload,
-    ):
-        job_id = await client.submit(
-            upload, options=TranscriptionOptions(), batch_options=BatchOptions()
-        )
+    job_id = await submit(server, clips[0])
     await book.record(entry, "submitted", job_id=job_id)
     book.close()
     [result] = await collect(
@@ -145,11 +150,7 @@ async def test_a_job_created_just_before_a_crash_is_found_by_its_reference(
     await book.record(entry, "submitting")  # killed before the job id could be written down
     book.close()
     tagged = BatchOptions(tracking=Tracking(reference=entry.reference))
-    async with (
-        BatchClient(server.settings()) as client,
-        open_upload(classify(clips[0]), None) as upload,
-    ):
-        job_id = await client.submit(upload, options=TranscriptionOptions(), batch_options=tagged)
+    job_id = await submit(server, clips[0], tagged)
     [result] = await collect(
         sources=clips[:1], settings=server.settings(), journal=tmp_path / "journal.sqlite"
     )

@@ -22,7 +22,6 @@ from speechmatics_modes import (
     BulkResult,
     ConfigurationError,
     Tracking,
-    TranscriptionOptions,
     read_manifest,
 )
 from speechmatics_modes._inputs import inputs_of
@@ -32,10 +31,9 @@ from speechmatics_modes._postgres_journal import (
     retry_failed,
     run_status,
 )
-from speechmatics_modes._sources import classify, open_upload
 from speechmatics_modes.local import Faults, HttpFailure, LocalServer, ScriptedEngine
 from tests.security._origin import origin
-from tests.test_bulk import HELLO, collect, copies
+from tests.test_bulk import HELLO, collect, copies, submit
 from tests.test_cli import CLI, served
 
 psycopg = pytest.importorskip("psycopg", reason="the postgres extra is not installed")
@@ -118,25 +116,28 @@ async def test_two_workers_in_one_process_share_the_inputs_and_the_limit(
     assert server.stats.peak_jobs_running <= 2
 
 
+async def left_by_a_dead_worker(
+    url: str, clip: Path, state: str, reference: str, *, job_id: str | None = None
+) -> None:
+    """The row of a worker that died holding ``clip``: lease run out, its slot still held."""
+    await sql(
+        url,
+        "INSERT INTO speechmatics_modes_inputs "
+        "(id, source, state, reference, job_id, worker, lease_until, holds_slot) "
+        "VALUES (%s, %s, %s, %s, %s, 'dead', now() - interval '1 second', true)",
+        (str(clip), str(clip), state, reference, job_id),
+    )
+
+
 async def test_a_dead_workers_submitted_job_is_re_attached_to(
     server: LocalServer, postgres_url: str, tmp_path: Path
 ) -> None:
     [clip] = copies(tmp_path, 1)
     await prepare_run(postgres_url, concurrency=1, lease_seconds=60)
-    async with (
-        BatchClient(server.settings()) as client,
-        open_upload(classify(clip), None) as upload,
-    ):
-        job_id = await client.submit(
-            upload, options=TranscriptionOptions(), batch_options=BatchOptions()
-        )
-    await sql(  # a worker claimed it, submitted the job, wrote the id down, and died
-        postgres_url,
-        "INSERT INTO speechmatics_modes_inputs "
-        "(id, source, state, reference, job_id, worker, lease_until, holds_slot) "
-        "VALUES (%s, %s, 'submitted', 'speechmatics-modes:dead', %s, 'dead', "
-        "now() - interval '1 second', true)",
-        (str(clip), str(clip), job_id),
+    job_id = await submit(server, clip)
+    # A worker claimed it, submitted the job, wrote the id down, and died.
+    await left_by_a_dead_worker(
+        postgres_url, clip, "submitted", "speechmatics-modes:dead", job_id=job_id
     )
     [result] = await collect(sources=[clip], settings=server.settings(), journal=postgres_url)
     assert result.job_id == job_id
@@ -151,18 +152,8 @@ async def test_a_job_a_dead_worker_created_without_its_id_is_found_by_reference(
     await prepare_run(postgres_url, concurrency=1, lease_seconds=60)
     reference = "speechmatics-modes:killed-mid-upload"
     tagged = BatchOptions(tracking=Tracking(reference=reference))
-    async with (
-        BatchClient(server.settings()) as client,
-        open_upload(classify(clip), None) as upload,
-    ):
-        job_id = await client.submit(upload, options=TranscriptionOptions(), batch_options=tagged)
-    await sql(
-        postgres_url,
-        "INSERT INTO speechmatics_modes_inputs "
-        "(id, source, state, reference, worker, lease_until, holds_slot) "
-        "VALUES (%s, %s, 'submitting', %s, 'dead', now() - interval '1 second', true)",
-        (str(clip), str(clip), reference),
-    )
+    job_id = await submit(server, clip, tagged)
+    await left_by_a_dead_worker(postgres_url, clip, "submitting", reference)
     [result] = await collect(sources=[clip], settings=server.settings(), journal=postgres_url)
     assert result.job_id == job_id
     assert server.stats.jobs_submitted == 1
