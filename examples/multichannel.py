@@ -5,7 +5,8 @@
 The agent's audio and the caller's are separate sources (as a phone system records them);
 ``stream({"agent": ..., "caller": ...})`` sends them as two channels of one real-time session
 and gives one transcript whose words say which channel they came from. Here both read the
-sample, the caller starting four seconds later.
+sample, the caller starting four seconds later. Then the same two sources go through batch,
+uploaded as one two-channel file.
 
 With SPEECHMATICS_API_KEY set this uses Speechmatics; without it, the embedded offline server.
 """
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import anyio
 
-from speechmatics_modes import Final, Settings, stream
+from speechmatics_modes import Final, Settings, stream, transcribe
 
 SAMPLE = Path(__file__).parent / "sample.wav"
 CHUNK_FRAMES = 1_600  # 0.1 s at 16 kHz
@@ -44,6 +45,12 @@ async def main() -> None:
                 print(f"[{event.channel}] {event.text}")
     print("\nThe call, turn by turn:")
     print(events.transcript.to_text())
+
+    # The same two sources as a batch job: uploaded as one two-channel WAV.
+    call = {"agent": sample_after(0.0), "caller": sample_after(4.0)}
+    batch = await transcribe(call, "batch", settings=settings)
+    print("\nThe same call through batch:")
+    print(batch.to_text())
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from pydantic import BaseModel, ValidationError
 
-from speechmatics_modes._channels import open_stream_audio, with_channels
+from speechmatics_modes._channels import open_batch_audio, open_stream_audio, with_channels
 from speechmatics_modes._config import (
     AudioFormat,
     BatchOptions,
@@ -42,7 +42,7 @@ from speechmatics_modes._lifetime import StackOwner
 from speechmatics_modes._models import Mode, StreamEvent, Transcript
 from speechmatics_modes._retry import RetryPolicy
 from speechmatics_modes._settings import Settings
-from speechmatics_modes._sources import Source, classify, open_upload
+from speechmatics_modes._sources import Source, classify
 from speechmatics_modes._stream._policy import RolloverPolicy, StreamMetrics
 
 if TYPE_CHECKING:
@@ -86,7 +86,8 @@ async def transcribe(
     Args:
         source: A path, ``http(s)://`` URL (fetched by the service, not by us), ``bytes`` or
             binary file object (batch), or a sync or async iterable of audio chunks, or a
-            :class:`Microphone` (real-time).
+            :class:`Microphone` (real-time), or a dict of channel name to any of those (one
+            channel each: real-time, or with ``mode="batch"`` one multichannel file).
         mode: ``"auto"`` picks by the kind of source (the choice is on ``transcript.mode`` and
             logged at debug level); ``"batch"`` or ``"realtime"`` force one. A forced real-time
             file is read as WAV and streamed; a forced batch stream is spooled to a temporary
@@ -144,13 +145,18 @@ async def transcribe(
     if realtime_options is not None:
         raise _only_in(Mode.REALTIME, "realtime_options only apply", "them")
     job = _validated(batch_options, BatchOptions, "batch_options")
+    if audio.kind == "channels":  # uploaded as one multichannel file, split again by the service
+        transcription = with_channels(transcription, tuple(audio.value))
     from speechmatics_modes._batch import (
         run_batch_job,  # here, so that a real-time caller never loads the batch SDK
     )
 
     try:
         with anyio.fail_after(timeout):
-            async with endpoint(settings) as resolved, open_upload(audio, audio_format) as upload:
+            async with (
+                endpoint(settings) as resolved,
+                open_batch_audio(audio, audio_format) as upload,
+            ):
                 return await run_batch_job(
                     upload, options=transcription, batch_options=job, settings=resolved, retry=retry
                 )

@@ -7,18 +7,36 @@ file, chunks, a microphone); they must carry the same audio format, since a sess
 
 The chunks are sent in turns, one per channel, so no channel races ahead of the others; a
 channel whose source ends simply drops out of the rotation while the others go on.
+
+Batch takes one file: the channels are read the same way and uploaded as one multichannel WAV,
+which the service's channel diarization splits again under the same labels.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from typing import cast
 
 from speechmatics_modes._config import AudioFormat, TranscriptionOptions
 from speechmatics_modes._exceptions import AudioSourceError, ConfigurationError
-from speechmatics_modes._sources import ChannelChunk, LiveAudio, Source, open_live_audio
+from speechmatics_modes._sources import (
+    ChannelChunk,
+    LiveAudio,
+    Source,
+    Upload,
+    open_live_audio,
+    open_upload,
+    spooled_channels,
+)
 
-__all__ = ["CHANNEL_DIARIZATION", "open_channels", "open_stream_audio", "with_channels"]
+__all__ = [
+    "CHANNEL_DIARIZATION",
+    "open_batch_audio",
+    "open_channels",
+    "open_stream_audio",
+    "with_channels",
+]
 
 CHANNEL_DIARIZATION = ("channel", "channel_and_speaker")
 """The diarization values that transcribe channels apart."""
@@ -44,6 +62,31 @@ def open_stream_audio(
         else None
     )
     return open_live_audio(source, audio_format, pace=pace, split_channels=split)
+
+
+def open_batch_audio(
+    source: Source, audio_format: AudioFormat | None
+) -> AbstractAsyncContextManager[Upload]:
+    """Open ``source`` for a batch upload: a dict as one multichannel WAV, else as it is."""
+    if source.kind == "channels":
+        return _channels_upload(source, audio_format)
+    return open_upload(source, audio_format)
+
+
+@asynccontextmanager
+async def _channels_upload(
+    source: Source, audio_format: AudioFormat | None
+) -> AsyncIterator[Upload]:
+    """Every channel read as real time would stream it, interleaved into one WAV file.
+
+    Raises:
+        AudioSourceError: As :func:`open_channels`, or every channel was empty.
+    """
+    async with open_channels(source, audio_format, pace=None) as live:
+        chunks = cast(AsyncIterator[ChannelChunk], live.chunks)
+        labels = live.channels or ()
+        async with spooled_channels(chunks, live.audio_format, labels) as file:
+            yield Upload(filename="channels.wav", file=file)
 
 
 def with_channels(options: TranscriptionOptions, labels: tuple[str, ...]) -> TranscriptionOptions:

@@ -30,7 +30,7 @@ from collections.abc import (
     Mapping,
     Sequence,
 )
-from contextlib import asynccontextmanager
+from contextlib import ExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, BinaryIO, Literal, TypeVar
@@ -64,6 +64,7 @@ __all__ = [
     "classify",
     "open_live_audio",
     "open_upload",
+    "spooled_channels",
 ]
 
 logger = logging.getLogger(__name__)
@@ -371,12 +372,72 @@ async def _spooled(source: Any, audio_format: AudioFormat | None) -> AsyncIterat
         yield spool
 
 
+@asynccontextmanager
+async def spooled_channels(
+    chunks: AsyncIterator[ChannelChunk], audio_format: AudioFormat, labels: Sequence[str]
+) -> AsyncIterator[BinaryIO]:
+    """Several channels' chunks as one multichannel WAV in a temporary file, then rewound.
+
+    Each channel is spooled to a file of its own as it comes (memory stays flat, and channels
+    may arrive in any order and lengths), then the channels are interleaved, in the order of
+    ``labels``, into one WAV; a channel that ended early is padded with silence, as a
+    multichannel recording would be.
+
+    Raises:
+        AudioSourceError: Every channel was empty, or a source failed.
+    """
+    with ExitStack() as files:
+        parts: list[IO[bytes]] = [
+            files.enter_context(tempfile.TemporaryFile(prefix="speechmatics-modes-"))
+            for _ in labels
+        ]
+        by_label = dict(zip(labels, parts, strict=True))
+        try:
+            async for label, chunk in chunks:
+                await anyio.to_thread.run_sync(by_label[label].write, chunk)
+        except SpeechmaticsModesError:
+            raise
+        except Exception as exc:  # the caller's iterator failed: nothing was uploaded
+            raise source_failed(exc, "nothing was uploaded") from exc
+        spool = files.enter_context(
+            tempfile.TemporaryFile(prefix="speechmatics-modes-", suffix=".wav")
+        )
+        await anyio.to_thread.run_sync(_interleave, parts, audio_format, spool)
+        spool.seek(0)
+        yield spool
+
+
+def _interleave(parts: list[IO[bytes]], audio_format: AudioFormat, out: IO[bytes]) -> None:
+    """Write the channels spooled in ``parts`` to ``out`` as one WAV, frame by frame."""
+    width = audio_format.bytes_per_sample
+    longest = max(part.tell() for part in parts) // width * width
+    if longest == 0:
+        raise AudioSourceError("every channel was empty: there is nothing to transcribe")
+    count = len(parts)
+    out.write(_wav_header(audio_format, data_size=longest * count, channels=count))
+    for part in parts:
+        part.seek(0)
+    silence = _SILENCE[audio_format.encoding]
+    block = _SPOOL_BLOCK // width * width
+    for offset in range(0, longest, block):
+        size = min(block, longest - offset)
+        frames = bytearray(size * count)
+        for index, part in enumerate(parts):
+            data = part.read(size)
+            data += silence * (size - len(data))
+            for byte in range(width):  # each byte of a sample to its place in the frame
+                frames[index * width + byte :: count * width] = data[byte::width]
+        out.write(frames)
+
+
+_SILENCE = {"pcm_s16le": b"\x00", "pcm_f32le": b"\x00", "mulaw": b"\xff"}
+"""A byte of silence in each encoding (mu-law's zero level is 0xFF)."""
 _WAV_HEADER_SIZE = 44
 _WAV_FORMAT_TAGS = {"pcm_s16le": 0x0001, "pcm_f32le": 0x0003, "mulaw": 0x0007}
 
 
-def _wav_header(audio_format: AudioFormat, *, data_size: int) -> bytes:
-    """A canonical 44-byte mono WAV header for raw PCM in ``audio_format``."""
+def _wav_header(audio_format: AudioFormat, *, data_size: int, channels: int = 1) -> bytes:
+    """A canonical 44-byte WAV header for raw PCM in ``audio_format`` (mono unless told)."""
     width = audio_format.bytes_per_sample
     rate = audio_format.sample_rate
     return struct.pack(
@@ -387,10 +448,10 @@ def _wav_header(audio_format: AudioFormat, *, data_size: int) -> bytes:
         b"fmt ",
         16,
         _WAV_FORMAT_TAGS[audio_format.encoding],
-        1,
+        channels,
         rate,
-        rate * width,
-        width,
+        rate * width * channels,
+        width * channels,
         width * 8,
         b"data",
         data_size,

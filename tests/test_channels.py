@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import io
+import struct
 import wave
 from collections.abc import AsyncIterator
 
 import pytest
 
 from speechmatics_modes import (
+    AudioFormat,
     AudioSourceError,
     ConfigurationError,
     Final,
     JobFailedError,
+    Mode,
     RolloverPolicy,
     stream,
     transcribe,
 )
+from speechmatics_modes._sources import spooled_channels
 from speechmatics_modes.local import LocalServer, ScriptedEngine
 from tests.local.conftest import pcm_bytes
 
@@ -113,7 +117,6 @@ async def test_a_stereo_file_without_channel_diarization_is_refused(server: Loca
             "do not match",
         ),
         ({"rollover": RolloverPolicy()}, ConfigurationError, "one audio clock"),
-        ({"mode": "batch"}, AudioSourceError, "one multichannel file"),
     ],
 )
 async def test_what_channels_cannot_do_is_refused_before_any_audio(
@@ -173,6 +176,65 @@ async def test_batch_gives_the_same_channels_as_real_time(server: LocalServer) -
     assert [(w.content, w.channel) for w in batch.words if not w.is_punctuation] == [
         (w.content, w.channel) for w in realtime.words if not w.is_punctuation
     ]
+
+
+async def test_a_dict_of_sources_in_batch_is_one_multichannel_upload(server: LocalServer) -> None:
+    sources = {"agent": chunks(5.0), "caller": chunks(5.0)}
+    batch = await transcribe(sources, "batch", settings=server.settings())
+    realtime = await transcribe(sources, "realtime", settings=server.settings())
+    assert batch.mode is Mode.BATCH
+    expected = SCRIPT.replace(".", "").split()
+    assert spoken_by_channel(batch.words) == {"agent": expected, "caller": expected}
+    assert spoken_by_channel(realtime.words) == spoken_by_channel(batch.words)
+    assert server.stats.jobs_submitted == 1
+
+
+@pytest.mark.parametrize(
+    ("audio_format", "first", "second", "frames"),
+    [
+        (
+            AudioFormat(),
+            struct.pack("<3h", 1, 2, -3),
+            struct.pack("<h", -1),
+            struct.pack("<6h", 1, -1, 2, 0, -3, 0),
+        ),
+        (
+            AudioFormat(encoding="mulaw", sample_rate=8_000),
+            b"\x01\x02",
+            b"\x03",
+            b"\x01\x03\x02\xff",
+        ),
+    ],
+    ids=["pcm_s16le", "mulaw"],
+)
+async def test_channels_interleave_frame_by_frame_and_the_shorter_is_padded_with_silence(
+    audio_format: AudioFormat, first: bytes, second: bytes, frames: bytes
+) -> None:
+    async def turns() -> AsyncIterator[tuple[str, bytes]]:
+        yield "a", first[:1]  # chunks need not hold whole samples
+        yield "b", second
+        yield "a", first[1:]
+
+    async with spooled_channels(turns(), audio_format, ("a", "b")) as file:
+        wav = file.read()
+    tag, channels, rate, byte_rate, block, bits = struct.unpack_from("<HHIIHH", wav, 20)
+    width = audio_format.bytes_per_sample
+    assert tag == {"pcm_s16le": 1, "mulaw": 7}[audio_format.encoding]
+    assert (channels, rate, byte_rate, block, bits) == (
+        2,
+        audio_format.sample_rate,
+        audio_format.sample_rate * width * 2,
+        width * 2,
+        width * 8,
+    )
+    assert struct.unpack_from("<I", wav, 40) == (len(frames),)
+    assert wav[44:] == frames
+
+
+async def test_a_batch_of_empty_channels_is_refused(server: LocalServer) -> None:
+    with pytest.raises(AudioSourceError, match="every channel was empty"):
+        await transcribe({"a": [b""], "b": []}, "batch", settings=server.settings())
+    assert server.stats.jobs_submitted == 0
 
 
 async def test_batch_refuses_labels_for_another_number_of_channels(server: LocalServer) -> None:
