@@ -149,6 +149,18 @@ def test_extras_survive_the_json_round_trip() -> None:
     assert Transcript.model_validate_json(transcript.to_json()) == transcript
 
 
+def test_speakers_of_a_rolling_stream_keep_their_sessions_through_json() -> None:
+    speakers = (
+        IdentifiedSpeaker(label="S1", speaker_identifiers=("a",), session_id="first"),
+        IdentifiedSpeaker(label="S1", speaker_identifiers=("b",), session_id="second"),
+    )
+    result = SpeakersResult(speakers=speakers)
+    adapter: TypeAdapter[StreamEvent] = TypeAdapter(StreamEvent)
+    assert adapter.validate_json(adapter.dump_json(result)) == result
+    transcript = Transcript.from_realtime_messages([]).model_copy(update={"speakers": speakers})
+    assert Transcript.model_validate_json(transcript.to_json()).speakers == speakers
+
+
 def test_malformed_section_is_a_server_error() -> None:
     broken = {**JSON_V2, "chapters": [{"title": "no times"}]}
     with pytest.raises(ServerError):

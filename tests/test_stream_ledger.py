@@ -7,8 +7,17 @@ import struct
 
 import pytest
 
-from speechmatics_modes import AudioFormat, EndOfUtterance, Final, Partial, SessionInfo, Word
-from speechmatics_modes._stream._ledger import AudioRing, Leg, WordLedger, level_dbfs
+from speechmatics_modes import (
+    AudioFormat,
+    EndOfUtterance,
+    Final,
+    IdentifiedSpeaker,
+    Partial,
+    SessionInfo,
+    SpeakersResult,
+    Word,
+)
+from speechmatics_modes._stream._ledger import AudioRing, Leg, SpeakerLedger, WordLedger, level_dbfs
 
 PCM = AudioFormat(encoding="pcm_s16le", sample_rate=16000, chunk_size=320)
 BPS = PCM.bytes_per_second
@@ -247,3 +256,24 @@ class TestWordLedger:
         ledger.rebase(final(word("one", 0.0, 0.5)), session_at(0.0))
         assert ledger.words == []
         assert ledger.emitted_until == 0.5
+
+
+def _heard(*labels: str) -> SpeakersResult:
+    return SpeakersResult(
+        speakers=tuple(
+            IdentifiedSpeaker(label=label, speaker_identifiers=(label,)) for label in labels
+        )
+    )
+
+
+def test_speakers_of_every_session_in_session_order_none_merged() -> None:
+    ledger = SpeakerLedger()
+    ledger.record(1, "second", _heard("S1"))  # a later session may answer first
+    ledger.record(0, "first", _heard("S1"))
+    ledger.record(0, "first", _heard("S1", "S2"))  # a session's later answer replaces its own
+    assert [(s.session_id, s.label) for s in ledger.result().speakers] == [
+        ("first", "S1"),
+        ("first", "S2"),
+        ("second", "S1"),
+    ]
+    assert SpeakerLedger().result() == SpeakersResult(speakers=())
