@@ -49,7 +49,14 @@ if TYPE_CHECKING:
     from speechmatics_modes._realtime import RealtimeSession
     from speechmatics_modes._stream._rolling import RollingStream
 
-__all__ = ["AudioSource", "TranscriptStream", "stream", "transcribe", "transcribe_sync"]
+__all__ = [
+    "AudioSource",
+    "TranscriptStream",
+    "run_to_end",
+    "stream",
+    "transcribe",
+    "transcribe_sync",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -127,19 +134,18 @@ async def transcribe(
             raise _only_in(Mode.BATCH, "batch_options only apply", "them")
         if retry is not None:
             raise _only_in(Mode.BATCH, "retry only applies", "it")
-        async with TranscriptStream(
-            audio,
-            options=transcription,
-            audio_format=audio_format,
-            settings=settings,
-            timeout=timeout,
-            pace=pace,
-            rollover=rollover,
-            realtime_options=_validated(realtime_options, RealtimeOptions, "realtime_options"),
-        ) as events:
-            async for _ in events:
-                pass
-        return events.transcript
+        return await run_to_end(
+            TranscriptStream(
+                audio,
+                options=transcription,
+                audio_format=audio_format,
+                settings=settings,
+                timeout=timeout,
+                pace=pace,
+                rollover=rollover,
+                realtime_options=_validated(realtime_options, RealtimeOptions, "realtime_options"),
+            )
+        )
     if rollover is not None:
         raise _only_in(Mode.REALTIME, "rollover only applies", "it")
     if realtime_options is not None:
@@ -440,6 +446,14 @@ class TranscriptStream(StackOwner):
         if self._session is None:
             raise RuntimeError("the stream has not started: use 'async with stream(...)'")
         return self._session.transcript()
+
+
+async def run_to_end(events: TranscriptStream) -> Transcript:
+    """Run a real-time transcription whose options were checked to its end: its transcript."""
+    async with events:
+        async for _ in events:
+            pass
+    return events.transcript
 
 
 def transcribe_sync(source: AudioSource, mode: ModeName = "auto", **kwargs: Any) -> Transcript:

@@ -21,7 +21,7 @@ from typing import Any, Literal
 import anyio
 from anyio.streams.memory import MemoryObjectSendStream
 
-from speechmatics_modes._api import OptionsLike, _validated, transcribe
+from speechmatics_modes._api import OptionsLike, TranscriptStream, _validated, run_to_end
 from speechmatics_modes._batch import BatchClient
 from speechmatics_modes._config import BatchOptions, Tracking, TranscriptionOptions
 from speechmatics_modes._endpoint import endpoint
@@ -304,8 +304,15 @@ class _Pool:
     async def _stream(self, source: Path | str, entry: Entry) -> BulkResult:
         self._status(source, "streaming")
         try:
-            transcript = await transcribe(
-                source, "realtime", options=self._options, settings=self._settings
+            transcript = await run_to_end(  # the options were checked at the door
+                TranscriptStream(
+                    classify(source),
+                    options=self._options,
+                    audio_format=None,
+                    settings=self._settings,
+                    timeout=None,
+                    pace=None,
+                )
             )
         except SpeechmaticsModesError as exc:
             return await self._failed(source, entry, exc, job_id=None)
