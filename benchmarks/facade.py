@@ -6,7 +6,9 @@
 1. **Import**: ``import speechmatics_modes`` against importing both SDKs, timed inside a fresh
    interpreter each time.
 2. **A short batch job as a whole process**: a 4 s WAV through ``transcribe()`` and through the
-   batch SDK (``submit_job`` + ``wait_for_completion``), interpreter start to exit.
+   batch SDK (``submit_job`` + ``wait_for_completion``), interpreter start to exit; and the
+   SDK's job once more in a process that also imports pydantic, the floor for a façade whose
+   public types are pydantic models.
 3. **Real-time CPU**: client CPU seconds per audio second streaming a minute of real speech
    through ``stream()`` and through the SDK's own ``start_session`` + ``send_audio`` loop, on the
    same async generator: unpaced, with partials, and paced at real time. The SDK once more
@@ -162,7 +164,7 @@ def _short_batch(server: Server) -> dict[str, Any]:
     runs = _alternating(
         {
             name: lambda name=name: _child(name, str(SHORT_CLIP), *server)
-            for name in ("ours_batch", "sdk_batch")
+            for name in ("ours_batch", "sdk_batch", "sdk_batch_pydantic")
         },
         REPEATS,
     )
@@ -274,6 +276,12 @@ def _rows(results: dict[str, Any]) -> list[Row]:
             batch["sdk_batch"]["process_cpu"],
             "{:.2f}",
             1.25,
+        ),
+        Row(
+            "same, against the raw SDK in a process that also imports pydantic (CPU s)",
+            batch["ours_batch"]["process_cpu"],
+            batch["sdk_batch_pydantic"]["process_cpu"],
+            "{:.2f}",
         ),
         Row(
             "4 s batch job, whole process (wall s)",
