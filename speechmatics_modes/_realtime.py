@@ -301,6 +301,8 @@ class RealtimeSession:
         """Set once the service confirmed the session (``RecognitionStarted``)."""
         self._error: SpeechmaticsModesError | None = None
         self._ended = False
+        self._conversing = anyio.CancelScope()
+        """Sending audio and ending the stream: cancelled when the connection closes early."""
 
     @property
     def session_id(self) -> str | None:
@@ -335,7 +337,13 @@ class RealtimeSession:
             async with anyio.create_task_group() as group:
                 self._group = group  # for the backlog's flusher, which the group waits for
                 self._start_flushing()
-                await self._converse(client, chunks)
+                over = anyio.Event()
+                group.start_soon(self._watch_connection, client, over)
+                try:
+                    with self._conversing:
+                        await self._converse(client, chunks)
+                finally:
+                    over.set()
         finally:
             self._client = None
             self._group = None
@@ -419,7 +427,7 @@ class RealtimeSession:
         async for item in chunks:
             channel, chunk = item if isinstance(item, tuple) else (None, item)
             while self._must_wait(len(chunk)):
-                await self._wait_for_room(client)  # an Error or a drop ends the wait
+                await self._wait_for_room()  # an Error or a drop ends the wait
             if self._error is not None or self._ended:
                 return
             try:
@@ -441,20 +449,36 @@ class RealtimeSession:
         window_full = bool(self._in_flight) and self._in_flight + size > self._window_bytes
         return window_full or bool(self._backlog)
 
-    async def _wait_for_room(self, client: sm.AsyncClient) -> None:
+    async def _wait_for_room(self) -> None:
         """Wait for the low-water mark, the backlog to clear, an error or the end.
 
-        A dropped connection sends nothing more, so the wait also looks, every second, whether
-        the SDK saw its connection close.
+        A dropped connection ends the whole conversation (:meth:`_watch_connection`).
         """
         self._room = anyio.Event()
-        with anyio.move_on_after(1.0):
-            await self._room.wait()
-        if not self._room.is_set() and client._closed_evt.is_set():
-            self._error = self._error or TransportError(
-                "the real-time connection dropped before the audio was acknowledged"
-            )
-            self._ended = True
+        await self._room.wait()
+
+    async def _watch_connection(self, client: sm.AsyncClient, over: anyio.Event) -> None:
+        """End the conversation as soon as the connection closes before ``EndOfTranscript``.
+
+        Nothing else would notice while no audio is being sent (a paused source, a full
+        window): the session would wait for the source's next chunk, or for acknowledgements
+        that never come, and a rolling stream would reconnect only then. ``_closed_evt`` is
+        the SDK's private flag; the drop tests in tests/test_realtime_flow.py and
+        tests/test_rolling_stream.py fail if it moves.
+        """
+        async with anyio.create_task_group() as watching:
+            watching.start_soon(_cancel_when, over, watching.cancel_scope)
+            await client._closed_evt.wait()
+            if not self._ended:
+                self._fail(
+                    TransportError(
+                        "the real-time connection closed before EndOfTranscript: the last "
+                        "words may be missing"
+                    )
+                )
+                self._ended = True
+                self._conversing.cancel()
+            watching.cancel_scope.cancel()
 
     async def _finish(self, client: sm.AsyncClient) -> None:
         """Send EndOfStream and wait until the service has sent its last final."""
@@ -641,6 +665,11 @@ class RealtimeSession:
         if self._client is None or self._ended:
             raise TransportError("the real-time session is not running (not started, or ended)")
         return self._client
+
+
+async def _cancel_when(event: anyio.Event, scope: anyio.CancelScope) -> None:
+    await event.wait()
+    scope.cancel()
 
 
 def _auth(settings: Settings) -> sm.AuthBase:

@@ -22,6 +22,7 @@ from speechmatics_modes import (
     StreamEvent,
     TransportError,
     stream,
+    transcribe,
 )
 from speechmatics_modes.local import EngineWord, Faults, LocalServer, ScriptedEngine, SocketFault
 from speechmatics_modes.local._scripted import ScriptedStream
@@ -360,3 +361,32 @@ async def test_get_speakers_after_a_handover_names_every_sessions_speakers() -> 
     first, second = result.speakers
     assert first.speaker_identifiers != second.speaker_identifiers
     assert events.transcript.speakers == result.speakers  # each session's answer at its end
+
+
+async def test_a_session_dropped_while_the_source_is_paused_is_replaced_at_once() -> None:
+    """No audio comes after the drop, so only the closed connection can tell: the words
+    pending in the dropped session are heard again by its replacement before the source
+    gives anything more."""
+    words = [EngineWord("hello", 0.5, 0.9, 0.9)]
+    gate = anyio.Event()
+    drop = SocketFault(after_audio_seconds=2.0, close_code=1011, sessions=1)  # all it was sent
+    async with (
+        LocalServer(engine=ScriptedEngine(words, final_lag=4.0), faults=Faults(socket=drop)) as s,
+        stream(audio(2.0, gate, 0.5), settings=s.settings(), rollover=FAST) as events,
+    ):
+        reconnected = False
+        async for event in events:
+            reconnected = reconnected or isinstance(event, Reconnected)
+            if reconnected and not gate.is_set():
+                gate.set()
+    assert reconnected
+    assert spoken(events.transcript.words) == ["hello"]
+
+
+async def test_a_dropped_session_ends_at_once_even_with_nothing_to_send() -> None:
+    gate = anyio.Event()
+    drop = SocketFault(after_audio_seconds=1.5, close_code=1011)  # all it was sent
+    async with LocalServer(engine=engine(2.0, final_lag=0.3), faults=Faults(socket=drop)) as s:
+        with pytest.raises(TransportError, match="before EndOfTranscript"):
+            await transcribe(audio(1.5, gate, 0.5), settings=s.settings())
+    assert not gate.is_set()  # the source was still waiting
