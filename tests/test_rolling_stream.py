@@ -13,6 +13,7 @@ import struct
 from array import array
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Literal
 
 import anyio
 import pytest
@@ -35,7 +36,14 @@ from speechmatics_modes import (
     stream,
     transcribe,
 )
-from speechmatics_modes.local import EngineWord, Faults, LocalServer, SocketFault, StreamUpdate
+from speechmatics_modes.local import (
+    EngineWord,
+    Faults,
+    LocalServer,
+    ScriptedEngine,
+    SocketFault,
+    StreamUpdate,
+)
 from speechmatics_modes.local._engine import NothingToStart
 from tests.conftest import final_words
 
@@ -58,12 +66,17 @@ class ToneEngine(NothingToStart):
 
     name = "tones"
 
-    def __init__(self, overhang: float = 0.0, max_streams: int | None = None) -> None:
+    def __init__(
+        self, overhang: float = 0.0, max_streams: int | None = None, utterance_pause: float = 0.0
+    ) -> None:
         self.max_streams = max_streams
         """Live sessions the server admits (``None``: no limit)."""
         self.overhang = overhang
         """Seconds each word's end is reported late, so it overlaps the next word (Whisper's
         timestamps do that)."""
+        self.utterance_pause = utterance_pause
+        """Seconds of silence that end an utterance: its words stay partial until then, as
+        Whisper's do (0: each word is final as soon as it ends)."""
 
     async def recognize_file(self, path: Path) -> list[EngineWord]:
         stream = ToneStream(self.overhang)
@@ -71,31 +84,40 @@ class ToneEngine(NothingToStart):
         return [*update.finals, *(await stream.flush()).finals]
 
     async def open_stream(self, *, max_delay: float, partials: bool = True) -> ToneStream:
-        return ToneStream(self.overhang)
+        return ToneStream(self.overhang, self.utterance_pause)
 
 
 class ToneStream:
-    def __init__(self, overhang: float) -> None:
+    def __init__(self, overhang: float, utterance_pause: float = 0.0) -> None:
         self._overhang = overhang
+        self._pause_samples = int(utterance_pause * RATE)
         self._samples = 0
+        self._quiet = 0  # samples of silence since the last word
+        self._held: list[EngineWord] = []  # ended words waiting for the utterance to end
         self._run: tuple[int, int] | None = None  # (value, first sample)
 
     async def feed(self, pcm: bytes) -> StreamUpdate:
-        finals: list[EngineWord] = []
         for value, group in itertools.groupby(array("h", pcm)):
             count = len(list(group))
             if self._run is not None and self._run[0] != value:
-                finals.append(self._word(self._run, self._samples))
+                self._held.append(self._word(self._run, self._samples))
                 self._run = None
             if value and self._run is None:
                 self._run = (value, self._samples)
             self._samples += count
-        partial = (self._word(self._run, self._samples),) if self._run else ()
-        return StreamUpdate(tuple(finals), partial, bool(finals) and self._run is None)
+            self._quiet = 0 if value else self._quiet + count
+        finals: tuple[EngineWord, ...] = ()
+        utterance_over = self._run is None and self._quiet >= self._pause_samples
+        if utterance_over or not self._pause_samples:
+            finals, self._held = tuple(self._held), []
+        running = (self._word(self._run, self._samples),) if self._run else ()
+        return StreamUpdate(finals, (*self._held, *running), bool(finals) and self._run is None)
 
     async def flush(self) -> StreamUpdate:
         run, self._run = self._run, None
-        return StreamUpdate((self._word(run, self._samples),) if run else (), (), run is not None)
+        words = (*self._held, *((self._word(run, self._samples),) if run else ()))
+        self._held = []
+        return StreamUpdate(words, (), bool(words))
 
     async def aclose(self) -> None:
         return None
@@ -240,6 +262,63 @@ async def test_reconnection_gives_up_after_max_attempts_with_the_words_so_far() 
     partial = caught.value.partial_transcript
     assert partial is not None
     assert partial.words
+
+
+async def test_sessions_that_drop_before_their_first_final_use_up_the_attempts() -> None:
+    """Each session is dropped before its first final, so each replays the same audio and
+    fails at the same point: none counts as healthy, however long it ran, and the stream
+    raises instead of looping forever."""
+    engine = ScriptedEngine.from_text("too late", start=4.0)  # no word ends in the first 1 s
+    policy = fast(max_attempts=3, healthy_after=0.0)
+    fault = SocketFault(after_audio_seconds=1.0, close_code=1011)
+    async with LocalServer(engine=engine, faults=Faults(socket=fault)) as server:
+        with anyio.fail_after(30), pytest.raises(TransportError) as caught:
+            await run_stream(server, wav(bytes(6 * RATE * 2)), policy)
+        assert server.stats.sessions_opened == 4  # the first, then three attempts
+    partial = caught.value.partial_transcript
+    assert partial is not None
+    assert not partial.words
+
+
+@pytest.mark.parametrize("clock", ["audio", "wall"])
+async def test_words_pending_at_the_server_session_limit_are_replayed(
+    clock: Literal["audio", "wall"],
+) -> None:
+    """The server's limit cuts sessions mid-utterance. The engine keeps an utterance's words
+    partial until the pause after it, as Whisper does, so at each cut some words were heard but
+    not finalised: the next session must hear them again. The client never hands over (the
+    warnings are ignored), so every session ends at the limit."""
+    audio, expected = tone_audio(24, silence_every=4, silence_seconds=0.6)
+    policy = fast(roll_on_warning=False, healthy_after=0.0)
+    engine = ToneEngine(utterance_pause=0.6)  # longer than the gap between words
+    limit, pace = (5.0, None) if clock == "audio" else (2.0, 4.0)  # 8 s of audio at 4x
+    async with LocalServer(engine=engine, max_session_seconds=limit, session_clock=clock) as server:
+        events, words, metrics, _ = await run_stream(server, wav(audio), policy, pace=pace)
+    assert_same_words(words, expected)
+    reconnects = [e for e in events if isinstance(e, Reconnected)]
+    assert reconnects
+    assert all("session_timeout" in r.cause for r in reconnects)
+    assert sum(r.replayed_seconds for r in reconnects) > 0
+    assert metrics.gaps == 0
+
+
+async def test_a_session_cut_while_it_drains_is_transcribed_again_without_a_gap() -> None:
+    """The first session is handed over mid-utterance and then cut (1011) as its EndOfStream
+    arrives, before its last words (a server limit does that to a session whose engine lags).
+    Its unfinished audio is transcribed again in a session of its own: no word lost or
+    doubled, and no AudioGap for the quiet audio after its last word."""
+    audio, expected = tone_audio(20, silence_every=4, silence_seconds=0.6)
+    policy = fast(max_session=0.01)  # hand over at every pause
+    fault = SocketFault(at_end_of_stream=True, close_code=1011, sessions=1)
+    engine = ToneEngine(utterance_pause=0.6)
+    async with LocalServer(engine=engine, faults=Faults(socket=fault)) as server:
+        events, words, metrics, _ = await run_stream(server, wav(audio), policy, pace=4.0)
+        assert server.stats.sessions_faulted == 1
+    assert_same_words(words, expected)
+    assert [e for e in events if isinstance(e, SessionRollover)]
+    assert metrics.replayed_seconds > 0  # the cut session's tail, heard again
+    assert not [e for e in events if isinstance(e, AudioGap)]
+    assert metrics.gaps == 0
 
 
 async def test_quiet_audio_closes_the_session_and_speech_reopens_it_on_the_same_clock() -> None:

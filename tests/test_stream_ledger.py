@@ -207,6 +207,13 @@ class TestWordLedger:
         assert isinstance(event, Final)
         assert [w.content for w in event.words] == ["two"]
 
+    def test_a_sliver_of_the_last_word_heard_again_is_dropped(self) -> None:
+        """The replay starts half a millisecond early (times are rounded to milliseconds)."""
+        ledger = WordLedger()
+        ledger.rebase(final(word("one", 0.0, 0.5)), session_at(0.0))
+        assert ledger.rebase(final(word("one", 0.0, 0.0)), session_at(0.4995)) is None
+        assert ledger.deduplicated == 1
+
     def test_a_cut_word_whose_second_half_is_heard_again_is_kept(self) -> None:
         ledger = WordLedger()
         ledger.rebase(final(word("wor", 0.0, 1.0)), session_at(0.0))

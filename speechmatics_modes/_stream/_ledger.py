@@ -252,6 +252,9 @@ class WordLedger:
     little before the previous one ends, and such a word is new). A session's word repeats an
     earlier session's when most of it (its midpoint) lies before the end of what those sessions
     emitted: replayed audio is heard again at the same place, a cut word's second half is not.
+    A word that ends by that end repeats one too, however short: times come in whole
+    milliseconds, so a replay can start a fraction of one before the end of the last final
+    word, and an engine may hear that sliver as the word again.
     """
 
     keep_words: bool = True
@@ -322,7 +325,8 @@ class WordLedger:
         dropped_previous = False
         for word in words:
             start, end = word.start + offset, word.end + offset
-            stale = (start + end) / 2 < until - _DEDUP_EPSILON
+            sliver = not word.is_punctuation and end <= until + _DEDUP_EPSILON
+            stale = sliver or (start + end) / 2 < until - _DEDUP_EPSILON
             dangling = dropped_previous and word.joins_previous
             if stale or dangling:
                 dropped_previous = True

@@ -100,13 +100,16 @@ class RolloverPolicy(FrozenModel):
     healthy_after: float = Field(
         default=30.0,
         ge=0,
-        description="A session that ran this long counts as healthy: the backoff starts over.",
+        description="A session that ran this long and whose finals moved the stream on counts "
+        "as healthy: the backoff starts over. One that ended before any final of its own is a "
+        "failed attempt, however long it ran.",
     )
     max_attempts: int | None = Field(
         default=10,
         ge=1,
-        description="Consecutive failed connection attempts before the stream gives up and "
-        "raises the last error; None retries forever (a 24/7 feed).",
+        description="Consecutive failed attempts (connections refused or dropped, sessions that "
+        "ended before any final) before the stream gives up and raises the last error; None "
+        "retries forever (a 24/7 feed).",
     )
     keep_transcript: bool = Field(
         default=True,

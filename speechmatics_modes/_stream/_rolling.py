@@ -18,6 +18,7 @@ the work:
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import random
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -61,6 +62,8 @@ from speechmatics_modes._stream._policy import (
 )
 
 __all__ = ["RollingStream"]
+
+logger = logging.getLogger(__name__)
 
 _SESSION_EVENTS = 64
 """Events a session may hold while an earlier one drains; then it pauses its audio."""
@@ -152,6 +155,7 @@ class RollingStream:
         mode = policy.on_buffer_full or ("drop_oldest" if live else "wait")
         self._source_waits = mode == "wait"
         self._words = WordLedger(keep_words=policy.keep_transcript)
+        self._random = random
         self._backoff = Backoff.following(policy, random)
         self._handover_backoff = Backoff.following(policy, random)
         """Paces retries of a refused handover. Kept apart from reconnection's count: while
@@ -333,19 +337,28 @@ class RollingStream:
         assert error is not None
         if not error.retryable:
             raise error
-        if anyio.current_time() - failed.opened_at >= self._policy.healthy_after:
+        healthy = self._proved_healthy(failed)
+        if healthy:
             self._backoff.reset()
+        logger.info(
+            "session %s ended (%s); %s, replaying from %.2f s",
+            failed.place.session_id,
+            error,
+            "it was healthy" if healthy else "a failed attempt",
+            failed.place.final_end / self._bps,
+        )
         resume = failed.place.final_end
         intro: list[StreamEvent] = []
         if resume < self._ring.start:
             intro.extend(self._gap(resume, self._ring.start))
             resume = self._ring.start
         spare = handover.successor if handover is not None else None
+        if not (healthy and spare is not None and spare.ready):
+            await self._give_up_or_wait(error)  # counts the attempt; raises once they run out
         if spare is not None and spare.ready:
             replacement, attempts = spare, 1
         else:
             self._abandon(spare)
-            await self._give_up_or_wait(error)
             replacement, attempts = await self._connect(group)
         replayed = max(0, failed.place.sent - resume) / self._bps
         intro.append(
@@ -361,6 +374,17 @@ class RollingStream:
         self.metrics.replayed_seconds += replayed
         self._commit(replacement, resume, intro)
         return replacement
+
+    def _proved_healthy(self, ended: _SessionOnStream) -> bool:
+        """Whether ``ended`` ran ``healthy_after`` and its finals moved the stream on.
+
+        A session dropped before its first final leaves the stream where it was: the next one
+        replays the same audio, and may well fail at the same point. Counting such a session
+        as healthy (however long it ran) would reset the backoff every time, and the stream
+        would replay forever instead of giving up after ``max_attempts``.
+        """
+        ran = anyio.current_time() - ended.opened_at >= self._policy.healthy_after
+        return ran and ended.place.final_end > ended.place.base
 
     async def _give_up_or_wait(self, error: SpeechmaticsModesError) -> None:
         """Raise ``error`` if it cannot be cured or attempts ran out; else back off."""
@@ -589,9 +613,14 @@ class RollingStream:
         """An :class:`AudioGap` for ``[start, end)`` if loud audio was lost there."""
         if end <= start or not self._ring.lost_since(start):
             return []
+        return [self._lost(start, end)]
+
+    def _lost(self, start: int, end: int) -> AudioGap:
+        """The :class:`AudioGap` for ``[start, end)``, counted and logged."""
         self.metrics.gaps += 1
         self.metrics.gap_seconds += (end - start) / self._bps
-        return [AudioGap(start=start / self._bps, end=end / self._bps)]
+        logger.warning("audio %.2f-%.2f s was not transcribed", start / self._bps, end / self._bps)
+        return AudioGap(start=start / self._bps, end=end / self._bps)
 
     def _aligned(self, size: float) -> int:
         width = self._format.bytes_per_sample
@@ -629,6 +658,14 @@ class RollingStream:
         await session.done.wait()
         place = session.place
         if session.retired and session.error is not None and place.final_end < place.sent:
+            logger.info(
+                "session %s ended while draining after a handover (%s); transcribing %.2f-%.2f s "
+                "again",
+                place.session_id,
+                session.error,
+                place.final_end / self._bps,
+                place.sent / self._bps,
+            )
             await self._patch(place)
         self._draining.discard(session)
 
@@ -639,24 +676,29 @@ class RollingStream:
         retryable failure (above all a refusal for lack of capacity, which a busy server gives
         while the successor holds a session) is retried with backoff, as reconnections are:
         audio is never given up for want of a session. What the attempts cannot finish becomes
-        an :class:`AudioGap`.
+        an :class:`AudioGap`; a replay that reached its ``EndOfTranscript`` finished all of its
+        audio, including the quiet audio after its last word (a handover waits for a pause, so
+        there always is some).
         """
         start = max(failed.final_end, self._ring.start)
         done = start
+        retries = Backoff.following(self._policy, self._random)  # not the live session's count
         attempts = 0
         while done < failed.sent:
             place, error = await self._replay(max(done, self._ring.start), failed.sent)
-            done = max(done, place.final_end)
             attempts += 1
-            limit = self._policy.max_attempts
-            if error is None or not error.retryable or (limit is not None and attempts >= limit):
+            if error is None:
+                done = failed.sent
                 break
-            await anyio.sleep(self._backoff.next_delay())
+            done = max(done, place.final_end)
+            limit = self._policy.max_attempts
+            if not error.retryable or (limit is not None and attempts >= limit):
+                logger.warning("could not transcribe it again: %s", error)
+                break
+            await anyio.sleep(retries.next_delay())
         lost_from = failed.final_end if start > failed.final_end else done
         if lost_from < failed.sent:
-            self.metrics.gaps += 1
-            self.metrics.gap_seconds += (failed.sent - lost_from) / self._bps
-            await self._publish(AudioGap(start=lost_from / self._bps, end=failed.sent / self._bps))
+            await self._publish(self._lost(lost_from, failed.sent))
 
     async def _replay(self, start: int, end: int) -> tuple[Leg, SpeechmaticsModesError | None]:
         """One session over the buffered audio ``[start, end)``; its words are published."""

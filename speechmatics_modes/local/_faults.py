@@ -58,6 +58,12 @@ class SocketFault(FrozenModel):
         description="End the session once it has received this many seconds of audio: the "
         "same point of the audio however fast the client sends it or the machine runs.",
     )
+    at_end_of_stream: bool = Field(
+        default=False,
+        description="End the session when the client's EndOfStream arrives, before the "
+        "engine's last words: a session cut while it drains, as a limit reached while the "
+        "engine lags behind the socket does.",
+    )
     close_code: int | None = Field(
         default=None,
         ge=1000,
@@ -76,9 +82,10 @@ class SocketFault(FrozenModel):
     @model_validator(mode="after")
     def _has_a_trigger(self) -> Self:
         triggers = (self.after_seconds, self.after_messages, self.after_audio_seconds)
-        if all(trigger is None for trigger in triggers):
+        if all(trigger is None for trigger in triggers) and not self.at_end_of_stream:
             raise ValueError(
-                "a SocketFault needs after_seconds, after_messages or after_audio_seconds"
+                "a SocketFault needs after_seconds, after_messages, after_audio_seconds or "
+                "at_end_of_stream"
             )
         return self
 

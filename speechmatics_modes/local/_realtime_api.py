@@ -199,7 +199,12 @@ class _Connection:
                 actions = self._session.receive_text(message.data, now)
             else:
                 continue
-            if any(isinstance(action, Flush) and action.end_of_stream for action in actions):
+            ends = any(isinstance(action, Flush) and action.end_of_stream for action in actions)
+            if ends and self._fault is not None and self._fault.at_end_of_stream:
+                async with self._lock:  # after whatever the engine is doing now
+                    await self._end_with_fault()
+                return
+            if ends:
                 # The engine's last words take a while: keep reading meanwhile, so audio sent
                 # after EndOfStream is warned about before EndOfTranscript, as the service does.
                 tasks.start_soon(self._run_locked, actions)
@@ -212,8 +217,11 @@ class _Connection:
         async with self._lock:
             await self._run_actions(actions)
             if self._audio_fault_due():
-                with contextlib.suppress(_SessionOver):
-                    await self._inject_fault()
+                await self._end_with_fault()
+
+    async def _end_with_fault(self) -> None:
+        with contextlib.suppress(_SessionOver):
+            await self._inject_fault()
 
     def _audio_fault_due(self) -> bool:
         """Whether the fault's ``after_audio_seconds`` of audio have now been received."""
@@ -235,8 +243,7 @@ class _Connection:
             async with self._lock:
                 now = anyio.current_time()
                 if self._fault_at is not None and now >= self._fault_at:
-                    with contextlib.suppress(_SessionOver):
-                        await self._inject_fault()
+                    await self._end_with_fault()
                     return
                 await self._run_actions(self._session.tick(now))
 

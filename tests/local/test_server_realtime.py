@@ -339,6 +339,22 @@ async def test_drop_after_audio_seconds_comes_at_the_same_point_of_the_audio(
     assert server.stats.sessions_faulted == 1
 
 
+async def test_drop_at_end_of_stream_cuts_the_session_before_its_last_words(
+    server: LocalServer,
+) -> None:
+    server.faults = Faults(socket=SocketFault(at_end_of_stream=True, close_code=1011))
+    async with connect(server) as socket:
+        await started(socket)
+        await send_audio(socket, pcm_bytes(3.6))  # "you" (3.4-3.8 s) is begun, not final
+        await socket.send_json({"message": "EndOfStream", "last_seq_no": 36})
+        messages = await until_closed(socket)
+        assert socket.close_code == 1011
+    assert of_kind(messages, "AudioAdded")[-1]["seq_no"] == 36  # all the audio was taken
+    assert final_text(messages) == "Hello world. How are"  # the flush never came
+    assert not of_kind(messages, "EndOfTranscript")
+    assert server.stats.sessions_faulted == 1
+
+
 async def test_session_limit_on_the_audio_clock(no_leaks: None) -> None:
     async with (
         LocalServer(
