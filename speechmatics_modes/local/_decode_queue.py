@@ -1,12 +1,17 @@
 """One queue of decodes for every job and live session, most urgent first.
 
-A Whisper decode costs the same encoder pass (a 30 s window) however little audio it covers,
-about half a second of one core, so the decoders are the scarce thing on a small machine. A
-slot per session wasted them (an idle session held one) and let a session's optional partial
-decode delay another session's overdue final. Here every decode asks one queue for a worker
-with a *deadline* (when its result is needed), and a freed worker goes to the earliest
-deadline. A decode that is only nice to have (a partial) asks with :meth:`DecodeQueue.try_slot`
-and is skipped when no worker is free, so partials use spare capacity only.
+A live Whisper decode takes a tenth to a fifth of a second of one core (its encoder sees the
+utterance and some padding, not a 30 s window), so the decoders are the scarce thing on a
+small machine. A slot per session wasted them (an idle session held one) and let a session's
+optional partial decode delay another session's overdue final. Here every decode asks one
+queue for a worker with a *deadline* (when its result is needed), and a freed worker goes to
+the earliest deadline. A decode that is only nice to have (a partial, a pause decoded before
+it is sure) asks with :meth:`DecodeQueue.try_slot` and is skipped when no worker is free, so
+such work uses spare capacity only.
+
+Decodes are not batched: on a 2-core CPU one CTranslate2 call over four sessions' windows cost
+about 0.9 of four separate calls, and every window in it would wait for the slowest, so the
+most urgent decode runs alone on the next free worker instead.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from speechmatics.batch import AsyncClient as BatchClient
 from speechmatics.batch import TranscriptionConfig as BatchConfig
@@ -30,7 +31,7 @@ from speechmatics_modes.local._model_files import (
     verify_model_files,
 )
 from speechmatics_modes.local._results import Labels, Sentencer, batch_results
-from speechmatics_modes.local._whisper import WhisperEngine, split_punctuation
+from speechmatics_modes.local._whisper import WhisperEngine, encoder_seconds, split_punctuation
 from speechmatics_modes.local._whisper_stream import MAX_WINDOW_SECONDS, WhisperStream
 from tests.conftest import Clip
 
@@ -209,6 +210,29 @@ async def test_batch_and_streaming_word_error_rates(
     batch_wer = word_error_rate(references, batch)
     assert batch_wer < 0.12
     assert word_error_rate(references, streamed) <= batch_wer + 0.03
+
+
+@pytest.mark.anyio
+async def test_a_live_decode_encodes_only_its_audio_and_some_padding(
+    engine: WhisperEngine, speech_clips: list[Clip], tmp_path: Path
+) -> None:
+    """The short encoder context reaches the model (faster-whisper pads every window to 30 s
+    before encoding, and the engine cuts that padding off), and it hears the clip as well as
+    batch does."""
+    clip = next(clip for clip in speech_clips if "0001" in clip.path.stem)
+    pcm = read_pcm(clip.path)
+    audio = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / np.float32(32768)
+    model: Any = engine._model  # the one reach into the engine, for this check only
+    live = await engine.decode(audio, 10.0, final=True, deadline=0.0)
+    assert model.last_encoded_frames == round(100 * encoder_seconds(len(audio) / 16_000)) < 3000
+    raw = tmp_path / "clip.raw"
+    raw.write_bytes(pcm)
+    batch = await engine.recognize_file(raw)
+    assert model.last_encoded_frames == 3000
+    assert live is not None
+    assert live[0].start >= 10.0
+    errors = [word_error_rate([clip.reference], [text_of(words)]) for words in (live, batch)]
+    assert errors[0] <= errors[1] + 0.1
 
 
 @pytest.mark.anyio
