@@ -130,6 +130,13 @@ class SpeechDetector:
         return 0.0 if self._start is None else self._speech_count * FRAME_SECONDS
 
     @property
+    def silence_seconds(self) -> float:
+        """Seconds of non-speech since the open utterance's last speech frame (0 if none)."""
+        if self._start is None:
+            return 0.0
+        return (self.frames - 1 - self._last_speech) * FRAME_SECONDS
+
+    @property
     def heard(self) -> float:
         """Seconds of audio classified."""
         return self.frames * FRAME_SECONDS

@@ -12,6 +12,11 @@ little audio it covers (the encoder always runs a 30 s window). Decisions, and w
   (cheap: the encoder always runs 30 s) made tiny.en now and then stop after that sentence and
   drop the new one, or hear its last word again with new times; the window starts
   :data:`PRE_ROLL_SECONDS` before the utterance.
+* **A pause is decoded before it is sure** (:data:`EARLY_PAUSE_SECONDS`), when a worker is
+  idle. If Whisper heard the last word end :data:`PAUSE_SECONDS` before the audio does (the
+  detector often calls a breath or an echo after it speech), the utterance closes then;
+  otherwise, once the pause is long enough, those words are its finals without a second decode.
+  Either way EndOfUtterance and ForceEndOfUtterance do not wait for a decode after the pause.
 * **Interim decodes** while an utterance is open: about once a second of wall time when
   partials are wanted (and a worker is idle: partials are optional work), and whenever a word
   would otherwise miss ``max_delay``. Such a decode commits only the words whose deadline falls
@@ -48,6 +53,7 @@ from speechmatics_modes.local._speech_detector import (
 )
 
 __all__ = [
+    "EARLY_PAUSE_SECONDS",
     "MAX_WINDOW_SECONDS",
     "PAUSE_SECONDS",
     "SURE_SECONDS",
@@ -63,6 +69,8 @@ Audio = npt.NDArray[np.float32]
 PAUSE_SECONDS = 0.4
 """Non-speech this long ends an utterance, whose words then become final. Short enough that
 EndOfUtterance can follow a 0.25 s trigger within 0.3 s."""
+EARLY_PAUSE_SECONDS = 0.2
+"""Non-speech this long within an utterance starts its decode, before the pause is sure."""
 PRE_ROLL_SECONDS = 0.3
 """Audio kept before the first speech frame: Silero fires a little after a word begins."""
 MAX_UTTERANCE_SECONDS = 20.0
@@ -171,6 +179,14 @@ def due_words(
     return count
 
 
+@dataclass(frozen=True)
+class _PauseDecode:
+    """The open utterance decoded (as finals would be) during a pause, up to ``until``."""
+
+    until: float
+    words: list[EngineWord]
+
+
 @dataclass
 class _Arrivals:
     """When each stretch of audio arrived (wall time), so deadlines follow the speaker."""
@@ -217,6 +233,7 @@ class WhisperStream:
         self._committed: list[EngineWord] = []
         self._previous: tuple[EngineWord, ...] = ()
         self._partial: tuple[EngineWord, ...] = ()
+        self._pause_decode: _PauseDecode | None = None
         self._last_interim = -np.inf
         self._interim_audio_end = 0.0
         self._decode_seconds = 0.6
@@ -247,17 +264,22 @@ class WhisperStream:
         self._arrivals.add(self._audio_end, now)
         ended = self._detector.push(audio)
         if ended:
-            return await self._finish(ended[0].start, ended[-1].end + self._detector.pause)
+            last = ended[-1]
+            return await self._finish(ended[0].start, last.end + self._detector.pause, last.end)
         start = self._detector.utterance_start
         if start is None:  # silence, or speech too short to be words: nothing pending
             self._previous = self._partial = ()
+            self._pause_decode = None
             self._trim()
             return StreamUpdate()
         if self._audio_end - max(start, self._committed_end) >= MAX_UTTERANCE_SECONDS:
             self._detector.close()
-            return await self._finish(start, self._audio_end)
+            return await self._finish(start, self._audio_end, self._audio_end)
         if self._detector.speech_seconds < MIN_SPEECH_SECONDS:
             return StreamUpdate()  # maybe a click: not worth a decode yet
+        if self._detector.silence_seconds >= EARLY_PAUSE_SECONDS:
+            return await self._pause(start)
+        self._pause_decode = None  # the speaker went on
         return await self._interim(start, now)
 
     async def flush(self) -> StreamUpdate:
@@ -267,21 +289,55 @@ class WhisperStream:
         utterance = self._detector.close()
         if start is None or utterance is None:
             self._previous = self._partial = ()
+            self._pause_decode = None
             return StreamUpdate()
-        return await self._finish(start, self._audio_end)
+        return await self._finish(start, self._audio_end, utterance.end)
 
     async def aclose(self) -> None:
         """Drop the audio; the model stays with the engine."""
         self._closed = True
         self._audio = np.zeros(0, dtype=np.float32)
 
-    async def _finish(self, start: float, until: float) -> StreamUpdate:
-        """Decode up to ``until`` (the end of a pause) and make every word in it final."""
-        words = await self._decode_window(start, until, final=True, deadline=self._clock())
+    async def _finish(self, start: float, until: float, speech_end: float) -> StreamUpdate:
+        """Make every word up to ``until`` final.
+
+        No decode is needed when a pause decode covered the speech (which ended at
+        ``speech_end``).
+        """
+        done = self._pause_decode
+        if done is not None and done.until >= speech_end:
+            words: list[EngineWord] | None = done.words
+        else:
+            words = await self._decode_window(start, until, final=True, deadline=self._clock())
         assert words is not None
+        return self._close(words)
+
+    async def _pause(self, start: float) -> StreamUpdate:
+        """A pause not yet long enough to end the utterance: decode it early.
+
+        Only on an idle worker. The utterance closes now if Whisper heard its last word end
+        :data:`PAUSE_SECONDS` before the audio does.
+        """
+        if self._pause_decode is None:
+            until = self._audio_end
+            words = await self._decode_window(
+                start, until, final=True, deadline=self._clock(), optional=True
+            )
+            if words is None:
+                return StreamUpdate(partial=self._partial)
+            self._pause_decode = _PauseDecode(until, words)
+        heard = after_committed(self._pause_decode.words, self._committed)
+        if heard and heard[-1].end > self._pause_decode.until - PAUSE_SECONDS:
+            return StreamUpdate(partial=self._partial)
+        self._detector.close()
+        return self._close(self._pause_decode.words)
+
+    def _close(self, words: Sequence[EngineWord]) -> StreamUpdate:
+        """The open utterance ended with ``words``: the new ones become final."""
         finals = tuple(after_committed(words, self._committed))
         self._commit(finals)
         self._previous = self._partial = ()
+        self._pause_decode = None
         self._trim()
         return StreamUpdate(finals, (), utterance_ended=True)
 

@@ -19,6 +19,7 @@ from speechmatics_modes.local import EngineWord
 from speechmatics_modes.local._decode_queue import DecodeQueue
 from speechmatics_modes.local._speech_detector import FRAME_SAMPLES, SpeechDetector
 from speechmatics_modes.local._whisper_stream import (
+    EARLY_PAUSE_SECONDS,
     EDGE_SECONDS,
     PAUSE_SECONDS,
     SURE_SECONDS,
@@ -122,6 +123,46 @@ async def test_an_utterance_is_decoded_once_whole_when_the_speaker_pauses() -> N
     assert [final for _, _, final in decoder.calls] == [True]
     for _, at in run.finals:  # at the pause, not max_delay later
         assert at <= 2.0 + PAUSE_SECONDS + 0.2
+
+
+@pytest.mark.anyio
+async def test_a_pause_whisper_hears_before_the_detector_does_closes_the_utterance_early() -> None:
+    """The last word ends at 2.0 s but the detector hears speech (a breath) until 2.4 s:
+    the utterance closes once Whisper's own pause is long enough, not 0.4 s after the breath."""
+    script = [word("the", 0.5, 0.9), word("cat", 1.0, 2.0)]
+    decoder = ScriptedDecoder(script)
+    run = paced(decoder, max_delay=4.0, partials=False)
+    await run.feed(speech_audio([(0.5, 2.4)], 4.0))
+    assert [w for w, _ in run.finals] == script
+    assert len(decoder.calls) == 1
+    for _, at in run.finals:
+        assert at <= 2.4 + EARLY_PAUSE_SECONDS + 0.15  # a frame and a chunk after the pause
+    assert 2.4 + EARLY_PAUSE_SECONDS + 0.15 < 2.4 + PAUSE_SECONDS
+
+
+@pytest.mark.anyio
+async def test_a_short_pause_does_not_split_the_utterance() -> None:
+    script = [word("the", 0.5, 1.0), word("cat", 1.1, 2.0), word("sat", 2.3, 3.0)]
+    decoder = ScriptedDecoder(script)
+    run = paced(decoder, max_delay=4.0, partials=False)
+    await run.feed(speech_audio([(0.5, 2.0), (2.3, 3.0)], 4.0))
+    assert [w for w, _ in run.finals] == script
+    assert {at for _, at in run.finals} == {run.finals[-1][1]}, "one utterance, one commit"
+    final_windows = [(start, end) for start, end, final in decoder.calls if final]
+    assert final_windows[-1][0] < 0.5 < 3.0 < final_windows[-1][1]
+
+
+@pytest.mark.anyio
+async def test_flush_in_a_pause_needs_no_decode_of_its_own() -> None:
+    script = [word("hello", 0.5, 1.0)]
+    decoder = ScriptedDecoder(script)
+    run = paced(decoder, max_delay=4.0, partials=False)
+    await run.feed(speech_audio([(0.5, 1.0)], 1.3))  # 0.3 s into the pause
+    assert run.finals == []
+    calls = len(decoder.calls)
+    await run.flush()
+    assert [w for w, _ in run.finals] == script
+    assert len(decoder.calls) == calls == 1
 
 
 @pytest.mark.anyio
