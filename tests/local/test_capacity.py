@@ -17,7 +17,7 @@ from speechmatics.rt import (
     TranscriptionError,
 )
 
-from speechmatics_modes import ConfigurationError
+from speechmatics_modes import ConfigurationError, SessionLimitError, transcribe
 from speechmatics_modes.local import LocalServer, ScriptedEngine
 from speechmatics_modes.local._engine import stream_capacity
 from speechmatics_modes.local._pocketsphinx import PocketsphinxEngine
@@ -64,6 +64,23 @@ async def test_sessions_beyond_the_engines_capacity_get_quota_exceeded(no_leaks:
         assert server.stats.sessions_refused == 1
         assert server.stats.sessions_started == 2
     assert [error["type"] for error in errors] == ["quota_exceeded"]
+
+
+async def test_our_client_surfaces_the_engines_capacity_as_a_retryable_session_limit(
+    no_leaks: None,
+) -> None:
+    """The refusal above, through this library: ``SessionLimitError``, retryable, typed."""
+    errors: list[Any] = []
+    async with LocalServer(engine=one_stream_engine()) as server:
+        async with live_session(server, errors) as first:
+            await first.send_audio(pcm_bytes(0.5))
+            with pytest.raises(SessionLimitError) as caught:
+                await transcribe([pcm_bytes(0.5)], "realtime", settings=server.settings())
+            await first.stop_session()
+        assert server.stats.sessions_refused == 1
+    assert caught.value.error_type == "quota_exceeded"
+    assert caught.value.retryable
+    assert "Concurrent Quota Exceeded" in str(caught.value)
 
 
 async def test_an_explicit_max_sessions_wins_over_the_engines_capacity(no_leaks: None) -> None:
