@@ -56,7 +56,7 @@ __all__ = [
     "run_status",
 ]
 
-logger = logging.getLogger("speechmatics_modes")
+logger = logging.getLogger(__name__)
 
 DEFAULT_LEASE_SECONDS = 60.0
 """How long a claim outlives its worker's last heartbeat (a run setting: ``lease_seconds``)."""
