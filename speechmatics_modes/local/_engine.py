@@ -138,13 +138,8 @@ class NothingToStart:
     async def __aenter__(self) -> Self:
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        return None
+    async def __aexit__(self, *exc_info: object) -> None:
+        return None  # whatever ended the block, there is nothing to release
 
 
 def stream_capacity(engine: Engine) -> int | None:
