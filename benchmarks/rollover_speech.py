@@ -8,12 +8,15 @@ three times through a Whisper ``LocalServer``: in one unbroken session; with 12 
 sessions and ``RolloverPolicy(max_session=6)`` (planned handovers); and with every connection
 dropped (1011) 5 s after it opened (reconnections with replay). Reported per run: WER against
 the clips' references and against the unbroken run, audio gaps, duplicated words (the same
-word twice, overlapping in time) and words that start before the previous one.
+word twice, overlapping in time) and words that start before the previous one. The rolling
+stream's log (reconnections, sessions cut while draining, gaps and their causes) goes to
+stderr.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import tempfile
 from itertools import pairwise
 from pathlib import Path
@@ -52,6 +55,7 @@ async def run(server: LocalServer, pcm: bytes, policy: RolloverPolicy | None) ->
             if type(event) in counts:
                 counts[type(event)] += 1
     words = [word for word in feed.transcript.words if not word.is_punctuation]
+    metrics = feed.metrics
     pairs = list(pairwise(words))
     return {
         "text": " ".join(word.content.lower() for word in words),
@@ -61,6 +65,8 @@ async def run(server: LocalServer, pcm: bytes, policy: RolloverPolicy | None) ->
         "audio_gaps": counts[AudioGap],
         "duplicated": sum(1 for a, b in pairs if a.content == b.content and b.start < a.end),
         "backwards": sum(1 for a, b in pairs if b.start < a.start),
+        "replayed_seconds": metrics.replayed_seconds if metrics else 0.0,
+        "deduplicated_words": metrics.deduplicated_words if metrics else 0,
     }
 
 
@@ -94,6 +100,8 @@ def table(results: dict[str, Any]) -> str:
 
 
 def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
+    logging.getLogger("speechmatics_modes._stream").setLevel(logging.INFO)
     with tempfile.TemporaryDirectory() as workdir:
         clips = sorted(load_clips(Path(workdir)), key=lambda clip: clip.name)
         parts, references, total = [], [], 0.0
