@@ -100,8 +100,9 @@ def table(results: dict[str, Any]) -> str:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
-    logging.getLogger("speechmatics_modes._stream").setLevel(logging.INFO)
+    log = logging.getLogger("speechmatics_modes._stream")
+    log.setLevel(logging.INFO)
+    log.addHandler(logging.StreamHandler())
     with tempfile.TemporaryDirectory() as workdir:
         clips = sorted(load_clips(Path(workdir)), key=lambda clip: clip.name)
         parts, references, total = [], [], 0.0
