@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import logging
+import os
+import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -26,7 +28,7 @@ from speechmatics_modes import (
     transcribe,
 )
 from speechmatics_modes.local import LocalServer
-from tests.conftest import Clip
+from tests.conftest import SYNTHETIC_AUDIO, Clip
 from tests.local.conftest import scripted_engine, wav_bytes
 from tests.security._origin import origin
 
@@ -226,3 +228,41 @@ async def test_headerless_pcm_with_a_format_is_uploaded_as_wav(
         )
         assert transcript.text == "Hello world. How are you."
     assert scripted_server.stats.jobs_refused == 0
+
+
+NOT_FOR_BATCH = (
+    "numpy",
+    "pyaudio",
+    "pydantic_settings",
+    "speechmatics.rt",
+    "speechmatics_modes._cli",
+    "speechmatics_modes._realtime",
+    "speechmatics_modes._stream._rolling",
+    "speechmatics_modes.local",
+    "websockets",
+)
+"""What a batch job's process must not import: the real-time side, the server, the CLI."""
+
+
+async def test_a_batch_job_imports_nothing_of_real_time(scripted_server: LocalServer) -> None:
+    """A whole batch job in a process of its own, as a script would run it."""
+    settings = scripted_server.settings()
+    assert settings.api_key is not None
+    environment = {
+        **os.environ,
+        "SPEECHMATICS_API_KEY": settings.api_key.get_secret_value(),
+        "SPEECHMATICS_BATCH_URL": settings.batch_url,
+        "SPEECHMATICS_RT_URL": settings.rt_url,
+    }
+    probe = (
+        "import sys, speechmatics_modes as sm; "
+        f"words = sm.transcribe_sync({str(SYNTHETIC_AUDIO / 'espeak-hello-world.wav')!r}).words; "
+        "print(len(words), *sorted(sys.modules))"
+    )
+    with anyio.fail_after(60):
+        done = await anyio.run_process([sys.executable, "-c", probe], env=environment)
+    count, *loaded = done.stdout.decode().split()
+    assert int(count) > 0
+    assert "speechmatics.batch" in loaded
+    unwanted = [name for name in loaded if name.startswith(NOT_FOR_BATCH)]
+    assert not unwanted, unwanted
