@@ -17,7 +17,9 @@ Whisper (the default engine):
   server's session state machine, for a 0.5 s trigger (target: at most trigger + 0.3).
 * **ForceEndOfUtterance**: wall seconds to answer it mid-utterance on an idle engine.
 * **streams**: concurrent paced streams (``max_delay`` 4, partials off) that all deliver their
-  last final within 1.5 s of their audio ending; their WER is reported beside one stream's.
+  last final within 1.5 s of their audio ending; their WER is reported beside one stream's,
+  and the CPU seconds one stream costs per second of audio (this process's CPU time, so it
+  hardly depends on what else the machine runs: 2 cores keep up with about 2 / that streams).
 
 pocketsphinx keeps its simpler row: batch and real-time WER and RTF.
 """
@@ -152,13 +154,19 @@ async def capacity(engine: Engine, speech: list[Sound]) -> dict[str, Any]:
     reference = " ".join(sound.reference for sound in speech[:3])
     levels: dict[str, Any] = {}
     sustained = 0
+    audio = len(pcm) / BYTES_PER_SECOND
     for count in range(1, MAX_STREAMS + 1):
+        cpu = time.process_time()
         runs = await asyncio.gather(
             *(paced(engine, pcm, max_delay=4.0, partials=False) for _ in range(count))
         )
         worst = max(lag for _, _, lag in runs)
         wer = statistics.mean(word_error_rate([reference], [text(w)]) for w, _, _ in runs)
-        levels[str(count)] = {"last_final_lag_s": worst, "wer": wer}
+        levels[str(count)] = {
+            "last_final_lag_s": worst,
+            "wer": wer,
+            "cpu_per_stream_second": (time.process_time() - cpu) / (count * audio),
+        }
         if worst > KEEP_UP_SECONDS:
             break
         sustained = count
@@ -272,6 +280,7 @@ def table(results: dict[str, Any]) -> str:
         whisper["capacity"],
     )
     alone = capacity_row["levels"]["1"]["wer"]
+    cpu = capacity_row["levels"]["1"]["cpu_per_stream_second"]
     most = capacity_row["levels"].get(str(capacity_row["streams"]), {"wer": float("nan")})
     lines += [
         f"| finals starting before the previous final ended | - | {broken} |",
@@ -280,7 +289,8 @@ def table(results: dict[str, Any]) -> str:
         f"| ForceEndOfUtterance answered (idle, mid-utterance) | - | "
         f"median {force['median_s']:.2f} s, worst {force['max_s']:.2f} s |",
         f"| paced streams keeping up (last final within 1.5 s) | - | {capacity_row['streams']} "
-        f"(WER {most['wer']:.3f} each, alone {alone:.3f}) |",
+        f"(WER {most['wer']:.3f} each, alone {alone:.3f}; one costs {cpu:.3f} s of CPU per "
+        "audio second) |",
     ]
     pocketsphinx = results["pocketsphinx"]
     lines += [
