@@ -24,6 +24,7 @@ from speechmatics_modes import (
     AudioGap,
     AudioSource,
     AuthenticationError,
+    Final,
     Reconnected,
     RolloverPolicy,
     SessionLimitError,
@@ -319,6 +320,28 @@ async def test_a_session_cut_while_it_drains_is_transcribed_again_without_a_gap(
     assert metrics.replayed_seconds > 0  # the cut session's tail, heard again
     assert not [e for e in events if isinstance(e, AudioGap)]
     assert metrics.gaps == 0
+
+
+async def test_a_session_that_proved_healthy_before_an_idle_close_resets_the_attempts() -> None:
+    """Attempts count consecutive failures: the first session drops at once (one attempt
+    used of one), the second transcribes speech for longer than healthy_after and is closed
+    for idleness, and the session opened when speech returns drops at once too. That drop
+    follows a healthy session, so it is a first failure again, not a second."""
+    audio, expected = tone_audio(8, silence_every=4, silence_seconds=3.0)
+    policy = fast(max_attempts=1, healthy_after=1.0, idle_after=1.0)
+    drop_at_start = Faults(socket=SocketFault(after_messages=1, close_code=1011, sessions=1))
+    events: list[StreamEvent] = []
+    async with LocalServer(engine=ToneEngine(), faults=drop_at_start) as server:
+        async with stream(
+            wav(audio), settings=server.settings(), rollover=policy, audio_format=FORMAT, pace=2.0
+        ) as feed:  # the first utterance alone lasts 1.6 s
+            async for event in feed:
+                events.append(event)
+                if isinstance(event, Final) and len(final_words(events)) == 1:
+                    server.faults = drop_at_start  # for the session after the idle close
+        assert server.stats.sessions_faulted == 2
+    assert [w[0] for w in final_words(events)] == [w[0] for w in expected]
+    assert [e.reason for e in events if isinstance(e, SessionRollover)] == ["idle"]
 
 
 async def test_quiet_audio_closes_the_session_and_speech_reopens_it_on_the_same_clock() -> None:

@@ -485,7 +485,13 @@ class RollingStream:
         session.committed.set()
 
     def _retire(self, session: _SessionOnStream) -> None:
-        """Hand the session's last audio over: EndOfStream, then it drains on its own."""
+        """Hand the session's last audio over: EndOfStream, then it drains on its own.
+
+        Retiring is planned (a handover, an idle close, an overflow): a session that proved
+        healthy ends the run of failures, so the next connection counts its attempts afresh.
+        """
+        if self._proved_healthy(session):
+            self._backoff.reset()
         session.retired = True
         self._draining.add(session)
         session.chunks.close()
