@@ -101,8 +101,13 @@ def _running_tasks() -> set[asyncio.Task[object]]:
 
 
 @pytest.fixture
-async def clean() -> AsyncIterator[None]:
-    """Fail if a test leaves a task, a socket or a temporary file or directory behind."""
+async def clean(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[None]:
+    """Fail if a test leaves a task, a socket or a temporary file or directory behind.
+
+    Temporary files go to a directory of this test's own, so spools of other processes on
+    the machine (another test run) are not counted as this test's.
+    """
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     tasks, sockets, temp_files = _running_tasks(), _open_sockets(), _temp_files()
     yield
     # Closed transports release their sockets a few loop iterations later: give them time.
