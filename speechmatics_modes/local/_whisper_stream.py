@@ -19,11 +19,15 @@ little audio it covers (the encoder always runs a 30 s window). Decisions, and w
   Either way EndOfUtterance and ForceEndOfUtterance do not wait for a decode after the pause.
 * **Interim decodes** while an utterance is open: about once a second of wall time when
   partials are wanted (and a worker is idle: partials are optional work), and whenever a word
-  would otherwise miss ``max_delay``. Such a decode commits only the words whose deadline falls
-  before the next chance, and only if two decodes agree on them or they have
-  :data:`SURE_SECONDS` of audio after them; a word that is neither stays partial a little
-  longer rather than being guessed. Deadlines count from when the audio *arrived* (wall time),
-  so audio sent faster than real time is decoded in large steps.
+  would otherwise miss ``max_delay``. A word is made final as late as ``max_delay`` allows
+  (by the last decode that starts within ``max_delay`` of its end), so it is heard with as
+  much of what follows as the caller's latency permits; never while it lies within
+  :data:`EDGE_SECONDS` of the decoded audio's end. What it is final *as* is put to a vote of
+  the last :data:`VOTERS` decodes that heard it whole (:func:`due_finals`): on the first words
+  of an utterance tiny.en flickers between versions from one decode to the next. Deadlines
+  count from when the audio *arrived* (wall time; audio read in a burst after a decode is
+  taken to have come at real-time pace), so audio sent faster than real time is decoded in
+  large steps.
 * **Finals are final.** Each decode re-hears words already committed; they are found again by
   aligning the texts (and, failing that, by time) and skipped. No final word starts before the
   previous final ended: starts are clamped to it.
@@ -35,10 +39,11 @@ from __future__ import annotations
 
 import time
 from bisect import bisect_right
-from collections import deque
+from collections import defaultdict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from difflib import SequenceMatcher
+from itertools import takewhile
 from typing import Protocol
 
 import numpy as np
@@ -56,12 +61,12 @@ __all__ = [
     "EARLY_PAUSE_SECONDS",
     "MAX_WINDOW_SECONDS",
     "PAUSE_SECONDS",
-    "SURE_SECONDS",
     "Decoder",
+    "Look",
     "WhisperFailure",
     "WhisperStream",
     "after_committed",
-    "due_words",
+    "due_finals",
 ]
 
 Audio = npt.NDArray[np.float32]
@@ -86,8 +91,8 @@ decoding on every 100 ms chunk, stopped reading its socket and the client's ping
 EDGE_SECONDS = 0.3
 """A word ending this close to the end of the decoded audio may be cut off: never committed
 by an interim decode."""
-SURE_SECONDS = 1.2
-"""A word with this much audio after it is committed when due even if no second decode agreed."""
+VOTERS = 4
+"""Interim decodes of an utterance (the latest and those before it) that vote on due words."""
 SPEECH_MARGIN = 0.2
 """Slack around a word's times when checking it overlaps speech (Whisper's times are rough)."""
 
@@ -148,35 +153,57 @@ def after_committed(
     return words
 
 
-def due_words(
-    words: Sequence[EngineWord],
-    previous: Sequence[EngineWord],
+@dataclass(frozen=True)
+class Look:
+    """One interim decode of the open utterance: the words heard, and where its audio ended."""
+
+    words: tuple[EngineWord, ...]
+    audio_end: float
+
+
+def due_finals(
+    latest: Look,
+    earlier: Sequence[Look],
+    committed: Sequence[EngineWord],
     *,
-    audio_end: float,
     due_before: float,
-) -> int:
-    """How many leading ``words`` an interim decode must commit now.
+) -> list[EngineWord]:
+    """The words an interim decode must make final now, as most decodes heard them.
 
     Args:
-        words: This decode's words after the last final.
-        previous: The last interim decode's words after the last final.
-        audio_end: Where the decoded audio ends.
+        latest: This decode.
+        earlier: Earlier interim decodes of the same utterance, oldest first.
+        committed: The finals so far.
         due_before: Words ending before this must be final by the next decode.
 
-    A due word is committed when two decodes agree on it and all before it, or when it has
-    :data:`SURE_SECONDS` of audio after it; never when it ends within :data:`EDGE_SECONDS` of
-    the audio's end, where Whisper often hears half a word.
+    The due words are this decode's words (after the finals) that end before ``due_before``
+    and not within :data:`EDGE_SECONDS` of its audio's end, where Whisper often hears half a
+    word. Each earlier decode that heard that stretch whole votes for what it heard there,
+    with Whisper's own confidence (its words' mean probability); the version with the most
+    support wins, the latest on a tie. tiny.en flickers on the first words of an utterance
+    ("Had he" and "How do you" in turn, the wrong one usually less sure): one decode is a
+    guess, several weighed by their confidence are evidence.
     """
-    count = 0
-    agreeing = True
-    for index, word in enumerate(words):
-        agreeing = agreeing and index < len(previous) and _norm(previous[index]) == _norm(word)
-        if word.end > due_before or word.end > audio_end - EDGE_SECONDS:
-            break
-        if not (agreeing or word.end <= audio_end - SURE_SECONDS):
-            break
-        count = index + 1
-    return count
+    fresh = after_committed(latest.words, committed)
+    limit = min(due_before, latest.audio_end - EDGE_SECONDS)
+    due = list(takewhile(lambda word: word.end <= limit, fresh))
+    if not due:
+        return []
+    boundary = due[-1].end
+    versions = [due] + [
+        [w for w in after_committed(look.words, committed) if (w.start + w.end) / 2 <= boundary]
+        for look in reversed(earlier)
+        if look.audio_end - EDGE_SECONDS >= boundary
+    ]
+    support: defaultdict[tuple[str, ...], float] = defaultdict(float)
+    for version in versions:
+        if version:  # a decode that heard nothing there abstains
+            support[_text(version)] += sum(w.confidence for w in version) / len(version)
+    return max(versions, key=lambda version: support[_text(version)])
+
+
+def _text(words: Sequence[EngineWord]) -> tuple[str, ...]:
+    return tuple(_norm(word) for word in words)
 
 
 @dataclass(frozen=True)
@@ -189,12 +216,23 @@ class _PauseDecode:
 
 @dataclass
 class _Arrivals:
-    """When each stretch of audio arrived (wall time), so deadlines follow the speaker."""
+    """When each stretch of audio arrived (wall time), so deadlines follow the speaker.
+
+    Audio is read only between decodes: what a client sent while the stream decoded is read
+    in a burst afterwards, and stamping it when read made it look younger than it was (by up
+    to a decode's time), so its words missed ``max_delay``. Audio is taken to have arrived at
+    real-time pace after the audio before it, but never before it could have been sent: at
+    most ``waited`` (a decode's time) before it was read.
+    """
 
     ends: deque[float]
     walls: deque[float]
 
-    def add(self, audio_end: float, wall: float) -> None:
+    def add(self, audio_end: float, wall: float, *, waited: float) -> None:
+        """Audio up to ``audio_end`` was read at ``wall``, having waited at most ``waited``."""
+        if self.ends:
+            paced = self.walls[-1] + (audio_end - self.ends[-1])
+            wall = min(wall, max(paced, wall - waited))
         self.ends.append(audio_end)
         self.walls.append(wall)
 
@@ -231,7 +269,7 @@ class WhisperStream:
         self._odd_byte = b""
         self._arrivals = _Arrivals(deque(), deque())
         self._committed: list[EngineWord] = []
-        self._previous: tuple[EngineWord, ...] = ()
+        self._looks: deque[Look] = deque(maxlen=VOTERS - 1)
         self._partial: tuple[EngineWord, ...] = ()
         self._pause_decode: _PauseDecode | None = None
         self._last_interim = -np.inf
@@ -261,14 +299,15 @@ class WhisperStream:
         audio = np.frombuffer(data[:whole], dtype="<i2").astype(np.float32) / np.float32(32768)
         self._audio = np.concatenate((self._audio, audio))
         now = self._clock()
-        self._arrivals.add(self._audio_end, now)
+        self._arrivals.add(self._audio_end, now, waited=self._decode_seconds)
         ended = self._detector.push(audio)
         if ended:
             last = ended[-1]
             return await self._finish(ended[0].start, last.end + self._detector.pause, last.end)
         start = self._detector.utterance_start
         if start is None:  # silence, or speech too short to be words: nothing pending
-            self._previous = self._partial = ()
+            self._looks.clear()
+            self._partial = ()
             self._pause_decode = None
             self._trim()
             return StreamUpdate()
@@ -288,7 +327,8 @@ class WhisperStream:
         start = self._detector.utterance_start
         utterance = self._detector.close()
         if start is None or utterance is None:
-            self._previous = self._partial = ()
+            self._looks.clear()
+            self._partial = ()
             self._pause_decode = None
             return StreamUpdate()
         return await self._finish(start, self._audio_end, utterance.end)
@@ -336,7 +376,8 @@ class WhisperStream:
         """The open utterance ended with ``words``: the new ones become final."""
         finals = tuple(after_committed(words, self._committed))
         self._commit(finals)
-        self._previous = self._partial = ()
+        self._looks.clear()
+        self._partial = ()
         self._pause_decode = None
         self._trim()
         return StreamUpdate(finals, (), utterance_ended=True)
@@ -346,8 +387,7 @@ class WhisperStream:
         step = max(MIN_INTERIM_STEP, self._decode_seconds)
         if self._audio_end - self._interim_audio_end < step:
             return StreamUpdate(partial=self._partial)
-        next_chance = now + max(PARTIAL_INTERVAL, self._decode_seconds)
-        due_before = self._arrivals.audio_by(next_chance + self._decode_seconds - self._max_delay)
+        due_before = self._arrivals.audio_by(now + step - self._max_delay)
         oldest = max(start, self._committed_end)
         must = due_before > oldest + EDGE_SECONDS
         wanted = self._partials and now - self._last_interim >= PARTIAL_INTERVAL
@@ -361,11 +401,11 @@ class WhisperStream:
         )
         if words is None:
             return StreamUpdate(partial=self._partial)
-        fresh = after_committed(words, self._committed)
-        count = due_words(fresh, self._previous, audio_end=self._audio_end, due_before=due_before)
-        finals = tuple(fresh[:count])
+        look = Look(tuple(words), self._audio_end)
+        finals = tuple(due_finals(look, self._looks, self._committed, due_before=due_before))
         self._commit(finals)
-        self._previous = self._partial = tuple(fresh[count:])
+        self._looks.append(look)
+        self._partial = tuple(after_committed(words, self._committed))
         self._trim()
         return StreamUpdate(finals, self._partial)
 
@@ -376,7 +416,7 @@ class WhisperStream:
         begin = self._window_start(start, until)
         first = round((begin - self._audio_start) * ENGINE_SAMPLE_RATE)
         last = round((until - self._audio_start) * ENGINE_SAMPLE_RATE)
-        began = time.perf_counter()
+        began = self._clock()
         words = await self._decode(
             self._audio[max(0, first) : last],
             self._audio_start + max(0, first) / ENGINE_SAMPLE_RATE,
@@ -386,7 +426,7 @@ class WhisperStream:
         )
         if words is None:
             return None
-        self._decode_seconds = 0.7 * self._decode_seconds + 0.3 * (time.perf_counter() - began)
+        self._decode_seconds = 0.7 * self._decode_seconds + 0.3 * (self._clock() - began)
         return [
             word
             for word in words

@@ -22,10 +22,10 @@ from speechmatics_modes.local._whisper_stream import (
     EARLY_PAUSE_SECONDS,
     EDGE_SECONDS,
     PAUSE_SECONDS,
-    SURE_SECONDS,
+    Look,
     WhisperStream,
     after_committed,
-    due_words,
+    due_finals,
 )
 
 RATE = 16_000
@@ -54,6 +54,9 @@ class ScriptedDecoder:
 
     words: list[EngineWord]
     calls: list[tuple[float, float, bool]] = field(default_factory=list)
+    clock: list[float] | None = None
+    """The run's fake clock, moved on by ``seconds`` per decode (as a busy machine's would)."""
+    seconds: float = 0.0
 
     async def __call__(
         self,
@@ -66,6 +69,8 @@ class ScriptedDecoder:
     ) -> list[EngineWord] | None:
         end = offset + len(audio) / RATE
         self.calls.append((offset, end, final))
+        if self.clock is not None:
+            self.clock[0] += self.seconds
         heard = []
         for scripted in self.words:
             if scripted.start >= offset - 0.05 and scripted.end <= end:
@@ -85,7 +90,8 @@ class PacedRun:
 
     async def feed(self, pcm: bytes) -> None:
         for offset in range(0, len(pcm), CHUNK * 2):
-            self.clock[0] = (offset + CHUNK * 2) / (2 * RATE) + self._base
+            arrived = (offset + CHUNK * 2) / (2 * RATE) + self._base
+            self.clock[0] = max(self.clock[0], arrived)  # read late while a decode ran
             update = await self.stream.feed(pcm[offset : offset + CHUNK * 2])
             self.finals.extend((w, self.clock[0]) for w in update.finals)
         self._base += len(pcm) / (2 * RATE)
@@ -98,6 +104,7 @@ class PacedRun:
 
 def paced(decoder: ScriptedDecoder, *, max_delay: float, partials: bool) -> PacedRun:
     clock = [0.0]
+    decoder.clock = clock
     stream = WhisperStream(
         decoder,
         max_delay=max_delay,
@@ -233,15 +240,52 @@ def test_when_the_last_final_is_not_reheard_time_decides() -> None:
     assert after_committed(hypothesis, committed)[0].start == 1.7
 
 
-def test_due_words_need_agreement_or_plenty_of_audio_after_them() -> None:
-    words = [word("a", 0.0, 0.4), word("cat", 0.5, 0.9), word("sat", 1.0, 1.4)]
-    previous = [word("a", 0.0, 0.4), word("cap", 0.5, 0.8)]
+def test_due_words_are_those_max_delay_makes_due_never_the_edge() -> None:
+    words = (word("a", 0.0, 0.4), word("cat", 0.5, 0.9), word("sat", 1.0, 1.4))
     end = 1.4 + EDGE_SECONDS + 0.1
-    assert due_words(words, previous, audio_end=end, due_before=5.0) == 1
-    sure_end = 0.9 + SURE_SECONDS
-    assert due_words(words, previous, audio_end=sure_end, due_before=5.0) == 2
-    assert due_words(words, words, audio_end=end, due_before=0.5) == 1, "only what is due"
-    assert due_words(words, words, audio_end=1.5, due_before=5.0) == 2, "never at the edge"
+    assert due_finals(Look(words, end), [], [], due_before=1.0) == list(words[:2])
+    assert due_finals(Look(words, 1.5), [], [], due_before=5.0) == list(words[:2]), "edge"
+    assert due_finals(Look(words, end), [], list(words[:1]), due_before=1.0) == [words[1]]
+
+
+def test_the_version_most_decodes_heard_is_made_final() -> None:
+    had = (word("had", 0.0, 0.4), word("he", 0.4, 0.6), word("married", 0.6, 1.0))
+    how = (word("how", 0.0, 0.4), word("do", 0.4, 0.5), word("you", 0.5, 0.6))
+    latest = Look((*how, word("married", 0.6, 1.0)), 2.0)
+    earlier = [Look(had, 1.2), Look(had[:2], 1.4)]
+    assert [w.text for w in due_finals(latest, earlier, [], due_before=0.7)] == ["had", "he"]
+    tie = [Look(had, 1.2), Look(how, 1.4)]
+    assert [w.text for w in due_finals(latest, tie, [], due_before=0.7)] == ["how", "do", "you"]
+    cut = [Look(had[:1], 0.5), Look(had[:1], 0.6)]  # the due words lay in their edge
+    assert [w.text for w in due_finals(latest, cut, [], due_before=0.7)] == ["how", "do", "you"]
+
+
+def test_decodes_that_disagree_are_weighed_by_whisper_s_confidence() -> None:
+    def sure(text: str, start: float, end: float, confidence: float) -> EngineWord:
+        return EngineWord(text, start, end, confidence)
+
+    unsure = (sure("why", 0.0, 0.4, 0.3), sure("are", 0.4, 0.6, 0.9))
+    confident = (sure("when", 0.0, 0.4, 0.8), sure("are", 0.4, 0.6, 0.9))
+    latest = Look(unsure, 2.0)
+    chosen = due_finals(latest, [Look(confident, 1.5)], [], due_before=0.7)
+    assert [w.text for w in chosen] == ["when", "are"]
+    nothing = [Look((), 1.5), Look((), 1.6)]  # heard nothing there: no vote against
+    assert due_finals(latest, nothing, [], due_before=0.7) == list(unsure)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("max_delay", [1.0, 2.0])
+async def test_finals_meet_max_delay_on_a_slow_machine(max_delay: float) -> None:
+    """Audio read late, in a burst after a 0.5 s decode, still counts from when it was sent."""
+    script = [word(f"w{index}", 0.5 + 0.4 * index, 0.8 + 0.4 * index) for index in range(20)]
+    decoder = ScriptedDecoder(script, seconds=0.5)
+    run = paced(decoder, max_delay=max_delay, partials=True)
+    await run.feed(speech_audio([(0.5, 8.4)], 9.0))
+    assert [w.text for w, _ in run.finals] == [w.text for w in script]
+    assert_final_once_and_in_order([w for w, _ in run.finals])
+    lags = [at - final.end for final, at in run.finals if final.end < 8.0]  # before the pause
+    assert max(lags) <= max_delay + 0.5 + 0.1  # a decode's time, and a 100 ms chunk
+    assert min(lags) >= max_delay - 0.5 - 0.1, "as late as allowed: heard with what follows"
 
 
 def test_a_pause_ends_an_utterance_and_a_click_is_not_one() -> None:
