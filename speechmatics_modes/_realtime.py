@@ -387,14 +387,16 @@ class RealtimeSession:
 
         Settings changed while it was starting (its ``StartRecognition`` carried the old
         ones), and with ``final_speakers`` a ``GetSpeakers`` answered at the end (a rolling
-        stream keeps every session's speakers).
+        stream keeps every session's speakers). The changes go last: an :meth:`update`
+        made while anything here is being sent still finds the session not yet running and
+        is kept in ``_unsent``, which is read until it stays empty.
         """
-        while self._unsent:
-            changes, self._unsent = self._unsent, set()
-            await self._set_config(client, changes)
         if self._final_speakers:
             with translated(REALTIME_ERRORS):
                 await client.send_message({"message": "GetSpeakers", "final": True})
+        while self._unsent:
+            changes, self._unsent = self._unsent, set()
+            await self._set_config(client, changes)
 
     async def _converse(self, client: sm.AsyncClient, chunks: AsyncIterator[Chunk]) -> None:
         """Send the audio and end the stream, recording (not raising) what goes wrong.
