@@ -12,6 +12,7 @@ everything after (mode choice, opening, naming) reads its ``kind`` instead of as
 from __future__ import annotations
 
 import io
+import itertools
 import logging
 import math
 import os
@@ -224,12 +225,16 @@ async def _upload_of(
     to a temporary file first, read in worker threads, so the caller's timeout still holds
     while it sends nothing.
     """
-    if not _seekable(file):
-        async with _spooled(_blocks(file), audio_format) as spool:
-            yield Upload(filename=name, file=spool)
-    elif _is_headerless_pcm(await _in_thread(_peek, file), audio_format, name):
-        async with _spooled(_blocks(file), audio_format) as spool:
-            yield Upload(filename=f"{Path(name).stem}.wav", file=spool)
+    if _seekable(file):
+        head = await _in_thread(_peek, file)
+        blocks: Iterator[bytes] = _blocks(file)
+    else:  # what was read to look at the header must be sent too
+        head = await _in_thread(file.read, _HEADER_PROBE_BYTES)
+        blocks = itertools.chain([head], _blocks(file))
+    pcm = _is_headerless_pcm(head, audio_format, name)
+    if pcm or not _seekable(file):
+        async with _spooled(blocks, audio_format if pcm else None) as spool:
+            yield Upload(filename=f"{Path(name).stem}.wav" if pcm else name, file=spool)
     else:
         yield Upload(filename=name, file=file)  # type: ignore[arg-type]
 

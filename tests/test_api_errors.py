@@ -7,6 +7,7 @@ do not matter here) and checks, through the server's counters, what did or did n
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import io
 import json
@@ -19,7 +20,7 @@ import traceback
 from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import IO, Any, Literal, NamedTuple
 
 import anyio
 import anyio.from_thread
@@ -283,15 +284,33 @@ async def test_realtime_audio_that_cannot_be_streamed_fails_before_connecting(
     assert nothing_reached(server)
 
 
+def _pipe_holding(data: bytes) -> IO[bytes]:
+    """The read end of a pipe that holds ``data`` (small enough for the pipe's buffer)."""
+    read_end, write_end = os.pipe()
+    with os.fdopen(write_end, "wb") as writer:
+        writer.write(data)
+    return os.fdopen(read_end, "rb")
+
+
 @pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("through", ["path", "pipe"])
 async def test_an_audio_format_contradicting_the_wav_header_is_refused(
-    server: LocalServer, tmp_path: Path, mode: Forced
+    server: LocalServer, tmp_path: Path, mode: Forced, through: str
 ) -> None:
     path = wav_file(tmp_path, 1.0, rate=8_000, name="eight-khz.wav")
-    with pytest.raises(AudioSourceError, match=r"16000 Hz\) contradicts .* \(pcm_s16le, 8000 Hz"):
-        await transcribe(
-            path, mode, audio_format=AudioFormat(sample_rate=16_000), settings=server.settings()
+    with contextlib.ExitStack() as stack:
+        source = (
+            path if through == "path" else stack.enter_context(_pipe_holding(path.read_bytes()))
         )
+        with pytest.raises(
+            AudioSourceError, match=r"16000 Hz\) contradicts .* \(pcm_s16le, 8000 Hz"
+        ):
+            await transcribe(
+                source,
+                mode,
+                audio_format=AudioFormat(sample_rate=16_000),
+                settings=server.settings(),
+            )
     assert nothing_reached(server)
 
 
