@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from typing import cast
 
-from speechmatics_modes._config import AudioFormat, TranscriptionOptions
+from speechmatics_modes._config import CHANNEL_DIARIZATION, AudioFormat, TranscriptionOptions
 from speechmatics_modes._exceptions import AudioSourceError, ConfigurationError
 from speechmatics_modes._sources import (
     ChannelChunk,
@@ -31,15 +31,11 @@ from speechmatics_modes._sources import (
 )
 
 __all__ = [
-    "CHANNEL_DIARIZATION",
     "open_batch_audio",
     "open_channels",
     "open_stream_audio",
     "with_channels",
 ]
-
-CHANNEL_DIARIZATION = ("channel", "channel_and_speaker")
-"""The diarization values that transcribe channels apart."""
 
 
 def open_stream_audio(

@@ -31,6 +31,7 @@ if TYPE_CHECKING:  # the SDK types only name the deprecated shims' return values
     import speechmatics.rt as sm_rt  # noqa: TID251
 
 __all__ = [
+    "CHANNEL_DIARIZATION",
     "LARGEST_MESSAGE",
     "SETTABLE_MID_SESSION",
     "AudioEncoding",
@@ -62,6 +63,8 @@ RealtimeModel = Literal["standard", "enhanced", "melia-1"]
 Model = Literal[RealtimeModel, "oak-1"]
 """Every model; ``oak-1`` is batch only."""
 Diarization = Literal["none", "speaker", "channel", "channel_and_speaker"]
+CHANNEL_DIARIZATION: tuple[Diarization, ...] = ("channel", "channel_and_speaker")
+"""The diarization values that transcribe channels apart (in both modes, on both sides)."""
 NotificationContent = Literal[
     "jobinfo",
     "transcript",
@@ -285,9 +288,9 @@ class TranscriptionOptions(_Value):
                 "speaker_diarization_config has no effect unless diarization is 'speaker' "
                 "(or 'channel_and_speaker'); set diarization='speaker'"
             )
-        if self.channel_diarization_labels is not None and self.diarization not in (
-            "channel",
-            "channel_and_speaker",
+        if (
+            self.channel_diarization_labels is not None
+            and self.diarization not in CHANNEL_DIARIZATION
         ):
             raise ValueError(
                 "channel_diarization_labels has no effect unless diarization is 'channel' "

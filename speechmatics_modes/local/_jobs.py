@@ -20,6 +20,7 @@ from typing import Any, Literal
 import anyio
 import anyio.to_thread
 
+from speechmatics_modes._config import CHANNEL_DIARIZATION
 from speechmatics_modes.local._audio import AudioDecodeError, convert_file_to_engine_pcm
 from speechmatics_modes.local._engine import Engine
 from speechmatics_modes.local._fetch import Fetcher
@@ -31,6 +32,7 @@ from speechmatics_modes.local._results import (
     labels_for,
     language_pack_info,
 )
+from speechmatics_modes.local._schema import ConfigProblem
 
 __all__ = ["Job", "JobStatus", "JobStore", "prepare_job", "process_job", "timestamp"]
 
@@ -227,7 +229,7 @@ async def _prepare(job: Job, fetcher: Fetcher) -> None:
     except AudioDecodeError as exc:
         job.reject(f"Job rejected due to invalid audio: {exc}")
         return
-    except ValueError as exc:
+    except ConfigProblem as exc:
         job.reject(f"Job rejected: {exc}")
         return
     job.duration = info.duration
@@ -235,19 +237,19 @@ async def _prepare(job: Job, fetcher: Fetcher) -> None:
 
 def _channel_diarization(config: Mapping[str, Any]) -> bool:
     diarization = (config.get("transcription_config") or {}).get("diarization")
-    return diarization in ("channel", "channel_and_speaker")
+    return diarization in CHANNEL_DIARIZATION
 
 
 async def _split_channels(job: Job, count: int) -> tuple[tuple[str, Path], ...]:
     """Each channel of the upload as engine PCM of its own, labelled as the config says.
 
     Raises:
-        ValueError: The config names another number of channels than the audio has.
+        ConfigProblem: The config names another number of channels than the audio has.
     """
     given = (job.config.get("transcription_config") or {}).get("channel_diarization_labels")
     labels = given or [f"channel_{index}" for index in range(1, count + 1)]
     if len(labels) != count:
-        raise ValueError(
+        raise ConfigProblem(
             f"channel_diarization_labels names {len(labels)} channels but the audio has {count}"
         )
     channels = []

@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError
 
-from speechmatics_modes._config import SETTABLE_MID_SESSION
+from speechmatics_modes._config import CHANNEL_DIARIZATION, SETTABLE_MID_SESSION
 from speechmatics_modes._frozen import FrozenModel
 from speechmatics_modes.local._audio import (
     AudioDecodeError,
@@ -619,7 +619,7 @@ class RealtimeProtocol:
 
 def _channel_labels(config: RealtimeTranscriptionConfig) -> tuple[str | None, ...] | str:
     """The session's channels (``(None,)`` unless channel diarization), or what is wrong."""
-    if config.diarization not in ("channel", "channel_and_speaker"):
+    if config.diarization not in CHANNEL_DIARIZATION:
         return (None,)
     labels = tuple(config.channel_diarization_labels or _DEFAULT_CHANNELS)
     if len(set(labels)) != len(labels):
