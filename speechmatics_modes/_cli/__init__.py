@@ -22,7 +22,6 @@ from speechmatics_modes._cli._exits import (
     EXIT_INTERRUPTED,
     UsageError,
     exit_code,
-    innermost,
 )
 from speechmatics_modes._cli._jobs import add_jobs_command
 from speechmatics_modes._cli._listen import add_listen_command
@@ -30,7 +29,7 @@ from speechmatics_modes._cli._options import add_options_command
 from speechmatics_modes._cli._runs import add_runs_command
 from speechmatics_modes._cli._serve import add_serve_command
 from speechmatics_modes._cli._transcribe import add_transcribe_command
-from speechmatics_modes._exceptions import SpeechmaticsModesError
+from speechmatics_modes._exceptions import SpeechmaticsModesError, innermost
 
 __all__ = ["EXIT_CODES", "main"]
 

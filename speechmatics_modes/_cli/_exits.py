@@ -9,7 +9,6 @@ from speechmatics_modes._exceptions import (
     AudioSourceError,
     AuthenticationError,
     ConfigurationError,
-    innermost,
 )
 
 __all__ = [
@@ -22,7 +21,6 @@ __all__ = [
     "EXIT_USAGE",
     "UsageError",
     "exit_code",
-    "innermost",
 ]
 
 EXIT_OK = 0

@@ -36,11 +36,6 @@ class DecodeQueue:
         self._waiting: list[tuple[float, int, anyio.Event]] = []
         self._order = itertools.count()
 
-    @property
-    def busy(self) -> bool:
-        """Every worker is taken."""
-        return self._free == 0
-
     @asynccontextmanager
     async def slot(self, deadline: float) -> AsyncIterator[None]:
         """Hold a worker for the block; wait behind decodes with earlier deadlines."""

@@ -60,7 +60,8 @@ class SocketFault(FrozenModel):
     )
     at_end_of_stream: bool = Field(
         default=False,
-        description="End the session when the client's EndOfStream arrives, before the "
+        description="End the session when the client's EndOfStream (or, with several "
+        "channels, the first EndOfChannel) arrives, before the "
         "engine's last words: a session cut while it drains, as a limit reached while the "
         "engine lags behind the socket does.",
     )

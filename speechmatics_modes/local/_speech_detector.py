@@ -115,11 +115,6 @@ class SpeechDetector:
     _speech_count: int = 0
 
     @property
-    def in_utterance(self) -> bool:
-        """Speech began and no pause has ended it yet."""
-        return self._start is not None
-
-    @property
     def utterance_start(self) -> float | None:
         """When the open utterance began, if one is open."""
         return None if self._start is None else self._start * FRAME_SECONDS
@@ -135,11 +130,6 @@ class SpeechDetector:
         if self._start is None:
             return 0.0
         return (self.frames - 1 - self._last_speech) * FRAME_SECONDS
-
-    @property
-    def heard(self) -> float:
-        """Seconds of audio classified."""
-        return self.frames * FRAME_SECONDS
 
     def push(self, audio: Audio) -> list[Utterance]:
         """Classify ``audio`` (any length); return the utterances a pause closed within it."""

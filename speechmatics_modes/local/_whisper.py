@@ -8,8 +8,9 @@ Decisions a reader would otherwise have to rediscover:
   loop only awaits those threads. On 2 cores the default is 2 workers of 1 thread each: two
   decodes in parallel beat one decode on two threads when several sessions are live.
 * **Weights never download silently**: see :mod:`~speechmatics_modes.local._model_files`.
-* **Voice activity filtering is always on** (faster-whisper's Silero VAD): without it Whisper
-  turns silence into words ("You").
+* **Voice activity filtering is always on**: without it Whisper turns silence into words
+  ("You"). Batch uses faster-whisper's Silero VAD filter; real time decodes only what
+  :mod:`~speechmatics_modes.local._speech_detector` (the same Silero model) calls speech.
 * **Punctuation and capitals are Whisper's own.** Marks are split off each word into
   :attr:`EngineWord.punctuation`, and the result shaper sends them as separate punctuation
   results, as the service does.

@@ -1,7 +1,8 @@
 """Real-time Whisper: decode whole utterances, commit early only when ``max_delay`` demands it.
 
-Whisper has no incremental decoder, and a decode costs about half a second of one core however
-little audio it covers (the encoder always runs a 30 s window). Decisions, and why:
+Whisper has no incremental decoder: every decode hears its window from the start, and its
+encoder pass costs most of it (a live decode's encoder sees the window and some padding, not
+Whisper's 30 s: :mod:`~speechmatics_modes.local._whisper`). Decisions, and why:
 
 * **Utterances, not fragments.** :class:`~speechmatics_modes.local._speech_detector.SpeechDetector`
   (Silero VAD) finds where speech stops. When a pause of :data:`PAUSE_SECONDS` ends an
@@ -9,7 +10,7 @@ little audio it covers (the encoder always runs a 30 s window). Decisions, and w
   decoder sees each phrase whole, as batch does. Audio the detector never calls speech is never
   decoded, so room tone, music and applause give no words.
 * **No left context from earlier utterances.** Adding the previous sentence to the window
-  (cheap: the encoder always runs 30 s) made tiny.en now and then stop after that sentence and
+  made tiny.en now and then stop after that sentence and
   drop the new one, or hear its last word again with new times; the window starts
   :data:`PRE_ROLL_SECONDS` before the utterance.
 * **A pause is decoded before it is sure** (:data:`EARLY_PAUSE_SECONDS`), when a worker is
