@@ -394,18 +394,3 @@ async def test_a_handover_refused_for_capacity_waits_and_loses_nothing() -> None
     assert refused > 0
     assert not [e for e in events if isinstance(e, AudioGap)]
     assert metrics.gaps == 0
-
-
-async def test_a_session_beyond_capacity_raises_session_limit_error() -> None:
-    audio, _ = tone_audio(3)
-    async with (
-        LocalServer(engine=ToneEngine(max_streams=1)) as server,
-        stream(
-            wav(audio * 40), settings=server.settings(), audio_format=FORMAT, pace=1.0
-        ) as holding,
-    ):
-        await anext(aiter(holding))  # the one session is taken
-        with pytest.raises(SessionLimitError) as caught:
-            await transcribe(wav(audio), "realtime", settings=server.settings())
-    assert caught.value.error_type == "quota_exceeded"
-    assert caught.value.retryable

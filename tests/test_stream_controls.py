@@ -26,6 +26,7 @@ from speechmatics_modes import (
 )
 from speechmatics_modes.local import EngineWord, Faults, LocalServer, ScriptedEngine, SocketFault
 from speechmatics_modes.local._scripted import ScriptedStream
+from tests.conftest import eventually
 from tests.local.conftest import pcm_bytes
 
 pytestmark = pytest.mark.anyio
@@ -239,14 +240,13 @@ class HeldStarts(ScriptedEngine):
 async def audio(*parts: float | anyio.Event | Callable[[], bool]) -> AsyncIterator[bytes]:
     """Seconds of audio, and gates (or conditions) to wait for, in order."""
     for part in parts:
-        with anyio.fail_after(_GATE_SECONDS):
-            if isinstance(part, anyio.Event):
+        if isinstance(part, anyio.Event):
+            with anyio.fail_after(_GATE_SECONDS):
                 await part.wait()
-                continue
-            if callable(part):  # a server counter, which no event announces
-                while not part():  # noqa: ASYNC110
-                    await anyio.sleep(0.01)
-                continue
+            continue
+        if callable(part):  # a server counter, which no event announces
+            assert await eventually(part, _GATE_SECONDS), "the condition never held"
+            continue
         for _ in range(round(part * 10)):
             yield pcm_bytes(0.1)
 
