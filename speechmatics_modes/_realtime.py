@@ -589,6 +589,11 @@ class RealtimeSession:
     # Controls on the running session ------------------------------------------------------
 
     @property
+    def _multichannel(self) -> bool:
+        """Whether audio goes as ``AddChannelAudio`` (any chunk sent with a channel label)."""
+        return any(channel is not None for channel in self._sent_sizes)
+
+    @property
     def options(self) -> TranscriptionOptions:
         """The transcription options in force (after any :meth:`update`)."""
         return self._options
@@ -597,14 +602,20 @@ class RealtimeSession:
         """Ask the service to finalise what it has heard now (``ForceEndOfUtterance``).
 
         The answer is a :class:`Final` with ``forced=True`` (and an :class:`EndOfUtterance`)
-        among the events.
+        among the events. The SDK stamps the request with the seconds of audio it sent as
+        binary frames; a multichannel session sends ``AddChannelAudio`` messages instead, so
+        that stamp would be 0.0 (nothing to finalise): there the stamp is left out, and the
+        service finalises all it has.
 
         Raises:
             TransportError: The session is not running.
         """
         client = await self._running_client()
         with translated(REALTIME_ERRORS):
-            await client.force_end_of_utterance()
+            if self._multichannel:
+                await client.force_end_of_utterance(timestamp=None)
+            else:
+                await client.force_end_of_utterance()
 
     async def update(self, options: TranscriptionOptions, changes: Iterable[str]) -> None:
         """Send ``SetRecognitionConfig`` with the fields ``changes``; ``options`` are the result.

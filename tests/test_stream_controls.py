@@ -81,6 +81,33 @@ async def test_force_end_of_utterance_yields_a_forced_final() -> None:
     assert spoken(events.transcript.words) == ["hello", "there"]
 
 
+async def test_force_end_of_utterance_reaches_a_multichannel_session() -> None:
+    """With several channels (AddChannelAudio, no binary frames) the forced final comes too."""
+    gate = anyio.Event()
+    options = {"enable_partials": True, "max_delay": 4.0}
+    sources = {"agent": gated(gate, 1.5, 0.5), "caller": gated(gate, 1.5, 0.5)}
+    async with (
+        LocalServer(engine=engine(1.0, final_lag=3.0)) as server,
+        stream(sources, options=options, settings=server.settings()) as events,
+    ):
+        forced = False
+        finals: list[Final] = []
+        async for event in events:
+            if isinstance(event, Partial) and event.words and not forced:
+                forced = True
+                await events.force_end_of_utterance()
+            elif isinstance(event, Final):
+                finals.append(event)
+                gate.set()
+    assert finals[0].forced
+    assert spoken(finals[0].words)[0] == "hello"
+    by_channel = {
+        channel: spoken(tuple(w for w in events.transcript.words if w.channel == channel))
+        for channel in ("agent", "caller")
+    }
+    assert by_channel == {"agent": ["hello", "there"], "caller": ["hello", "there"]}
+
+
 async def test_update_changes_the_running_session() -> None:
     """Partials switched on mid-stream start arriving; nothing before."""
     gate = anyio.Event()
