@@ -388,10 +388,22 @@ class RollingStream:
 
     async def _give_up_or_wait(self, error: SpeechmaticsModesError) -> None:
         """Raise ``error`` if it cannot be cured or attempts ran out; else back off."""
-        limit = self._policy.max_attempts
-        if not error.retryable or (limit is not None and self._backoff.failures >= limit):
+        if not await self._waited_to_retry(error, self._backoff):
             raise error
-        await anyio.sleep(self._backoff.next_delay())
+
+    async def _waited_to_retry(self, error: SpeechmaticsModesError, backoff: Backoff) -> bool:
+        """The stream's one retry rule, for reconnections and replays alike.
+
+        Returns:
+            False at once if no new session can cure ``error``, or ``backoff`` already counts
+            ``max_attempts`` failures in a row; else True, after waiting its next delay (which
+            counts this failure).
+        """
+        limit = self._policy.max_attempts
+        if not error.retryable or (limit is not None and backoff.failures >= limit):
+            return False
+        await anyio.sleep(backoff.next_delay())
+        return True
 
     async def _connect(self, group: TaskGroup) -> tuple[_SessionOnStream, int]:
         """Open sessions until one starts, backing off between attempts.
@@ -680,7 +692,9 @@ class RollingStream:
 
         Its successor's words are held until this returns, so the order stays right. A
         retryable failure (above all a refusal for lack of capacity, which a busy server gives
-        while the successor holds a session) is retried with backoff, as reconnections are:
+        while the successor holds a session) is retried with backoff, by the rule reconnections
+        follow (:meth:`_waited_to_retry`): the first replay starts at once, as a ready spare
+        takes over from a dropped session, and up to ``max_attempts`` retries follow it, so
         audio is never given up for want of a session. What the attempts cannot finish becomes
         an :class:`AudioGap`; a replay that reached its ``EndOfTranscript`` finished all of its
         audio, including the quiet audio after its last word (a handover waits for a pause, so
@@ -689,19 +703,15 @@ class RollingStream:
         start = max(failed.final_end, self._ring.start)
         done = start
         retries = Backoff.following(self._policy, self._random)  # not the live session's count
-        attempts = 0
         while done < failed.sent:
             place, error = await self._replay(max(done, self._ring.start), failed.sent)
-            attempts += 1
             if error is None:
                 done = failed.sent
                 break
             done = max(done, place.final_end)
-            limit = self._policy.max_attempts
-            if not error.retryable or (limit is not None and attempts >= limit):
+            if not await self._waited_to_retry(error, retries):
                 logger.warning("could not transcribe it again: %s", error)
                 break
-            await anyio.sleep(retries.next_delay())
         lost_from = failed.final_end if start > failed.final_end else done
         if lost_from < failed.sent:
             await self._publish(self._lost(lost_from, failed.sent))
