@@ -337,13 +337,13 @@ class RealtimeSession:
             async with anyio.create_task_group() as group:
                 self._group = group  # for the backlog's flusher, which the group waits for
                 self._start_flushing()
-                over = anyio.Event()
-                group.start_soon(self._watch_connection, client, over)
+                watching = anyio.CancelScope()
+                group.start_soon(self._watch_connection, client, watching)
                 try:
                     with self._conversing:
                         await self._converse(client, chunks)
                 finally:
-                    over.set()
+                    watching.cancel()  # the conversation is over, whatever the connection does
         finally:
             self._client = None
             self._group = None
@@ -459,17 +459,17 @@ class RealtimeSession:
         self._room = anyio.Event()
         await self._room.wait()
 
-    async def _watch_connection(self, client: sm.AsyncClient, over: anyio.Event) -> None:
+    async def _watch_connection(self, client: sm.AsyncClient, watching: anyio.CancelScope) -> None:
         """End the conversation as soon as the connection closes before ``EndOfTranscript``.
 
         Nothing else would notice while no audio is being sent (a paused source, a full
         window): the session would wait for the source's next chunk, or for acknowledgements
         that never come, and a rolling stream would reconnect only then. ``_closed_evt`` is
         the SDK's private flag; the drop tests in tests/test_realtime_flow.py and
-        tests/test_rolling_stream.py fail if it moves.
+        tests/test_rolling_stream.py fail if it moves. :meth:`run` cancels ``watching`` (which
+        may happen before this task enters it) when the conversation is over.
         """
-        async with anyio.create_task_group() as watching:
-            watching.start_soon(_cancel_when, over, watching.cancel_scope)
+        with watching:
             await client._closed_evt.wait()
             if not self._ended:
                 self._fail(
@@ -480,7 +480,6 @@ class RealtimeSession:
                 )
                 self._ended = True
                 self._conversing.cancel()
-            watching.cancel_scope.cancel()
 
     async def _finish(self, client: sm.AsyncClient) -> None:
         """Send EndOfStream and wait until the service has sent its last final."""
@@ -678,11 +677,6 @@ class RealtimeSession:
         if self._client is None or self._ended:
             raise TransportError("the real-time session is not running (not started, or ended)")
         return self._client
-
-
-async def _cancel_when(event: anyio.Event, scope: anyio.CancelScope) -> None:
-    await event.wait()
-    scope.cancel()
 
 
 def _auth(settings: Settings) -> sm.AuthBase:
