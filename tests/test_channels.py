@@ -6,6 +6,8 @@ import io
 import struct
 import wave
 from collections.abc import AsyncIterator
+from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
 
@@ -22,6 +24,9 @@ from speechmatics_modes import (
 )
 from speechmatics_modes._sources import spooled_channels
 from speechmatics_modes.local import LocalServer, ScriptedEngine
+from speechmatics_modes.local._disk import DiskGuard
+from speechmatics_modes.local._fetch import Fetcher
+from speechmatics_modes.local._jobs import Job, prepare_job
 from tests.local.conftest import pcm_bytes
 
 pytestmark = pytest.mark.anyio
@@ -241,3 +246,46 @@ async def test_batch_refuses_labels_for_another_number_of_channels(server: Local
     options = {"diarization": "channel", "channel_diarization_labels": ["a", "b", "c"]}
     with pytest.raises(JobFailedError, match="names 3 channels but the audio has 2"):
         await transcribe(stereo_wav(1.0), "batch", options=options, settings=server.settings())
+
+
+def channel_job(directory: Path, labels: list[str]) -> Job:
+    """A local batch job of a stereo WAV with channel diarization; where a mono mixdown of
+    it would be written is taken by a directory, so converting it fails the job."""
+    config = {"language": "en", "diarization": "channel", "channel_diarization_labels": labels}
+    job = Job(
+        id="job",
+        created_at=datetime.now(timezone.utc),
+        config={"type": "transcription", "transcription_config": config},
+        data_name="call.wav",
+        directory=directory,
+    )
+    job.upload_path.write_bytes(stereo_wav(1.0))
+    job.pcm_path.mkdir()
+    return job
+
+
+async def prepare(job: Job) -> None:
+    await prepare_job(
+        job, fetcher=Fetcher(allow_from=(), max_bytes=None, disk=DiskGuard(job.directory, 0))
+    )
+
+
+async def test_a_local_batch_job_converts_each_channel_and_no_mixdown(tmp_path: Path) -> None:
+    job = channel_job(tmp_path, ["left", "right"])
+    await prepare(job)
+    assert job.running, job.errors
+    assert job.duration == 1.0
+    assert [label for label, _ in job.channels] == ["left", "right"]
+    assert all(path.stat().st_size == 2 * 16_000 for _, path in job.channels)
+
+
+async def test_a_local_batch_job_checks_the_channel_labels_before_converting(
+    tmp_path: Path,
+) -> None:
+    job = channel_job(tmp_path, ["a", "b", "c"])
+    (tmp_path / "channel_0.pcm").mkdir()  # and the first channel: nothing may be converted
+    await prepare(job)
+    assert job.status == "rejected"
+    assert [error["message"] for error in job.errors] == [
+        "Job rejected: channel_diarization_labels names 3 channels but the audio has 2"
+    ]

@@ -63,10 +63,12 @@ __all__ = [
     "StreamConverter",
     "WavHeader",
     "WavStreamConverter",
+    "cannot_split",
     "convert_file_to_engine_pcm",
     "identify_non_wav",
     "parse_wav_header",
     "pyav_demuxer",
+    "wav_channels",
 ]
 
 RawEncoding = Literal["pcm_s16le", "pcm_f32le", "mulaw"]
@@ -453,10 +455,31 @@ def convert_file_to_engine_pcm(src: Path, dst: Path, channel: int | None = None)
     if demuxer is not None and channel is None:
         return _convert_with_pyav(src, dst, head, demuxer)
     if demuxer is not None:
-        raise AudioDecodeError(
-            f"{src.name}: channel diarization splits WAV files only here; send the channels as WAV"
-        )
+        raise cannot_split(src.name)
     return _convert_wav(src, dst, channel)
+
+
+def wav_channels(src: Path) -> int | None:
+    """How many channels a WAV file has, read from its header alone (nothing is converted).
+
+    Returns:
+        ``None`` for a format PyAV decodes: only its conversion tells.
+
+    Raises:
+        AudioDecodeError: Neither a WAV file nor a format PyAV decodes.
+    """
+    with src.open("rb") as reader:
+        if pyav_demuxer(reader.read(_MAGIC_BYTES)) is not None:
+            return None
+        reader.seek(0)
+        return _read_file_header(reader, src.name).sample_format.channels
+
+
+def cannot_split(source: str) -> AudioDecodeError:
+    """Channel diarization of a multichannel file that is not WAV, which is not split here."""
+    return AudioDecodeError(
+        f"{source}: channel diarization splits WAV files only here; send the channels as WAV"
+    )
 
 
 def _convert_with_pyav(src: Path, dst: Path, head: bytes, demuxer: str) -> AudioInfo:

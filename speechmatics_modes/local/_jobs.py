@@ -21,7 +21,13 @@ import anyio
 import anyio.to_thread
 
 from speechmatics_modes._config import CHANNEL_DIARIZATION
-from speechmatics_modes.local._audio import AudioDecodeError, convert_file_to_engine_pcm
+from speechmatics_modes.local._audio import (
+    AudioDecodeError,
+    AudioInfo,
+    cannot_split,
+    convert_file_to_engine_pcm,
+    wav_channels,
+)
 from speechmatics_modes.local._engine import Engine
 from speechmatics_modes.local._fetch import Fetcher
 from speechmatics_modes.local._insights import batch_sections, engine_insights
@@ -221,11 +227,7 @@ async def _prepare(job: Job, fetcher: Fetcher) -> None:
             job.reject(error)
             return
     try:
-        info = await anyio.to_thread.run_sync(
-            convert_file_to_engine_pcm, job.upload_path, job.pcm_path
-        )
-        if _channel_diarization(job.config) and info.source_format.channels > 1:
-            job.channels = await _split_channels(job, info.source_format.channels)
+        info = await _convert(job)
     except AudioDecodeError as exc:
         job.reject(f"Job rejected due to invalid audio: {exc}")
         return
@@ -235,13 +237,39 @@ async def _prepare(job: Job, fetcher: Fetcher) -> None:
     job.duration = info.duration
 
 
+async def _convert(job: Job) -> AudioInfo:
+    """Convert the upload to the engine PCM its recognition reads, and nothing more.
+
+    With channel diarization of a multichannel WAV that is each channel apart (the labels are
+    checked against the header's channel count first); otherwise one mono mixdown.
+
+    Raises:
+        AudioDecodeError: The upload cannot be decoded, or is a multichannel file to split that
+            is not WAV.
+        ConfigProblem: The config names another number of channels than the audio has.
+    """
+    upload = job.upload_path
+    split = _channel_diarization(job.config)
+    count = await anyio.to_thread.run_sync(wav_channels, upload) if split else None
+    if count is not None and count > 1:
+        return await _split_channels(job, count)
+    info = await anyio.to_thread.run_sync(convert_file_to_engine_pcm, upload, job.pcm_path)
+    if split and info.source_format.channels > 1:  # not a WAV: only decoding told
+        raise cannot_split(upload.name)
+    return info
+
+
 def _channel_diarization(config: Mapping[str, Any]) -> bool:
     diarization = (config.get("transcription_config") or {}).get("diarization")
     return diarization in CHANNEL_DIARIZATION
 
 
-async def _split_channels(job: Job, count: int) -> tuple[tuple[str, Path], ...]:
+async def _split_channels(job: Job, count: int) -> AudioInfo:
     """Each channel of the upload as engine PCM of its own, labelled as the config says.
+
+    Returns:
+        The last channel's conversion (every channel has the upload's duration); the
+        channels themselves go to ``job.channels``.
 
     Raises:
         ConfigProblem: The config names another number of channels than the audio has.
@@ -255,9 +283,12 @@ async def _split_channels(job: Job, count: int) -> tuple[tuple[str, Path], ...]:
     channels = []
     for index, label in enumerate(labels):
         path = job.directory / f"channel_{index}.pcm"
-        await anyio.to_thread.run_sync(convert_file_to_engine_pcm, job.upload_path, path, index)
+        info = await anyio.to_thread.run_sync(
+            convert_file_to_engine_pcm, job.upload_path, path, index
+        )
         channels.append((str(label), path))
-    return tuple(channels)
+    job.channels = tuple(channels)
+    return info
 
 
 async def _recognise(
