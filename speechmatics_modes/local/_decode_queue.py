@@ -46,9 +46,13 @@ class DecodeQueue:
             self._release()
 
     @asynccontextmanager
-    async def try_slot(self) -> AsyncIterator[bool]:
-        """Hold a worker for the block if one is free now and nobody waits; yields whether."""
-        if self._free == 0 or self._waiting:
+    async def try_slot(self, *, idle: bool = False) -> AsyncIterator[bool]:
+        """Hold a worker for the block if one is free now and nobody waits; yields whether.
+
+        With ``idle``, only if every worker is free: work for an otherwise idle engine (a look
+        that makes a later flush faster) must never leave a busy one short of a worker.
+        """
+        if self._free < (self.workers if idle else 1) or self._waiting:
             yield False
             return
         self._free -= 1

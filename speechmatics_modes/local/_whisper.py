@@ -303,6 +303,7 @@ class WhisperEngine:
         final: bool,
         deadline: float,
         optional: bool = False,
+        idle: bool = False,
     ) -> list[EngineWord] | None:
         """Decode a stream's window in a worker thread; times start at ``offset``.
 
@@ -314,6 +315,7 @@ class WhisperEngine:
             deadline: ``time.monotonic()`` by which the result is needed; the queue serves
                 the earliest first.
             optional: Skip (return ``None``) unless a worker is free right now.
+            idle: With ``optional``: skip unless every worker is free right now.
 
         At most :data:`_TOKENS_PER_SECOND` tokens per second of audio are generated, so a word
         cut off at the end of the window cannot send decoding into a loop. There is no text
@@ -344,7 +346,7 @@ class WhisperEngine:
             return engine_words(segments, offset)
 
         if optional:
-            async with queue.try_slot() as free:
+            async with queue.try_slot(idle=idle) as free:
                 if not free:
                     return None
                 return await anyio.to_thread.run_sync(transcribe)

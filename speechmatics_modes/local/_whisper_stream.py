@@ -18,6 +18,12 @@ Whisper's 30 s: :mod:`~speechmatics_modes.local._whisper`). Decisions, and why:
   detector often calls a breath or an echo after it speech), the utterance closes then;
   otherwise, once the pause is long enough, those words are its finals without a second decode.
   Either way EndOfUtterance and ForceEndOfUtterance do not wait for a decode after the pause.
+* **A flush decodes only the tail** (:data:`FLUSH_SECONDS`) of a long open utterance: a
+  decode's cost grows with its window, and ForceEndOfUtterance should be answered within
+  about 0.3 s. The words before the tail become final as the latest interim decodes heard
+  them; so that there are some even without partials, an open utterance is looked at every
+  :data:`LOOK_SECONDS` when the whole engine is idle (never taking a worker a busy engine
+  needs).
 * **Interim decodes** while an utterance is open: about once a second of wall time when
   partials are wanted (and a worker is idle: partials are optional work), and whenever a word
   would otherwise miss ``max_delay``. A word is made final as late as ``max_delay`` allows
@@ -60,6 +66,8 @@ from speechmatics_modes.local._speech_detector import (
 
 __all__ = [
     "EARLY_PAUSE_SECONDS",
+    "FLUSH_CONTEXT_SECONDS",
+    "FLUSH_SECONDS",
     "MAX_WINDOW_SECONDS",
     "PAUSE_SECONDS",
     "Decoder",
@@ -92,6 +100,17 @@ decoding on every 100 ms chunk, stopped reading its socket and the client's ping
 EDGE_SECONDS = 0.3
 """A word ending this close to the end of the decoded audio may be cut off: never committed
 by an interim decode."""
+FLUSH_SECONDS = 2.5
+"""Most audio a flush decodes (ForceEndOfUtterance, EndOfStream): a decode's cost grows with
+its window (0.16 s for 1 s of audio on one core, 0.44 s for 7 s), and a forced end should be
+answered within about 0.3 s. What lies before is made final as earlier decodes heard it."""
+FLUSH_CONTEXT_SECONDS = 1.0
+"""Audio before the last final that a flush's decode hears again: the final word whole, so
+the decode's words are aligned after it (decoding from its end, Whisper squeezed the next
+word into the window's first instant, before that end, and it was lost)."""
+LOOK_SECONDS = 2.0
+"""An open utterance is looked at (decoded for partials, or on an idle engine for a flush to
+come) at least every this many seconds of audio, so a flush finds all but its tail heard."""
 VOTERS = 4
 """Interim decodes of an utterance (the latest and those before it) that vote on due words."""
 SPEECH_MARGIN = 0.2
@@ -106,9 +125,16 @@ class Decoder(Protocol):
     """Decodes audio into words (times from ``offset``); the engine's shared model and queue."""
 
     async def __call__(
-        self, audio: Audio, offset: float, *, final: bool, deadline: float, optional: bool
+        self,
+        audio: Audio,
+        offset: float,
+        *,
+        final: bool,
+        deadline: float,
+        optional: bool,
+        idle: bool = False,
     ) -> list[EngineWord] | None:
-        """Words heard; ``None`` if ``optional`` and no worker was free."""
+        """Words heard; ``None`` if ``optional`` and no worker (``idle``: not all) was free."""
         ...
 
 
@@ -332,32 +358,53 @@ class WhisperStream:
             self._partial = ()
             self._pause_decode = None
             return StreamUpdate()
-        return await self._finish(start, self._audio_end, utterance.end)
+        return await self._finish(start, self._audio_end, utterance.end, hurry=True)
 
     async def aclose(self) -> None:
         """Drop the audio; the model stays with the engine."""
         self._closed = True
         self._audio = np.zeros(0, dtype=np.float32)
 
-    async def _finish(self, start: float, until: float, speech_end: float) -> StreamUpdate:
+    async def _finish(
+        self, start: float, until: float, speech_end: float, *, hurry: bool = False
+    ) -> StreamUpdate:
         """Make every word up to ``until`` final.
 
         No decode is needed when a pause decode covered the speech (which ended at
-        ``speech_end``).
+        ``speech_end``). In a ``hurry`` (a flush) at most :data:`FLUSH_SECONDS` are decoded:
+        the words before them become final as the latest looks heard them.
         """
         done = self._pause_decode
+        settled: list[EngineWord] = []
         if done is not None and done.until >= speech_end:
             words: list[EngineWord] | None = done.words
         else:
-            words = await self._decode_window(start, until, final=True, deadline=self._clock())
+            context = PRE_ROLL_SECONDS
+            if hurry and start - PRE_ROLL_SECONDS < until - FLUSH_SECONDS:
+                settled = self._settle(until - FLUSH_SECONDS)
+                if self._committed_end > start:
+                    start, context = self._committed_end, FLUSH_CONTEXT_SECONDS
+            words = await self._decode_window(
+                start, until, final=True, deadline=self._clock(), context=context
+            )
         assert words is not None
-        return self._close(words)
+        return self._close(words, settled)
+
+    def _settle(self, cut: float) -> list[EngineWord]:
+        """Make final, as the latest looks heard them, the open words that end before ``cut``."""
+        if not self._looks:
+            return []
+        latest, *earlier = reversed(self._looks)
+        settled = due_finals(latest, earlier[::-1], self._committed, due_before=cut)
+        self._commit(settled)
+        return settled
 
     async def _pause(self, start: float) -> StreamUpdate:
         """A pause not yet long enough to end the utterance: decode it early.
 
-        Only on an idle worker. The utterance closes now if Whisper heard its last word end
-        :data:`PAUSE_SECONDS` before the audio does.
+        Only on an idle worker. The utterance closes as soon as Whisper's last word ended
+        :data:`PAUSE_SECONDS` before the audio does (the detector may still be hearing a
+        breath), checked again with each chunk of the pause: no second decode is needed.
         """
         if self._pause_decode is None:
             until = self._audio_end
@@ -368,15 +415,21 @@ class WhisperStream:
                 return StreamUpdate(partial=self._partial)
             self._pause_decode = _PauseDecode(until, words)
         heard = after_committed(self._pause_decode.words, self._committed)
-        if heard and heard[-1].end > self._pause_decode.until - PAUSE_SECONDS:
+        if heard and heard[-1].end > self._audio_end - PAUSE_SECONDS:
             return StreamUpdate(partial=self._partial)
         self._detector.close()
         return self._close(self._pause_decode.words)
 
-    def _close(self, words: Sequence[EngineWord]) -> StreamUpdate:
-        """The open utterance ended with ``words``: the new ones become final."""
-        finals = tuple(after_committed(words, self._committed))
-        self._commit(finals)
+    def _close(
+        self, words: Sequence[EngineWord], settled: Sequence[EngineWord] = ()
+    ) -> StreamUpdate:
+        """The open utterance ended with ``words``: the new ones become final.
+
+        They follow the ``settled`` ones, which a flush made final just before.
+        """
+        fresh = after_committed(words, self._committed)
+        self._commit(fresh)
+        finals = (*settled, *fresh)
         self._looks.clear()
         self._partial = ()
         self._pause_decode = None
@@ -392,13 +445,20 @@ class WhisperStream:
         oldest = max(start, self._committed_end)
         must = due_before > oldest + EDGE_SECONDS
         wanted = self._partials and now - self._last_interim >= PARTIAL_INTERVAL
-        if not (must or wanted):
+        looked = self._looks[-1].audio_end if self._looks else oldest
+        stale = self._audio_end - max(oldest, looked) >= LOOK_SECONDS
+        if not (must or wanted or stale):
             return StreamUpdate(partial=self._partial)
         self._last_interim = now
         self._interim_audio_end = self._audio_end
         deadline = now + (0.0 if must else self._max_delay)
         words = await self._decode_window(
-            start, self._audio_end, final=False, deadline=deadline, optional=not must
+            start,
+            self._audio_end,
+            final=False,
+            deadline=deadline,
+            optional=not must,
+            idle=not (must or wanted),
         )
         if words is None:
             return StreamUpdate(partial=self._partial)
@@ -411,10 +471,18 @@ class WhisperStream:
         return StreamUpdate(finals, self._partial)
 
     async def _decode_window(
-        self, start: float, until: float, *, final: bool, deadline: float, optional: bool = False
+        self,
+        start: float,
+        until: float,
+        *,
+        final: bool,
+        deadline: float,
+        optional: bool = False,
+        idle: bool = False,
+        context: float = PRE_ROLL_SECONDS,
     ) -> list[EngineWord] | None:
-        """Decode from the context before ``start`` to ``until``; keep words over speech."""
-        begin = self._window_start(start, until)
+        """Decode from ``context`` seconds before ``start`` to ``until``; keep speech's words."""
+        begin = self._window_start(start, until, context)
         first = round((begin - self._audio_start) * ENGINE_SAMPLE_RATE)
         last = round((until - self._audio_start) * ENGINE_SAMPLE_RATE)
         began = self._clock()
@@ -424,6 +492,7 @@ class WhisperStream:
             final=final,
             deadline=deadline,
             optional=optional,
+            idle=idle,
         )
         if words is None:
             return None
@@ -434,12 +503,12 @@ class WhisperStream:
             if self._detector.had_speech(word.start - SPEECH_MARGIN, word.end + SPEECH_MARGIN)
         ]
 
-    def _window_start(self, start: float, until: float) -> float:
+    def _window_start(self, start: float, until: float, context: float = PRE_ROLL_SECONDS) -> float:
         """Where a decode ending at ``until`` begins: just before the utterance's speech.
 
         A very long utterance starts at a final word's end instead, within Whisper's 30 s.
         """
-        begin = start - PRE_ROLL_SECONDS
+        begin = start - context
         if until - begin > MAX_WINDOW_SECONDS:
             ends = [w.end for w in self._committed if w.end >= until - MAX_UTTERANCE_SECONDS]
             begin = ends[0] if ends else until - MAX_UTTERANCE_SECONDS

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from itertools import pairwise
+from typing import Any
 
 import anyio
 import numpy as np
@@ -21,6 +22,8 @@ from speechmatics_modes.local._speech_detector import FRAME_SAMPLES, SpeechDetec
 from speechmatics_modes.local._whisper_stream import (
     EARLY_PAUSE_SECONDS,
     EDGE_SECONDS,
+    FLUSH_CONTEXT_SECONDS,
+    FLUSH_SECONDS,
     PAUSE_SECONDS,
     Look,
     WhisperStream,
@@ -66,6 +69,7 @@ class ScriptedDecoder:
         final: bool,
         deadline: float,
         optional: bool,
+        idle: bool = False,
     ) -> list[EngineWord] | None:
         end = offset + len(audio) / RATE
         self.calls.append((offset, end, final))
@@ -141,10 +145,25 @@ async def test_a_pause_whisper_hears_before_the_detector_does_closes_the_utteran
     run = paced(decoder, max_delay=4.0, partials=False)
     await run.feed(speech_audio([(0.5, 2.4)], 4.0))
     assert [w for w, _ in run.finals] == script
-    assert len(decoder.calls) == 1
+    assert [final for _, _, final in decoder.calls].count(True) == 1
     for _, at in run.finals:
         assert at <= 2.4 + EARLY_PAUSE_SECONDS + 0.15  # a frame and a chunk after the pause
     assert 2.4 + EARLY_PAUSE_SECONDS + 0.15 < 2.4 + PAUSE_SECONDS
+
+
+@pytest.mark.anyio
+async def test_a_pause_decoded_early_closes_once_whisper_s_pause_is_long_enough() -> None:
+    """The detector hears a short breath after the last word (2.03 s to 2.12 s), so the pause
+    is decoded at about 2.4 s, when Whisper's pause is still short. The utterance closes when
+    Whisper's pause reaches PAUSE_SECONDS (2.43 s), not when the detector's does (2.52 s)."""
+    script = [word("the", 0.5, 0.9), word("cat", 1.0, 2.03)]
+    decoder = ScriptedDecoder(script)
+    run = paced(decoder, max_delay=4.0, partials=False)
+    await run.feed(speech_audio([(0.5, 2.12)], 4.0))
+    assert [w for w, _ in run.finals] == script
+    assert [final for _, _, final in decoder.calls].count(True) == 1
+    for _, at in run.finals:
+        assert at <= 2.03 + PAUSE_SECONDS + 0.1  # the next chunk
 
 
 @pytest.mark.anyio
@@ -185,6 +204,60 @@ async def test_max_delay_commits_agreed_words_early_and_each_word_once() -> None
     assert len(early) >= 8, "long speech is committed before its pause"
     for final, at in run.finals:
         assert at - final.end <= 1.5 + 0.2
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("partials", [False, True])
+async def test_a_flush_in_a_long_utterance_decodes_only_its_tail(partials: bool) -> None:
+    """ForceEndOfUtterance 9 s into speech: the words before the last FLUSH_SECONDS are final
+    as the looks heard them (partials', or an idle engine's), and only the tail is decoded."""
+    script = [word(f"w{index}", 0.5 + 0.5 * index, 0.9 + 0.5 * index) for index in range(18)]
+    decoder = ScriptedDecoder(script)
+    run = paced(decoder, max_delay=10.0, partials=partials)
+    await run.feed(speech_audio([(0.5, 9.5)], 9.5))
+    assert run.finals == [], "no pause, and max_delay is far"
+    looks = len(decoder.calls)
+    await run.flush()
+    finals = [w for w, _ in run.finals]
+    assert [w.text for w in finals] == [w.text for w in script], "none misheard, none twice"
+    assert_final_once_and_in_order(finals)
+    (flushed,) = decoder.calls[looks:]
+    start, end, final = flushed
+    assert final
+    assert end == pytest.approx(9.5)
+    assert end - start <= FLUSH_SECONDS + FLUSH_CONTEXT_SECONDS + 0.5  # the last final whole
+
+
+@pytest.mark.anyio
+async def test_a_flush_without_looks_decodes_the_whole_utterance() -> None:
+    """On a busy engine no look is made for a flush to come; the flush then hears it all."""
+    script = [word(f"w{index}", 0.5 + 0.5 * index, 0.9 + 0.5 * index) for index in range(12)]
+    decoder = ScriptedDecoder(script)
+    queue = DecodeQueue(2)
+
+    async def busy_decoder(
+        audio: npt.NDArray[np.float32], offset: float, **options: Any
+    ) -> list[EngineWord] | None:
+        async with queue.try_slot(idle=options["idle"]) as free:
+            return await decoder(audio, offset, **options) if free else None
+
+    run = paced(decoder, max_delay=10.0, partials=False)
+    run.stream = WhisperStream(
+        busy_decoder,
+        max_delay=10.0,
+        partials=False,
+        detector=SpeechDetector(loud_frames, pause=PAUSE_SECONDS),
+        clock=lambda: run.clock[0],
+    )
+    async with queue.slot(0.0):  # another session's decode holds one of the two workers
+        await run.feed(speech_audio([(0.5, 6.5)], 6.5))
+    assert decoder.calls == []
+    await run.flush()
+    assert [w.text for w, _ in run.finals] == [w.text for w in script]
+    ((start, end, final),) = decoder.calls
+    assert final
+    assert start < 0.5
+    assert end == pytest.approx(6.5)
 
 
 @pytest.mark.anyio
@@ -317,6 +390,18 @@ async def test_the_queue_serves_the_earliest_deadline_first() -> None:
         async with queue.try_slot() as free:
             assert not free, "optional work never waits behind a busy queue"
     assert order == ["urgent", "soon", "late"]
+
+
+@pytest.mark.anyio
+async def test_work_for_an_idle_engine_runs_only_when_every_worker_is_free() -> None:
+    queue = DecodeQueue(2)
+    async with queue.slot(0.0):
+        async with queue.try_slot(idle=True) as free:
+            assert not free
+        async with queue.try_slot() as free:
+            assert free, "one worker is still free for optional work"
+    async with queue.try_slot(idle=True) as free:
+        assert free
 
 
 @pytest.mark.anyio
