@@ -126,6 +126,33 @@ async def test_update_changes_the_running_session() -> None:
     assert "partial" in seen[seen.index("updated") :]
 
 
+async def test_a_max_delay_lowered_mid_stream_reaches_the_engine() -> None:
+    """With ``max_delay`` 4 "hello" (0.5-0.9 s) would be final 3 s after it ended; lowered to
+    1 s it is final once 2 s of audio were sent, and the source waits for it there."""
+    updated, final = anyio.Event(), anyio.Event()
+
+    async def source() -> AsyncIterator[bytes]:
+        async for chunk in gated(updated, 1.5, 0.5):
+            yield chunk
+        with anyio.fail_after(_GATE_SECONDS):
+            await final.wait()
+
+    options = {"enable_partials": True, "max_delay": 4.0}
+    async with (
+        LocalServer(engine=engine(3.0, final_lag=3.0)) as server,
+        stream(source(), options=options, settings=server.settings()) as events,
+    ):
+        async for event in events:
+            if isinstance(event, Partial) and event.words and not updated.is_set():
+                await events.update({"max_delay": 1.0})
+                updated.set()
+            elif isinstance(event, Final) and event.words:
+                assert not event.forced
+                assert spoken(event.words) == ["hello"]
+                final.set()
+    assert final.is_set()
+
+
 @pytest.mark.parametrize(
     ("changes", "problem"),
     [

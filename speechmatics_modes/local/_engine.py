@@ -65,7 +65,12 @@ class StreamUpdate:
 
 
 class StreamingRecognizer(Protocol):
-    """Incremental recognition for one real-time session. One per session: never shared."""
+    """Incremental recognition for one real-time session. One per session: never shared.
+
+    A recogniser may also have ``retune(*, max_delay: float, partials: bool) -> None``, which
+    the server calls when ``SetRecognitionConfig`` changes either mid-session. It is
+    optional: a recogniser without it keeps what it was opened with.
+    """
 
     async def feed(self, pcm: bytes) -> StreamUpdate:
         """Add audio (mono s16le at :data:`ENGINE_SAMPLE_RATE`, even length) and report progress."""

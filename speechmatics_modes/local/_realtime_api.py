@@ -34,6 +34,7 @@ from speechmatics_modes.local._rt_protocol import (
     Flush,
     OpenStream,
     RealtimeProtocol,
+    Retune,
     Send,
     SessionLimits,
 )
@@ -267,7 +268,16 @@ class _Connection:
             return await self._engine_call(self._feed(action.pcm, action.channel))
         elif isinstance(action, Flush):
             return await self._engine_call(self._flush(action.end_of_stream, action.channel))
+        elif isinstance(action, Retune):
+            self._retune(action)
         return []
+
+    def _retune(self, action: Retune) -> None:
+        """Tell each stream of the new ``max_delay`` and partials, if its engine listens."""
+        for stream in self._streams.values():
+            retune = getattr(stream, "retune", None)
+            if retune is not None:
+                retune(max_delay=action.max_delay, partials=action.partials)
 
     async def _open_streams(self, action: OpenStream) -> list[Action]:
         if not self._api.admit():

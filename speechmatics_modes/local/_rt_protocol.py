@@ -59,6 +59,7 @@ __all__ = [
     "Flush",
     "OpenStream",
     "RealtimeProtocol",
+    "Retune",
     "Send",
     "SessionClock",
     "SessionLimits",
@@ -70,6 +71,9 @@ MAX_MESSAGE_BYTES = 1024 * 1024
 
 MAX_CHANNELS = 2
 """Channels a multichannel session may have (the service's limit)."""
+
+DEFAULT_MAX_DELAY = 4.0
+"""The service's ``max_delay`` when a session sets none."""
 
 ERROR_CLOSE_CODES = {
     "invalid_message": 1003,
@@ -179,7 +183,15 @@ class Flush:
     channel: str | None = None
 
 
-Action = Send | Close | OpenStream | Feed | Flush
+@dataclass(frozen=True, slots=True)
+class Retune:
+    """``SetRecognitionConfig`` changed what the engine streams were opened with."""
+
+    max_delay: float
+    partials: bool
+
+
+Action = Send | Close | OpenStream | Feed | Flush | Retune
 """What the caller must do, in order."""
 
 
@@ -221,6 +233,7 @@ class _Config:
     enable_partials: bool
     end_of_utterance_trigger: float
     final_speakers: bool
+    max_delay: float = DEFAULT_MAX_DELAY
 
 
 @dataclass
@@ -475,9 +488,8 @@ class RealtimeProtocol:
         speakers = config.speaker_diarization_config
         self._config.final_speakers = bool(speakers and speakers.get_speakers)
         self._state = _State.STARTING
-        max_delay = config.max_delay or 4.0
         partials = self._config.enable_partials
-        return [OpenStream(max_delay=max_delay, channels=channels, partials=partials)]
+        return [OpenStream(max_delay=self._config.max_delay, channels=channels, partials=partials)]
 
     def _audio(self, track: ChannelTrack, data: bytes, now: float) -> list[Action]:
         track.seq_no += 1
@@ -548,6 +560,8 @@ class RealtimeProtocol:
     def _apply(self, config: RealtimeTranscriptionConfig) -> None:
         if config.enable_partials is not None:
             self._config.enable_partials = config.enable_partials
+        if config.max_delay is not None:
+            self._config.max_delay = config.max_delay
         conversation = config.conversation_config
         if conversation is not None and conversation.end_of_utterance_silence_trigger is not None:
             self._config.end_of_utterance_trigger = conversation.end_of_utterance_silence_trigger
@@ -566,7 +580,9 @@ class RealtimeProtocol:
         except ConfigProblem as exc:
             return self._error("invalid_config", str(exc))
         self._apply(config)
-        return []
+        if config.max_delay is None and config.enable_partials is None:
+            return []
+        return [Retune(self._config.max_delay, self._config.enable_partials)]
 
     def _end(self, tracks: list[ChannelTrack], message: dict[str, Any]) -> list[Action]:
         """EndOfStream (every channel) or EndOfChannel (one): each ends with a final flush."""

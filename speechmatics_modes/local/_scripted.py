@@ -150,6 +150,10 @@ class ScriptedStream:
         self._utterance_open = False
         return StreamUpdate(finals, (), ended)
 
+    def retune(self, *, max_delay: float, partials: bool) -> None:
+        """Take a ``max_delay`` set mid-session: words are final within it from now on."""
+        self._final_lag = min(self._engine.final_lag, max_delay)
+
     async def aclose(self) -> None:
         """Mark the stream closed."""
         self.closed = True

@@ -360,6 +360,11 @@ class WhisperStream:
             return StreamUpdate()
         return await self._finish(start, self._audio_end, utterance.end, hurry=True)
 
+    def retune(self, *, max_delay: float, partials: bool) -> None:
+        """Take a ``max_delay`` and partials set mid-session (``SetRecognitionConfig``)."""
+        self._max_delay = max_delay
+        self._partials = partials
+
     async def aclose(self) -> None:
         """Drop the audio; the model stays with the engine."""
         self._closed = True

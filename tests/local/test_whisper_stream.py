@@ -261,6 +261,23 @@ async def test_a_flush_without_looks_decodes_the_whole_utterance() -> None:
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize("retuned", [False, True])
+async def test_partials_switched_on_mid_stream_are_decoded(retuned: bool) -> None:
+    decoder = ScriptedDecoder([word("hello", 0.5, 1.0), word("there", 1.1, 1.8)])
+    run = paced(decoder, max_delay=4.0, partials=False)
+    audio = speech_audio([(0.5, 1.9)], 1.9)
+    half_second = RATE  # bytes
+    await run.feed(audio[:half_second])
+    if retuned:
+        run.stream.retune(max_delay=4.0, partials=True)
+    partials = []
+    for offset in range(half_second, len(audio), CHUNK * 2):
+        partials.extend((await run.stream.feed(audio[offset : offset + CHUNK * 2])).partial)
+    assert bool(partials) is retuned
+    assert run.finals == []
+
+
+@pytest.mark.anyio
 async def test_silence_and_clicks_are_never_decoded() -> None:
     decoder = ScriptedDecoder([word("phantom", 1.0, 1.1)])
     run = paced(decoder, max_delay=2.0, partials=True)
