@@ -177,6 +177,8 @@ class PostgresJournal:
         """Who this worker is in the ``worker`` column: host, process id and a random tag."""
         self._store_transcripts = store_transcripts
         self._lease = DEFAULT_LEASE_SECONDS
+        self._leased = anyio.Event()
+        """Set once :meth:`begin` read the run's lease: the heartbeat keeps time by it."""
         self._pause: PauseCallback = _ignore_pause
         self._claiming = anyio.Lock()
         self._freed = anyio.Event()
@@ -196,6 +198,7 @@ class PostgresJournal:
                 (concurrency, concurrency),
             )
             self._lease = float(row[0])
+            self._leased.set()
             for start in range(0, len(inputs), _REGISTER_BATCH):
                 batch = inputs[start : start + _REGISTER_BATCH]
                 await self._db.execute(
@@ -328,7 +331,12 @@ class PostgresJournal:
         )
 
     async def heartbeat(self) -> None:
-        """Push this worker's leases forward, every third of a lease, until cancelled."""
+        """Push this worker's leases forward, every third of a lease, until cancelled.
+
+        The first beat waits for :meth:`begin` (no claim comes before it), which reads the
+        run's lease: a run with a lease shorter than the default is renewed in time.
+        """
+        await self._leased.wait()
         while True:
             await anyio.sleep(self.heartbeat_seconds)
             try:

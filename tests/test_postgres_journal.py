@@ -200,6 +200,22 @@ async def test_a_worker_whose_claim_was_taken_over_is_told_to_drop_the_input(
     assert (state, job_id) == ("submitting", None)
 
 
+async def test_the_heartbeat_renews_a_lease_shorter_than_the_default_in_time(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """The heartbeat keeps time by the run's lease (3 s: a beat a second), not the default's
+    (60 s: the first beat 20 s in, long after a 3 s lease lapsed)."""
+    await prepare_run(postgres_url, concurrency=1, lease_seconds=3)
+    lease_until = "SELECT lease_until FROM speechmatics_modes_inputs"
+    async with open_postgres_journal(postgres_url) as journal:
+        await journal.begin(inputs_of(copies(tmp_path, 1)), concurrency=1, pause=lambda _: None)
+        assert await journal.claim() is not None
+        claimed = await sql(postgres_url, lease_until)
+        with anyio.fail_after(10):
+            while await sql(postgres_url, lease_until) == claimed:  # noqa: ASYNC110
+                await anyio.sleep(0.1)
+
+
 async def test_failed_inputs_wait_for_retry_failed(
     server: LocalServer, postgres_url: str, tmp_path: Path
 ) -> None:
