@@ -16,6 +16,7 @@ from speechmatics_modes.local._rt_protocol import (
     Flush,
     OpenStream,
     RealtimeProtocol,
+    Retune,
     Send,
     warning_offsets,
 )
@@ -334,7 +335,7 @@ def test_end_of_stream_flushes_then_ends_and_later_audio_is_warned() -> None:
 def test_set_recognition_config_allows_only_the_subset() -> None:
     session = started()
     allowed = {"message": "SetRecognitionConfig", "transcription_config": {"enable_partials": True}}
-    assert session.receive_text(json.dumps(allowed), 0.0) == []
+    assert session.receive_text(json.dumps(allowed), 0.0) == [Retune(4.0, partials=True)]
     assert sent(session.recognized(StreamUpdate((), (HELLO,), False)))[0]["message"] == (
         "AddPartialTranscript"
     )
