@@ -310,8 +310,10 @@ class PostgresJournal:
     async def rate_limited(self, seconds: float) -> None:
         """Halve the limit (once per pause), pause new claims, and tell every worker.
 
-        A database error is logged, not raised: this process pauses anyway, and the request
-        that met the rate limit should not fail for the sake of the others.
+        A transient database error (see :func:`_database_errors`) is logged, not raised: this
+        process pauses anyway, and the request that met the rate limit should not fail for
+        the sake of the others. Any other database error is a bug or a schema changed under
+        the run, and raises.
         """
         try:
             async with self._lock:
@@ -333,6 +335,10 @@ class PostgresJournal:
     async def heartbeat(self) -> None:
         """Push this worker's leases forward, every third of a lease, until cancelled.
 
+        A transient database error (see :func:`_database_errors`) is logged and the next beat
+        tries again: a lease lasts three beats, and ending the worker's run would drop
+        every job it has in flight. Any other database error is a bug or a schema changed
+        under the run: it raises, and ends the run, rather than let the leases lapse unseen.
         The first beat waits for :meth:`begin` (no claim comes before it), which reads the
         run's lease: a run with a lease shorter than the default is renewed in time.
         """
@@ -351,14 +357,23 @@ class PostgresJournal:
                 logger.warning("could not renew this worker's claims: %s", exc)
 
     async def listen_for_pauses(self, listener: AsyncConnection[Any]) -> None:
-        """Pass every other worker's rate-limit pause on to this worker's requests."""
-        await listener.execute(f"LISTEN {_PAUSE_CHANNEL}")
-        async for notice in listener.notifies():
-            try:
-                seconds = float(notice.payload)
-            except ValueError:
-                continue
-            self._pause(seconds)
+        """Pass every other worker's rate-limit pause on to this worker's requests.
+
+        A transient database error (see :func:`_database_errors`; above all a lost
+        connection) is logged and ends the listening, not the run: claims still wait for the
+        run's ``paused_until``, only requests already under way are no longer held back. Any
+        other database error raises.
+        """
+        try:
+            await listener.execute(f"LISTEN {_PAUSE_CHANNEL}")
+            async for notice in listener.notifies():
+                try:
+                    seconds = float(notice.payload)
+                except ValueError:
+                    continue
+                self._pause(seconds)
+        except _database_errors() as exc:
+            logger.warning("no longer hearing the other workers' rate limits: %s", exc)
 
 
 @asynccontextmanager
@@ -503,6 +518,16 @@ async def _connected(url: str) -> AsyncIterator[AsyncConnection[Any]]:
 
 
 def _database_errors() -> tuple[type[Exception], ...]:
+    """The database errors that are transient, the same for every caller.
+
+    ``OperationalError``: the connection lost or refused, the server shutting down or short of
+    resources, a statement cancelled or timed out, a deadlock or serialization failure. The
+    foreground raises them as :class:`TransportError` (retryable); the background tasks
+    (:meth:`PostgresJournal.heartbeat`, :meth:`~PostgresJournal.rate_limited`,
+    :meth:`~PostgresJournal.listen_for_pauses`) log them and go on. Every other psycopg error
+    (SQL the server rejects, a missing table, a broken constraint) is a bug or a schema
+    changed under the run: raised as itself everywhere, so it stays visible.
+    """
     import psycopg
 
     return (psycopg.OperationalError,)

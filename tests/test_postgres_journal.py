@@ -6,6 +6,7 @@ and the real local server; the multi-worker tests run each worker as its own pro
 
 from __future__ import annotations
 
+import logging
 import signal
 import subprocess
 import sys
@@ -26,12 +27,14 @@ from speechmatics_modes import (
 )
 from speechmatics_modes._inputs import inputs_of
 from speechmatics_modes._postgres_journal import (
+    PostgresJournal,
     migrate,
     open_postgres_journal,
     retry_failed,
     run_status,
 )
 from speechmatics_modes.local import Faults, HttpFailure, LocalServer, ScriptedEngine
+from tests.conftest import eventually
 from tests.security._origin import origin
 from tests.test_bulk import HELLO, collect, copies, submit
 from tests.test_cli import CLI, served
@@ -214,6 +217,47 @@ async def test_the_heartbeat_renews_a_lease_shorter_than_the_default_in_time(
         with anyio.fail_after(10):
             while await sql(postgres_url, lease_until) == claimed:  # noqa: ASYNC110
                 await anyio.sleep(0.1)
+
+
+async def test_a_lost_database_connection_does_not_end_the_run_from_the_background(
+    postgres_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The server cuts both of a worker's connections: the heartbeat (beat after beat) and the
+    pause listener log it, a rate limit that cannot be told to the others is logged too, and
+    none of them ends the run (the worker's own next request would raise TransportError)."""
+    caplog.set_level(logging.WARNING, logger="speechmatics_modes")
+    await prepare_run(postgres_url, concurrency=1, lease_seconds=0.3)
+    async with open_postgres_journal(postgres_url) as journal:
+        await journal.begin(inputs_of(copies(tmp_path, 1)), concurrency=1, pause=lambda _: None)
+        await sql(
+            postgres_url,
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        )
+        await journal.rate_limited(1.0)
+        assert await eventually(
+            lambda: caplog.text.count("could not renew") >= 2 and "no longer hearing" in caplog.text
+        )
+    assert "could not tell the other workers about a rate limit" in caplog.text
+
+
+async def test_a_database_error_that_is_not_transient_is_raised_by_the_background_tasks(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """A table missing (the schema changed under the run; a bug in our SQL looks the same)
+    is not logged away as a blip: the heartbeat and the rate-limit broadcast raise it."""
+    await prepare_run(postgres_url, concurrency=1, lease_seconds=0.3)
+    async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as connection:
+        journal = PostgresJournal(connection, "worker", store_transcripts=False)
+        await journal.begin(inputs_of(copies(tmp_path, 1)), concurrency=1, pause=lambda _: None)
+        for table in ("inputs", "run"):
+            await connection.execute(
+                f"ALTER TABLE speechmatics_modes_{table} RENAME TO renamed_{table}"
+            )
+        with anyio.fail_after(10), pytest.raises(psycopg.errors.UndefinedTable):
+            await journal.heartbeat()
+        with pytest.raises(psycopg.errors.UndefinedTable):
+            await journal.rate_limited(1.0)
 
 
 async def test_failed_inputs_wait_for_retry_failed(
