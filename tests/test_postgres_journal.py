@@ -434,32 +434,39 @@ async def _all_jobs(server: LocalServer) -> list[object]:
 async def test_a_rate_limit_met_by_one_worker_pauses_every_worker(
     postgres_url: str, tmp_path: Path
 ) -> None:
-    count, limit, retry_after = 48, 6, 3
-    manifest = manifest_of(tmp_path, count)
+    """Every worker holds jobs when the 429 comes, and none submits until the pause ends.
+
+    Each worker runs two tasks in a run whose limit is then raised to six (by hand, once all
+    three began: each begin() sets the limit to its own concurrency), so the six slots can
+    only be full when all three hold some. Each worker's manifest has one input of its own
+    beside the shared ones: its row says that worker has begun.
+    """
+    count, per_worker, limit, retry_after = 48, 2, 6, 3
+    shared = manifest_of(tmp_path, count)
     out = tmp_path / "out"
     out.mkdir()
     await prepare_run(postgres_url, concurrency=limit, lease_seconds=10)
     await sql(postgres_url, "UPDATE speechmatics_modes_run SET paused_until = 'infinity'")
     engine = ScriptedEngine.from_text("hello world")
     async with LocalServer(engine=engine, faults=Faults(job_seconds=0.2)) as server:
-        workers = [start_worker(postgres_url, server, limit, manifest, out) for _ in range(3)]
-        connected = 0
-        with anyio.fail_after(WORKER_SECONDS):  # every worker is up (two connections each)
-            while connected < 2 * len(workers):
-                await anyio.sleep(0.05)
-                [(connected,)] = await sql(  # type: ignore[misc]
-                    postgres_url,
-                    "SELECT count(*) - 1 FROM pg_stat_activity WHERE datname = current_database()",
-                )
-        await sql(postgres_url, "UPDATE speechmatics_modes_run SET paused_until = '-infinity'")
-        holders = 0
-        with anyio.move_on_after(3):  # best effort: every worker has jobs the pause must hold
-            while holders < len(workers):
-                await anyio.sleep(0.02)
-                [(holders,)] = await sql(  # type: ignore[misc]
-                    postgres_url,
-                    "SELECT count(DISTINCT worker) FROM speechmatics_modes_inputs WHERE holds_slot",
-                )
+        workers = []
+        for number in range(3):
+            manifest = tmp_path / f"inputs-{number}.csv"
+            manifest.write_text(shared.read_text() + f"worker-{number},clip-00.wav\n")
+            workers.append(start_worker(postgres_url, server, per_worker, manifest, out))
+        await _wait_for_rows(
+            postgres_url, "SELECT count(*) FROM speechmatics_modes_inputs WHERE id LIKE 'worker-%'"
+        )
+        await sql(
+            postgres_url,
+            "UPDATE speechmatics_modes_run "
+            "SET ceiling = %s, slot_limit = %s, paused_until = '-infinity'",
+            (limit, limit),
+        )
+        await _wait_for_rows(
+            postgres_url,
+            "SELECT count(DISTINCT worker) FROM speechmatics_modes_inputs WHERE holds_slot",
+        )
         server.faults = Faults(
             job_seconds=0.2,
             http_failure=HttpFailure(
@@ -472,8 +479,17 @@ async def test_a_rate_limit_met_by_one_worker_pauses_every_worker(
     # Requests already on the wire when the 429 went out may still land in the first moment.
     quiet = [t for t in server.stats.jobs_submitted_at if storm + 0.5 < t < storm + retry_after]
     assert quiet == []
-    assert server.stats.jobs_submitted == count
-    assert len(list(out.glob("*.txt"))) == count
+    assert server.stats.jobs_submitted == count + len(workers)
+    assert len(list(out.glob("*.txt"))) == count + len(workers)
+
+
+async def _wait_for_rows(url: str, count_query: str, expected: int = 3) -> None:
+    """Wait (failing after a while) until ``count_query`` counts ``expected``."""
+    found = 0
+    with anyio.fail_after(WORKER_SECONDS):
+        while found != expected:
+            await anyio.sleep(0.02)
+            [(found,)] = await sql(url, count_query)  # type: ignore[misc]
 
 
 def test_the_command_line_shares_a_run_and_reports_it(postgres_url: str, tmp_path: Path) -> None:
