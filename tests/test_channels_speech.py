@@ -15,10 +15,12 @@ from itertools import zip_longest
 
 import pytest
 
+from benchmarks import read_pcm
 from benchmarks._wer import word_error_rate
 from speechmatics_modes import Transcript, transcribe
 from speechmatics_modes.local import LocalServer
 from tests.conftest import Clip
+from tests.local.conftest import pcm_bytes
 
 pytestmark = pytest.mark.anyio
 
@@ -44,25 +46,11 @@ async def speech_server() -> AsyncIterator[LocalServer]:
         yield server
 
 
-def _pcm(clip: Clip) -> bytes:
-    with wave.open(str(clip.path), "rb") as reader:
-        assert (reader.getframerate(), reader.getnchannels(), reader.getsampwidth()) == (
-            _RATE,
-            1,
-            2,
-        )
-        return reader.readframes(reader.getnframes())
-
-
-def _silence(seconds: float) -> bytes:
-    return b"\x00\x00" * int(seconds * _RATE)
-
-
 def _channels(call: tuple[Clip, Clip]) -> tuple[bytes, bytes]:
     """The agent's channel and the caller's, of equal length: each speaks in turn."""
-    agent, caller = (_pcm(clip) for clip in call)
-    gap = _silence(_GAP)
-    return agent + gap + _silence(len(caller) / 2 / _RATE), _silence(
+    agent, caller = (read_pcm(clip.path) for clip in call)
+    gap = pcm_bytes(_GAP)
+    return agent + gap + pcm_bytes(len(caller) / 2 / _RATE), pcm_bytes(
         len(agent) / 2 / _RATE
     ) + gap + caller
 
@@ -100,7 +88,7 @@ async def test_a_call_as_two_channels_hears_each_speaker_as_alone(
     together = await transcribe(
         {"agent": _chunks(agent), "caller": _chunks(caller)}, settings=settings
     )
-    turn = len(_pcm(call[0])) / 2 / _RATE + _GAP / 2
+    turn = len(read_pcm(call[0].path)) / 2 / _RATE + _GAP / 2
     for label, pcm, clip in (("agent", agent, call[0]), ("caller", caller, call[1])):
         alone = await transcribe(_chunks(pcm), settings=settings)
         error_together = word_error_rate([clip.reference], [_said(together, label)])

@@ -2,13 +2,13 @@ from __future__ import annotations
 
 import itertools
 import multiprocessing
-import wave
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import anyio
 import pytest
 
+from benchmarks import read_pcm
 from benchmarks._wer import word_error_rate
 from speechmatics_modes.local import EngineWord, StreamingRecognizer, StreamUpdate
 from speechmatics_modes.local._pocketsphinx import EngineFailure, PocketsphinxEngine
@@ -18,16 +18,6 @@ pytestmark = pytest.mark.anyio
 
 CHUNK_BYTES = 3_200  # 100 ms at 16 kHz s16le
 BYTES_PER_SECOND = 32_000
-
-
-def read_pcm(path: Path) -> bytes:
-    with wave.open(str(path), "rb") as reader:
-        assert (reader.getframerate(), reader.getnchannels(), reader.getsampwidth()) == (
-            16_000,
-            1,
-            2,
-        )
-        return reader.readframes(reader.getnframes())
 
 
 def librispeech(clips: Sequence[Clip]) -> list[Clip]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 import tracemalloc
-import wave
 from collections.abc import AsyncIterator
 from itertools import pairwise
 from pathlib import Path
@@ -18,6 +17,7 @@ from speechmatics.rt import AsyncClient as RealtimeClient
 from speechmatics.rt import ServerMessageType
 from speechmatics.rt import TranscriptionConfig as RealtimeConfig
 
+from benchmarks import read_pcm
 from benchmarks._wer import word_error_rate
 from benchmarks.devset import non_speech
 from speechmatics_modes import ConfigurationError
@@ -41,12 +41,6 @@ LABELS = Labels("en", "UU")
 
 def word(text: str, start: float, end: float, punctuation: str = "") -> EngineWord:
     return EngineWord(text, start, end, 0.9, punctuation)
-
-
-def read_pcm(path: Path) -> bytes:
-    with wave.open(str(path), "rb") as reader:
-        assert (reader.getframerate(), reader.getnchannels()) == (16_000, 1)
-        return reader.readframes(reader.getnframes())
 
 
 def text_of(words: list[EngineWord]) -> str:
