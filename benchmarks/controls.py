@@ -11,7 +11,6 @@ socket, so it measures how far the engine runs behind the feed as much as the cl
 from __future__ import annotations
 
 import asyncio
-import json
 import statistics
 import time
 from collections.abc import AsyncIterator
@@ -20,12 +19,13 @@ from typing import Any
 
 import anyio
 
-from benchmarks._report import Row, write_markdown
+from benchmarks import AUDIO, read_pcm
+from benchmarks._report import Row, publish, write_markdown
 from benchmarks._server import server_process
 from speechmatics_modes import Final, Partial, Settings, stream
 
 RESULTS = Path("bench-results/controls.json")
-CLIP = Path(__file__).parents[1] / "tests" / "data" / "librispeech-1988-24833-0003.wav"
+CLIP = AUDIO / "librispeech-1988-24833-0003.wav"
 KEY = "local-benchmark"
 RUNS = 3
 CHUNK = 3_200  # 0.1 s of 16 kHz 16-bit mono
@@ -34,7 +34,7 @@ _LIMIT_SECONDS = 60.0
 
 async def _live(stop: anyio.Event) -> AsyncIterator[bytes]:
     """The clip at real time, then silence until ``stop`` (at most a minute)."""
-    pcm = CLIP.read_bytes()[44:]
+    pcm = read_pcm(CLIP)
     with anyio.move_on_after(_LIMIT_SECONDS):
         for start in range(0, len(pcm), CHUNK):
             yield pcm[start : start + CHUNK]
@@ -107,9 +107,13 @@ async def _measure(kind: str) -> dict[str, list[float]]:
 
 def main() -> None:
     results = {kind: anyio.run(_measure, kind) for kind in ("scripted", "default")}
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2))
     names = {"scripted": "scripted engine", "default": "embedded Whisper"}
+    every_run = (
+        f"{names[kind]}: ours {times['ours']}, raw SDK {times['raw']}"
+        for kind, times in results.items()
+    )
+    publish(RESULTS, results, "\n".join(every_run))
+    table = RESULTS.with_suffix(".md")
     write_markdown(
         [
             Row(
@@ -120,11 +124,9 @@ def main() -> None:
             )
             for kind, times in results.items()
         ],
-        RESULTS.with_suffix(".md"),
+        table,
     )
-    for kind, times in results.items():
-        print(f"{names[kind]}: ours {times['ours']}, raw SDK {times['raw']}")
-    print(RESULTS.with_suffix(".md").read_text())
+    print(table.read_text())
 
 
 if __name__ == "__main__":
