@@ -20,12 +20,11 @@ import json
 import os
 import tempfile
 import time
-import wave
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks import AUDIO
+from benchmarks import AUDIO, read_pcm
 from benchmarks._wer import normalise, word_error_rate, word_errors
 from speechmatics_modes.local import EngineWord
 from speechmatics_modes.local._pocketsphinx import (
@@ -47,13 +46,17 @@ class Clip:
     duration: float
     reference: str
 
+    @property
+    def path(self) -> Path:
+        """The clip's WAV file in :data:`AUDIO`."""
+        return AUDIO / self.name
+
 
 def load_clips(workdir: Path) -> list[Clip]:
     clips = []
     with (AUDIO / "manifest.tsv").open(newline="") as handle:
         for row in csv.DictReader(handle, delimiter="\t"):
-            with wave.open(str(AUDIO / row["filename"]), "rb") as reader:
-                pcm = reader.readframes(reader.getnframes())
+            pcm = read_pcm(AUDIO / row["filename"])
             raw = workdir / (row["filename"] + ".raw")
             raw.write_bytes(pcm)
             clips.append(Clip(row["filename"], raw, len(pcm) / 32_000, row["reference"]))

@@ -4,9 +4,12 @@ Run from the repository root: ``python -m benchmarks.rollover_speech``. Writes
 ``bench-results/rollover_speech.json`` and prints the table kept in ``docs/streaming.md``.
 
 The same minute of speech (the test clips joined with 1 s pauses), sent at twice real time,
-three times through a Whisper ``LocalServer``: in one unbroken session; with 12 s server
-sessions and ``RolloverPolicy(max_session=6)`` (planned handovers); and with every connection
-dropped (1011) 5 s after it opened (reconnections with replay). Reported per run: WER against
+three times through a Whisper ``LocalServer``: in one unbroken session; with server sessions
+limited to 48 s of audio, whose first warning at 12 s starts a handover at the next pause
+(planned handovers); and with every connection dropped (1011) once it has received 10 s of
+audio (reconnections with replay). Limits and drops count audio, not wall time, as in
+tests/test_rolling_stream_speech.py: where sessions end does not depend on how fast the
+machine runs, only how long the run takes does. Reported per run: WER against
 the clips' references and against the unbroken run, audio gaps, duplicated words (the same
 word twice, overlapping in time) and words that start before the previous one. The rolling
 stream's log (reconnections, sessions cut while draining, gaps and their causes) goes to
@@ -22,6 +25,7 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
+from benchmarks import joined_speech
 from benchmarks._report import publish
 from benchmarks._wer import word_error_rate
 from benchmarks.engine_accuracy import load_clips
@@ -40,10 +44,14 @@ RATE = 16_000
 FORMAT = AudioFormat(encoding="pcm_s16le", sample_rate=RATE, chunk_size=3200)
 PACE = 2.0
 SPEECH_SECONDS = 60.0
-PAUSE = bytes(RATE * 2)
-POLICY = RolloverPolicy(
-    max_session=6.0, backoff_initial=0.1, backoff_max=0.5, healthy_after=1.0, max_attempts=20
-)
+SESSION_SECONDS = 48.0
+"""The server's session limit, in seconds of audio received; it first warns a quarter of the
+way in, and the stream hands over at the pause after that warning."""
+DROP_AFTER_SECONDS = 10.0
+"""The server drops every connection once it has received this much audio: more than the
+longest wait for a final (a 1 s pause, then up to ``max_delay`` of speech), or a session could
+end before its first final, and every one after it replay the same audio and end the same way."""
+POLICY = RolloverPolicy(backoff_initial=0.1, backoff_max=0.5, healthy_after=1.0, max_attempts=20)
 
 
 async def run(server: LocalServer, pcm: bytes, policy: RolloverPolicy | None) -> dict[str, Any]:
@@ -73,9 +81,12 @@ async def run(server: LocalServer, pcm: bytes, policy: RolloverPolicy | None) ->
 async def measure(pcm: bytes, reference: str) -> dict[str, Any]:
     async with LocalServer(engine="whisper") as server:
         unbroken = await run(server, pcm, None)
-    async with LocalServer(engine="whisper", max_session_seconds=12.0) as server:
+    limited = LocalServer(
+        engine="whisper", max_session_seconds=SESSION_SECONDS, session_clock="audio"
+    )
+    async with limited as server:
         handovers = await run(server, pcm, POLICY)
-    fault = SocketFault(after_seconds=5.0, close_code=1011, sessions=None)
+    fault = SocketFault(after_audio_seconds=DROP_AFTER_SECONDS, close_code=1011, sessions=None)
     async with LocalServer(engine="whisper", faults=Faults(socket=fault)) as server:
         drops = await run(server, pcm, POLICY)
     results = {"unbroken": unbroken, "handovers": handovers, "drops": drops}
@@ -105,14 +116,8 @@ def main() -> None:
     log.addHandler(logging.StreamHandler())
     with tempfile.TemporaryDirectory() as workdir:
         clips = sorted(load_clips(Path(workdir)), key=lambda clip: clip.name)
-        parts, references, total = [], [], 0.0
-        for clip in clips:
-            if total >= SPEECH_SECONDS:
-                break
-            parts += [clip.pcm_path.read_bytes(), PAUSE]
-            references.append(clip.reference)
-            total += clip.duration + 1.0
-    results = asyncio.run(measure(b"".join(parts), " ".join(references)))
+    pcm, used = joined_speech(clips, SPEECH_SECONDS)
+    results = asyncio.run(measure(pcm, " ".join(clip.reference for clip in used)))
     publish(RESULTS, results, table(results))
 
 

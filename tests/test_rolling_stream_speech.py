@@ -20,12 +20,12 @@ from __future__ import annotations
 import difflib
 import itertools
 import math
-import wave
 from dataclasses import dataclass
 
 import anyio
 import pytest
 
+from benchmarks import joined_speech
 from speechmatics_modes import (
     AudioFormat,
     Reconnected,
@@ -93,21 +93,6 @@ class Comparison:
     """The largest start-time difference between a matched word and the reference's."""
 
 
-def joined_speech(clips: list[Clip], seconds: float) -> bytes:
-    """The short clips in name order, each followed by a pause, until ``seconds`` are reached."""
-    pause = bytes(int(PAUSE_SECONDS * RATE) * 2)
-    parts: list[bytes] = []
-    total = 0.0
-    short = [clip for clip in clips if clip.duration < MAX_CLIP_SECONDS]
-    for clip in sorted(short, key=lambda c: c.path.name):
-        if total >= seconds:
-            break
-        with wave.open(str(clip.path)) as audio:
-            parts += [audio.readframes(audio.getnframes()), pause]
-        total += clip.duration + PAUSE_SECONDS
-    return b"".join(parts)
-
-
 async def transcribe_live(
     server: LocalServer, pcm: bytes, policy: RolloverPolicy | None
 ) -> tuple[Timed, list[StreamEvent]]:
@@ -163,7 +148,10 @@ def assert_matches(comparison: Comparison, reference: Timed, switches: int) -> N
 async def test_handovers_and_drops_on_real_speech_match_the_reference(
     speech_clips: list[Clip],
 ) -> None:
-    pcm = joined_speech(speech_clips, SPEECH_SECONDS)
+    short = [clip for clip in speech_clips if clip.duration < MAX_CLIP_SECONDS]
+    pcm, _ = joined_speech(
+        sorted(short, key=lambda c: c.path.name), SPEECH_SECONDS, pause_seconds=PAUSE_SECONDS
+    )
     drops = Faults(
         socket=SocketFault(after_audio_seconds=DROP_AFTER_SECONDS, close_code=1011, sessions=None)
     )
