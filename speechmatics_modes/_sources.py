@@ -44,7 +44,6 @@ from speechmatics_modes._exceptions import (
     SpeechmaticsModesError,
     source_failed,
 )
-from speechmatics_modes._microphone import Microphone
 from speechmatics_modes._models import Mode
 from speechmatics_modes._wav import (
     NOT_AUDIO,
@@ -117,6 +116,15 @@ class Source:
         return "the audio bytes"
 
 
+def _is_microphone(source: object) -> bool:
+    """Whether ``source`` is a :class:`~speechmatics_modes.Microphone`, asked only of sources
+    that are no file: the microphone module (its class and option models) then stays unloaded
+    in a batch job, where every millisecond of a short process's start counts."""
+    from speechmatics_modes._microphone import Microphone
+
+    return isinstance(source, Microphone)
+
+
 def classify(source: object) -> Source:
     """Say what kind of audio ``source`` is, once, for every later step to read.
 
@@ -140,7 +148,7 @@ def classify(source: object) -> Source:
         if getattr(source, "closed", False) is True:
             raise AudioSourceError(f"{_describe(source)} is closed: pass it while it is open")
         return Source("file", source)
-    if isinstance(source, Microphone):
+    if _is_microphone(source):
         return Source("microphone", source)
     if isinstance(source, Mapping):
         return _channels(source)

@@ -236,12 +236,14 @@ NOT_FOR_BATCH = (
     "pydantic_settings",
     "speechmatics.rt",
     "speechmatics_modes._cli",
+    "speechmatics_modes._microphone",
     "speechmatics_modes._realtime",
     "speechmatics_modes._stream._rolling",
     "speechmatics_modes.local",
     "websockets",
 )
-"""What a batch job's process must not import: the real-time side, the server, the CLI."""
+"""What a batch job's process must not import: the real-time side, the microphone, the server,
+the CLI."""
 
 
 async def test_a_batch_job_imports_nothing_of_real_time(scripted_server: LocalServer) -> None:
