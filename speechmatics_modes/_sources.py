@@ -117,9 +117,12 @@ class Source:
 
 
 def _is_microphone(source: object) -> bool:
-    """Whether ``source`` is a :class:`~speechmatics_modes.Microphone`, asked only of sources
-    that are no file: the microphone module (its class and option models) then stays unloaded
-    in a batch job, where every millisecond of a short process's start counts."""
+    """Whether ``source`` is a :class:`~speechmatics_modes.Microphone`.
+
+    Asked only of sources that are no file, URL or bytes, so a batch job never loads the
+    microphone module (its class and option models): a short batch process pays for every
+    class it creates.
+    """
     from speechmatics_modes._microphone import Microphone
 
     return isinstance(source, Microphone)
