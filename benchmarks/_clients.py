@@ -40,7 +40,9 @@ def _pcm(path: Path) -> bytes:
         return reader.readframes(reader.getnframes())
 
 
-async def _paced(pcm: bytes, pace: float | None, marks: dict[str, float]) -> AsyncIterator[bytes]:
+async def paced_chunks(
+    pcm: bytes, pace: float | None, marks: dict[str, float]
+) -> AsyncIterator[bytes]:
     """The audio in 100 ms chunks, at ``pace`` times real time (``None``: as fast as taken)."""
     started = time.perf_counter()
     for index, start in enumerate(range(0, len(pcm), CHUNK)):
@@ -95,7 +97,7 @@ async def ours_realtime(
 
     settings = Settings(api_key=KEY, batch_url=batch_url, rt_url=rt_url)
     marks: dict[str, float] = {}
-    chunks = _paced(_pcm(path), pace, marks)
+    chunks = paced_chunks(_pcm(path), pace, marks)
     options = TranscriptionOptions(enable_partials=partials)
     async with stream(
         chunks, options=options, audio_format=AudioFormat(chunk_size=CHUNK), settings=settings
@@ -131,7 +133,7 @@ async def sdk_realtime(
         audio_format=audio_format,
     )
     marks: dict[str, float] = {}
-    async for chunk in _paced(_pcm(path), pace, marks):
+    async for chunk in paced_chunks(_pcm(path), pace, marks):
         await client.send_audio(chunk)
     await client.stop_session()
     finished = time.perf_counter()

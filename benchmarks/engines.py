@@ -14,12 +14,26 @@ Whisper (the default engine):
   2 s; **final lag** is wall time from a word's end being spoken to its final (p95 and worst).
 * **finals** broken: final words that start before the previous final ended (must be 0).
 * **EndOfUtterance**: audio seconds from the last word's end to EndOfUtterance, through the
-  server's session state machine, for a 0.5 s trigger (target: at most trigger + 0.3).
-* **ForceEndOfUtterance**: wall seconds to answer it mid-utterance on an idle engine.
-* **streams**: concurrent paced streams (``max_delay`` 4, partials off) that all deliver their
-  last final within 1.5 s of their audio ending; their WER is reported beside one stream's,
-  and the CPU seconds one stream costs per second of audio (this process's CPU time, so it
-  hardly depends on what else the machine runs: 2 cores keep up with about 2 / that streams).
+  server's session state machine (the engine stream opened as the session asks), for 0.25
+  and 0.5 s triggers (target: at most trigger + 0.3).
+* **ForceEndOfUtterance**: wall seconds to answer it mid-utterance on an idle server, twice:
+  at engine level, fed unpaced with partials off (what a flush itself costs), and as users
+  meet it (below).
+
+Through the server's socket (:mod:`benchmarks._live`): a ``LocalServer`` with its defaults in
+its own process, reached with this library's ``stream()`` at real-time pace with the README's
+live settings (partials on, ``max_delay`` 1 s):
+
+* **ForceEndOfUtterance**: sent 60 % into each clip, one session at a time; wall seconds to
+  the forced EndOfUtterance (target: 0.3 s).
+* **live sessions**: rounds of 1 to 6 sessions started together (one more than the server
+  admits, if that is more), each streaming the same three clips: how many were admitted and
+  how the rest were refused (``quota_exceeded``, raised as ``SessionLimitError``); each
+  admitted session's last final after its audio ended (keeping up: within 1.5 s); each one's
+  WER beside one session alone; the server process's CPU seconds per audio second. This
+  replaced an engine-level count of paced streams: through the socket the figure includes
+  the protocol, the client and admission, so it is the number of users a server serves, and
+  the refusal beyond it is measured rather than assumed.
 
 pocketsphinx keeps its simpler row: batch and real-time WER and RTF.
 """
@@ -32,23 +46,40 @@ import os
 import statistics
 import tempfile
 import time
+from collections import Counter
+from collections.abc import Awaitable
+from dataclasses import asdict
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
+from benchmarks._live import (
+    KEEP_UP_SECONDS,
+    LIVE_LABEL,
+    capacity,
+    client_settings,
+    forced_answers,
+    live_session,
+)
 from benchmarks._report import publish
+from benchmarks._server import Server, server_process
 from benchmarks._wer import word_error_rate
 from benchmarks.devset import Sound, noisy_tails, non_speech
 from benchmarks.engine_accuracy import CHUNK_BYTES, load_clips, text
-from speechmatics_modes.local import Engine, EngineWord, SessionLimits
+from speechmatics_modes.local import Engine, EngineWord, SessionLimits, StreamingRecognizer
+from speechmatics_modes.local._engine import stream_capacity
 from speechmatics_modes.local._pocketsphinx import PocketsphinxEngine
-from speechmatics_modes.local._rt_protocol import Feed, RealtimeProtocol, Send
+from speechmatics_modes.local._rt_protocol import Feed, OpenStream, RealtimeProtocol, Send
 from speechmatics_modes.local._whisper import WhisperEngine
 
 RESULTS = Path("bench-results") / "engines.json"
-MAX_STREAMS = 6
-KEEP_UP_SECONDS = 1.5
-EOU_TRIGGER = 0.5
+MOST_SESSIONS = 6
+"""Concurrent live sessions tried, at least (one more than the server admits, if it is more)."""
+EOU_TRIGGERS = (0.25, 0.5)
+EOU_ALLOWANCE = 0.3
+"""EndOfUtterance's target: at most the trigger plus this, in audio seconds after the last word."""
+FORCE_TARGET_SECONDS = 0.3
+"""ForceEndOfUtterance's target on an idle server, in wall seconds."""
 BYTES_PER_SECOND = 32_000
 
 
@@ -74,8 +105,8 @@ async def unpaced(engine: Engine, pcm: bytes) -> list[EngineWord]:
 
 async def paced(
     engine: Engine, pcm: bytes, *, max_delay: float, partials: bool
-) -> tuple[list[EngineWord], list[float], float]:
-    """Feed at real time; the words, each final's lag, and the last final's lag after the end."""
+) -> tuple[list[EngineWord], list[float]]:
+    """Feed at real time; the words and each final's lag."""
     stream = await engine.open_stream(max_delay=max_delay, partials=partials)
     words: list[EngineWord] = []
     lags: list[float] = []
@@ -91,29 +122,41 @@ async def paced(
         take((await stream.feed(pcm[offset : offset + CHUNK_BYTES])).finals)
     take((await stream.flush()).finals)
     await stream.aclose()
-    return words, lags, time.perf_counter() - began - len(pcm) / BYTES_PER_SECOND
+    return words, lags
 
 
 def broken_finals(words: list[EngineWord]) -> int:
     return sum(1 for earlier, later in pairwise(words) if later.start < earlier.end)
 
 
-async def end_of_utterance_delays(engine: Engine, sounds: list[Sound]) -> list[float]:
+def _open_as_asked(engine: Engine, action: OpenStream) -> Awaitable[StreamingRecognizer]:
+    """The engine stream the server opens for ``action``: every field the session asked for
+    but its channels goes to ``open_stream`` by name, so a new one (such as the trigger)
+    reaches the engine here as it does in the server."""
+    asked = {name: value for name, value in asdict(action).items() if name != "channels"}
+    return engine.open_stream(**asked)
+
+
+async def end_of_utterance_delays(
+    engine: Engine, sounds: list[Sound], trigger: float
+) -> list[float]:
     """Audio seconds from the last word to EndOfUtterance, through the session state machine."""
     start = {
         "message": "StartRecognition",
         "audio_format": {"type": "raw", "encoding": "pcm_s16le", "sample_rate": 16_000},
         "transcription_config": {
             "language": "en",
-            "conversation_config": {"end_of_utterance_silence_trigger": EOU_TRIGGER},
+            "max_delay": 4.0,
+            "conversation_config": {"end_of_utterance_silence_trigger": trigger},
         },
     }
     delays = []
     for sound in sounds:
         session = RealtimeProtocol("bench", SessionLimits(), now=0.0)
-        session.receive_text(json.dumps(start), 0.0)
+        (opening,) = session.receive_text(json.dumps(start), 0.0)
+        assert isinstance(opening, OpenStream)
         session.started()
-        stream = await engine.open_stream(max_delay=4.0, partials=False)
+        stream = await _open_as_asked(engine, opening)
         last_end = None
         pcm = sound.pcm + bytes(2 * BYTES_PER_SECOND)
         for offset in range(0, len(pcm), CHUNK_BYTES):
@@ -146,31 +189,6 @@ async def force_end_of_utterance(engine: Engine, sounds: list[Sound]) -> list[fl
         seconds.append(time.perf_counter() - began)
         await stream.aclose()
     return seconds
-
-
-async def capacity(engine: Engine, speech: list[Sound]) -> dict[str, Any]:
-    """How many paced streams keep up, and their accuracy against one stream alone."""
-    pcm = b"".join(sound.pcm for sound in speech[:3])
-    reference = " ".join(sound.reference for sound in speech[:3])
-    levels: dict[str, Any] = {}
-    sustained = 0
-    audio = len(pcm) / BYTES_PER_SECOND
-    for count in range(1, MAX_STREAMS + 1):
-        cpu = time.process_time()
-        runs = await asyncio.gather(
-            *(paced(engine, pcm, max_delay=4.0, partials=False) for _ in range(count))
-        )
-        worst = max(lag for _, _, lag in runs)
-        wer = statistics.mean(word_error_rate([reference], [text(w)]) for w, _, _ in runs)
-        levels[str(count)] = {
-            "last_final_lag_s": worst,
-            "wer": wer,
-            "cpu_per_stream_second": (time.process_time() - cpu) / (count * audio),
-        }
-        if worst > KEEP_UP_SECONDS:
-            break
-        sustained = count
-    return {"streams": sustained, "levels": levels}
 
 
 async def measure_whisper(workdir: Path, speech: list[Sound]) -> dict[str, Any]:
@@ -210,27 +228,46 @@ async def measure_whisper(workdir: Path, speech: list[Sound]) -> dict[str, Any]:
                 await paced(engine, sound.pcm, max_delay=max_delay, partials=True)
                 for sound in speech
             ]
-            lags = sorted(lag for _, run_lags, _ in runs for lag in run_lags)
+            lags = sorted(lag for _, run_lags in runs for lag in run_lags)
             result[f"paced_max_delay_{max_delay:g}"] = {
-                "wer": word_error_rate(references, [text(words) for words, _, _ in runs]),
+                "wer": word_error_rate(references, [text(words) for words, _ in runs]),
                 "final_lag_p95_s": lags[int(0.95 * (len(lags) - 1))],
                 "final_lag_max_s": lags[-1],
-                "broken_finals": sum(broken_finals(words) for words, _, _ in runs),
+                "broken_finals": sum(broken_finals(words) for words, _ in runs),
             }
-        delays = await end_of_utterance_delays(engine, speech)
-        forced = await force_end_of_utterance(engine, speech)
-        result["end_of_utterance"] = {
-            "trigger_s": EOU_TRIGGER,
-            "mean_delay_s": statistics.mean(delays),
-            "max_delay_s": max(delays),
-            "count": len(delays),
-        }
-        result["force_end_of_utterance"] = {
-            "median_s": statistics.median(forced),
-            "max_s": max(forced),
-        }
-        result["capacity"] = await capacity(engine, speech)
+        result["end_of_utterance"] = [
+            _spread(await end_of_utterance_delays(engine, speech, trigger), trigger_s=trigger)
+            for trigger in EOU_TRIGGERS
+        ]
+        result["force_end_of_utterance"] = _spread(await force_end_of_utterance(engine, speech))
     return result
+
+
+def _spread(seconds: list[float], **about: float) -> dict[str, float]:
+    """Median, mean, worst and count of some durations, with what they were measured for."""
+    return {
+        **about,
+        "median_s": statistics.median(seconds),
+        "mean_s": statistics.mean(seconds),
+        "max_s": max(seconds),
+        "count": len(seconds),
+    }
+
+
+async def measure_live(server: Server, speech: list[Sound]) -> dict[str, Any]:
+    """The figures users meet through the server's socket (:mod:`benchmarks._live`): first
+    ForceEndOfUtterance on the idle server, then rounds of concurrent sessions, up to one more
+    than the server admits."""
+    admitted = stream_capacity(WhisperEngine()) or MOST_SESSIONS
+    await live_session(client_settings(server), speech[0].pcm)  # warm up
+    forced = await forced_answers(server, [sound.pcm for sound in speech])
+    pcm = b"".join(sound.pcm for sound in speech[:3])
+    reference = " ".join(sound.reference for sound in speech[:3])
+    return {
+        "force_end_of_utterance": _spread(forced),
+        "admission_limit": admitted,
+        "capacity": await capacity(server, pcm, reference, max(MOST_SESSIONS, admitted + 1)),
+    }
 
 
 async def measure_pocketsphinx(workdir: Path, speech: list[Sound]) -> dict[str, Any]:
@@ -247,6 +284,30 @@ async def measure_pocketsphinx(workdir: Path, speech: list[Sound]) -> dict[str, 
         "batch": {"wer": word_error_rate(references, batch_text), "rtf": batch_rtf},
         "realtime": {"wer": word_error_rate(references, streamed), "rtf": stream_rtf},
     }
+
+
+def capacity_table(live: dict[str, Any]) -> list[str]:
+    """One row per round of sessions started together, then how many kept up."""
+    alone = live["capacity"]["rounds"][0]["wers"][0]
+    lines = [
+        f"| live sessions started together ({LIVE_LABEL}) | admitted | last final after the "
+        f"audio ended, worst | WER, worst (alone {alone:.3f}) | server CPU per audio second |",
+        "|---|---|---|---|---|",
+    ]
+    for level in live["capacity"]["rounds"]:
+        refused = Counter(level["refused"])
+        admitted = f"{level['admitted']}" + "".join(
+            f", {count} refused ({why})" for why, count in refused.items()
+        )
+        lines.append(
+            f"| {level['started']} | {admitted} | {max(level['last_final_lags_s']):.2f} s | "
+            f"{max(level['wers']):.3f} | {level['server_cpu_per_audio_second']:.2f} s |"
+        )
+    lines.append(
+        f"\nSessions admitted and keeping up (last final within {KEEP_UP_SECONDS:g} s): "
+        f"{live['capacity']['sessions']}; the server admits {live['admission_limit']}."
+    )
+    return lines
 
 
 def table(results: dict[str, Any]) -> str:
@@ -274,23 +335,25 @@ def table(results: dict[str, Any]) -> str:
     broken = live["broken_finals"] + sum(
         whisper[key]["broken_finals"] for key in ("paced_max_delay_1", "paced_max_delay_2")
     )
-    eou, force, capacity_row = (
-        whisper["end_of_utterance"],
-        whisper["force_end_of_utterance"],
-        whisper["capacity"],
-    )
-    alone = capacity_row["levels"]["1"]["wer"]
-    cpu = capacity_row["levels"]["1"]["cpu_per_stream_second"]
-    most = capacity_row["levels"].get(str(capacity_row["streams"]), {"wer": float("nan")})
+    lines.append(f"| finals starting before the previous final ended | - | {broken} |")
     lines += [
-        f"| finals starting before the previous final ended | - | {broken} |",
-        f"| EndOfUtterance after the last word (trigger {eou['trigger_s']} s, audio time) | - | "
-        f"mean {eou['mean_delay_s']:.2f} s, worst {eou['max_delay_s']:.2f} s |",
-        f"| ForceEndOfUtterance answered (idle, mid-utterance) | - | "
-        f"median {force['median_s']:.2f} s, worst {force['max_s']:.2f} s |",
-        f"| paced streams keeping up (last final within 1.5 s) | - | {capacity_row['streams']} "
-        f"(WER {most['wer']:.3f} each, alone {alone:.3f}; one costs {cpu:.3f} s of CPU per "
-        "audio second) |",
+        f"| EndOfUtterance after the last word (trigger {eou['trigger_s']:g} s, audio time) | - | "
+        f"mean {eou['mean_s']:.2f} s, worst {eou['max_s']:.2f} s "
+        f"(target ≤ {eou['trigger_s'] + EOU_ALLOWANCE:g} s) |"
+        for eou in whisper["end_of_utterance"]
+    ]
+    engine_force, socket_force = (
+        whisper["force_end_of_utterance"],
+        results["live"]["force_end_of_utterance"],
+    )
+    lines += [
+        "| ForceEndOfUtterance answered (engine, idle, unpaced, partials off) | - | "
+        f"median {engine_force['median_s']:.2f} s, worst {engine_force['max_s']:.2f} s |",
+        f"| ForceEndOfUtterance answered ({LIVE_LABEL}, idle) | - | "
+        f"median {socket_force['median_s']:.2f} s, worst {socket_force['max_s']:.2f} s "
+        f"(target ≤ {FORCE_TARGET_SECONDS:g} s) |",
+        "",
+        *capacity_table(results["live"]),
     ]
     pocketsphinx = results["pocketsphinx"]
     lines += [
@@ -312,6 +375,8 @@ def main() -> None:
             for clip in load_clips(workdir)
         ]
         results["whisper"] = asyncio.run(measure_whisper(workdir, speech))
+        with server_process("default") as server:
+            results["live"] = asyncio.run(measure_live(server, speech))
         results["pocketsphinx"] = asyncio.run(measure_pocketsphinx(workdir, speech))
     publish(RESULTS, results, table(results))
 
