@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from benchmarks._clients import CHUNK, KEY, paced_chunks
@@ -75,17 +75,20 @@ async def live_session(where: Settings, pcm: bytes) -> LiveSession:
     return LiveSession(events.transcript.text, last_final - marks["last_chunk_sent"])
 
 
-@dataclass
+@dataclass(frozen=True)
 class Round:
-    """``started`` sessions of the same audio started together, and the server's CPU for them."""
+    """``started`` sessions of the same audio started together, and the CPU they cost."""
 
     started: int
-    sessions: list[LiveSession] = field(default_factory=list)
-    server_cpu_seconds: float = 0.0
+    sessions: list[LiveSession]
+    server_cpu_seconds: float
+    client_cpu_seconds: float
+    """This process's: the clients share the machine's cores with the server."""
 
     def summary(self, reference: str, audio_seconds: float) -> dict[str, Any]:
         heard = [session for session in self.sessions if session.refused is None]
         lags = [session.last_final_lag for session in heard]
+        heard_seconds = max(1, len(heard)) * audio_seconds
         return {
             "started": self.started,
             "admitted": len(heard),
@@ -93,17 +96,22 @@ class Round:
             "last_final_lags_s": lags,
             "kept_up": all(lag <= KEEP_UP_SECONDS for lag in lags),
             "wers": [word_error_rate([reference], [session.text]) for session in heard],
-            "server_cpu_per_audio_second": self.server_cpu_seconds
-            / (max(1, len(heard)) * audio_seconds),
+            "server_cpu_per_audio_second": self.server_cpu_seconds / heard_seconds,
+            "client_cpu_per_audio_second": self.client_cpu_seconds / heard_seconds,
         }
 
 
 async def concurrent(server: Server, pcm: bytes, count: int) -> Round:
     """``count`` sessions of ``pcm`` started at once against ``server``."""
     where = client_settings(server)
-    cpu = server.cpu_seconds()
+    server_cpu, client_cpu = server.cpu_seconds(), time.process_time()
     sessions = await asyncio.gather(*(live_session(where, pcm) for _ in range(count)))
-    result = Round(count, list(sessions), server.cpu_seconds() - cpu)
+    result = Round(
+        count,
+        list(sessions),
+        server.cpu_seconds() - server_cpu,
+        time.process_time() - client_cpu,
+    )
     await asyncio.sleep(SETTLE_SECONDS)
     return result
 

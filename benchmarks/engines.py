@@ -30,7 +30,8 @@ live settings (partials on, ``max_delay`` 1 s):
   admits, if that is more), each streaming the same three clips: how many were admitted and
   how the rest were refused (``quota_exceeded``, raised as ``SessionLimitError``); each
   admitted session's last final after its audio ended (keeping up: within 1.5 s); each one's
-  WER beside one session alone; the server process's CPU seconds per audio second. This
+  WER beside one session alone; the server process's CPU seconds per audio second (and, in
+  the JSON, the clients', which share the machine's cores with it). This
   replaced an engine-level count of paced streams: through the socket the figure includes
   the protocol, the client and admission, so it is the number of users a server serves, and
   the refusal beyond it is measured rather than assumed.
