@@ -24,7 +24,14 @@ from speechmatics_modes import (
     stream,
     transcribe,
 )
-from speechmatics_modes.local import EngineWord, Faults, LocalServer, ScriptedEngine, SocketFault
+from speechmatics_modes.local import (
+    EngineWord,
+    Faults,
+    LocalServer,
+    ScriptedEngine,
+    SocketFault,
+    StreamUpdate,
+)
 from speechmatics_modes.local._scripted import ScriptedStream
 from tests.conftest import eventually
 from tests.local.conftest import pcm_bytes
@@ -79,6 +86,48 @@ async def test_force_end_of_utterance_yields_a_forced_final() -> None:
     assert finals[0].forced
     assert spoken(finals[0].words)[0] == "hello"
     assert spoken(events.transcript.words) == ["hello", "there"]
+
+
+class ForcibleStream(ScriptedStream):
+    """A scripted stream with the optional quick end; it records how each end was asked."""
+
+    ends: list[str]
+
+    async def force_end_of_utterance(self) -> StreamUpdate:
+        self.ends.append("forced")
+        return await super().flush()
+
+    async def flush(self) -> StreamUpdate:
+        self.ends.append("flushed")
+        return await super().flush()
+
+
+class ForcibleEngine(ScriptedEngine):
+    ends: list[str]
+
+    async def open_stream(self, *, max_delay: float, partials: bool = True) -> ScriptedStream:
+        stream = ForcibleStream(self, min(self.final_lag, max_delay))
+        stream.ends = self.ends
+        return stream
+
+
+async def test_an_engine_s_quick_end_answers_force_end_of_utterance_only() -> None:
+    """ForceEndOfUtterance goes to force_end_of_utterance() where a stream has it; the end of
+    the stream still goes to flush()."""
+    gate = anyio.Event()
+    script = ForcibleEngine([EngineWord("hello", 0.5, 0.9, 0.9)], final_lag=3.0)
+    script.ends = []
+    options = {"enable_partials": True, "max_delay": 4.0}
+    async with (
+        LocalServer(engine=script) as server,
+        stream(gated(gate, 1.5, 0.5), options=options, settings=server.settings()) as events,
+    ):
+        async for event in events:
+            if isinstance(event, Partial) and event.words and not gate.is_set():
+                await events.force_end_of_utterance()
+            elif isinstance(event, Final) and event.forced:
+                gate.set()
+    assert script.ends == ["forced", "flushed"]
 
 
 async def test_force_end_of_utterance_reaches_a_multichannel_session() -> None:

@@ -67,9 +67,15 @@ class StreamUpdate:
 class StreamingRecognizer(Protocol):
     """Incremental recognition for one real-time session. One per session: never shared.
 
-    A recogniser may also have ``retune(*, max_delay: float, partials: bool) -> None``, which
-    the server calls when ``SetRecognitionConfig`` changes either mid-session. It is
-    optional: a recogniser without it keeps what it was opened with.
+    Two methods are optional, so recognisers written before them keep working:
+
+    * ``retune(*, max_delay: float, partials: bool) -> None``, called when
+      ``SetRecognitionConfig`` changes either mid-session (without it, a recogniser keeps
+      what it was opened with);
+    * ``async force_end_of_utterance() -> StreamUpdate``, called for ForceEndOfUtterance
+      instead of :meth:`flush`, for an engine that can answer faster than its flush at some
+      cost in accuracy (a client forcing the end of a turn waits for the answer; at the end
+      of a stream nobody is in such a hurry).
     """
 
     async def feed(self, pcm: bytes) -> StreamUpdate:
@@ -77,7 +83,7 @@ class StreamingRecognizer(Protocol):
         ...
 
     async def flush(self) -> StreamUpdate:
-        """Make every word heard so far final (ForceEndOfUtterance, EndOfStream).
+        """Make every word heard so far final (EndOfStream, and ForceEndOfUtterance).
 
         The recogniser stays usable: audio fed afterwards starts a new utterance, with times
         still counted from the first sample of the session.

@@ -302,15 +302,17 @@ class _Connection:
         return self._session.recognized(update, channel=channel)
 
     async def _flush(self, end_of_stream: bool, channel: str | None) -> list[Action]:
+        stream = self._streams[channel]
         if not end_of_stream:
-            update = await self._streams[channel].flush()
+            force = getattr(stream, "force_end_of_utterance", stream.flush)
+            update = await force()
             return self._session.recognized(update, forced=True, channel=channel)
         try:  # off the event loop: a compressed stream's decoder may still be catching up
             tail = await anyio.to_thread.run_sync(self._session.tail, channel)
         except AudioDecodeError as exc:
             return self._session.refuse("invalid_audio_type", str(exc))
         actions = await self._feed(tail, channel) if tail else []
-        return [*actions, *self._session.finished(await self._streams[channel].flush(), channel)]
+        return [*actions, *self._session.finished(await stream.flush(), channel)]
 
     async def _engine_call(self, call: Awaitable[list[Action]]) -> list[Action]:
         try:

@@ -18,12 +18,13 @@ Whisper's 30 s: :mod:`~speechmatics_modes.local._whisper`). Decisions, and why:
   detector often calls a breath or an echo after it speech), the utterance closes then;
   otherwise, once the pause is long enough, those words are its finals without a second decode.
   Either way EndOfUtterance and ForceEndOfUtterance do not wait for a decode after the pause.
-* **A flush decodes only the tail** (:data:`FLUSH_SECONDS`) of a long open utterance: a
-  decode's cost grows with its window, and ForceEndOfUtterance should be answered within
-  about 0.3 s. The words before the tail become final as the latest interim decodes heard
-  them; so that there are some even without partials, an open utterance is looked at every
+* **ForceEndOfUtterance decodes only the tail** (:data:`FLUSH_SECONDS`) of a long open
+  utterance: a decode's cost grows with its window, and it should be answered within about
+  0.3 s. The words before the tail become final as the latest interim decodes heard them;
+  so that there are some even without partials, an open utterance is looked at every
   :data:`LOOK_SECONDS` when the whole engine is idle (never taking a worker a busy engine
-  needs).
+  needs). The tail, decoded without the start of its sentence, is heard less well, so
+  EndOfStream, where nobody waits for the answer, decodes the whole utterance.
 * **Interim decodes** while an utterance is open: about once a second of wall time when
   partials are wanted (and a worker is idle: partials are optional work), and whenever a word
   would otherwise miss ``max_delay``. A word is made final as late as ``max_delay`` allows
@@ -101,7 +102,7 @@ EDGE_SECONDS = 0.3
 """A word ending this close to the end of the decoded audio may be cut off: never committed
 by an interim decode."""
 FLUSH_SECONDS = 2.5
-"""Most audio a flush decodes (ForceEndOfUtterance, EndOfStream): a decode's cost grows with
+"""Most audio a forced flush decodes (ForceEndOfUtterance): a decode's cost grows with
 its window (0.16 s for 1 s of audio on one core, 0.44 s for 7 s), and a forced end should be
 answered within about 0.3 s. What lies before is made final as earlier decodes heard it."""
 FLUSH_CONTEXT_SECONDS = 1.0
@@ -349,7 +350,18 @@ class WhisperStream:
         return await self._interim(start, now)
 
     async def flush(self) -> StreamUpdate:
-        """Make every word heard so far final (ForceEndOfUtterance, EndOfStream)."""
+        """Make every word heard so far final, each decoded with all its utterance (EndOfStream)."""
+        return await self._end_utterance(hurry=False)
+
+    async def force_end_of_utterance(self) -> StreamUpdate:
+        """Make every word heard so far final within about 0.3 s (ForceEndOfUtterance).
+
+        Only the tail of a long open utterance is decoded; its earlier words are final as the
+        latest interim decodes heard them (:data:`FLUSH_SECONDS`).
+        """
+        return await self._end_utterance(hurry=True)
+
+    async def _end_utterance(self, *, hurry: bool) -> StreamUpdate:
         self._check_open()
         start = self._detector.utterance_start
         utterance = self._detector.close()
@@ -358,7 +370,7 @@ class WhisperStream:
             self._partial = ()
             self._pause_decode = None
             return StreamUpdate()
-        return await self._finish(start, self._audio_end, utterance.end, hurry=True)
+        return await self._finish(start, self._audio_end, utterance.end, hurry=hurry)
 
     def retune(self, *, max_delay: float, partials: bool) -> None:
         """Take a ``max_delay`` and partials set mid-session (``SetRecognitionConfig``)."""

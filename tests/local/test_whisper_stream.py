@@ -100,8 +100,9 @@ class PacedRun:
             self.finals.extend((w, self.clock[0]) for w in update.finals)
         self._base += len(pcm) / (2 * RATE)
 
-    async def flush(self) -> None:
-        self.finals.extend((w, self.clock[0]) for w in (await self.stream.flush()).finals)
+    async def flush(self, *, forced: bool = False) -> None:
+        end = self.stream.force_end_of_utterance if forced else self.stream.flush
+        self.finals.extend((w, self.clock[0]) for w in (await end()).finals)
 
     _base: float = 0.0
 
@@ -208,16 +209,20 @@ async def test_max_delay_commits_agreed_words_early_and_each_word_once() -> None
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("partials", [False, True])
-async def test_a_flush_in_a_long_utterance_decodes_only_its_tail(partials: bool) -> None:
+@pytest.mark.parametrize("forced", [True, False])
+async def test_a_forced_end_in_a_long_utterance_decodes_only_its_tail(
+    partials: bool, forced: bool
+) -> None:
     """ForceEndOfUtterance 9 s into speech: the words before the last FLUSH_SECONDS are final
-    as the looks heard them (partials', or an idle engine's), and only the tail is decoded."""
+    as the looks heard them (partials', or an idle engine's), and only the tail is decoded.
+    The end of the stream, where nobody waits, decodes the whole utterance."""
     script = [word(f"w{index}", 0.5 + 0.5 * index, 0.9 + 0.5 * index) for index in range(18)]
     decoder = ScriptedDecoder(script)
     run = paced(decoder, max_delay=10.0, partials=partials)
     await run.feed(speech_audio([(0.5, 9.5)], 9.5))
     assert run.finals == [], "no pause, and max_delay is far"
     looks = len(decoder.calls)
-    await run.flush()
+    await run.flush(forced=forced)
     finals = [w for w, _ in run.finals]
     assert [w.text for w in finals] == [w.text for w in script], "none misheard, none twice"
     assert_final_once_and_in_order(finals)
@@ -225,12 +230,15 @@ async def test_a_flush_in_a_long_utterance_decodes_only_its_tail(partials: bool)
     start, end, final = flushed
     assert final
     assert end == pytest.approx(9.5)
-    assert end - start <= FLUSH_SECONDS + FLUSH_CONTEXT_SECONDS + 0.5  # the last final whole
+    if forced:
+        assert end - start <= FLUSH_SECONDS + FLUSH_CONTEXT_SECONDS + 0.5  # last final whole
+    else:
+        assert start < 0.5
 
 
 @pytest.mark.anyio
-async def test_a_flush_without_looks_decodes_the_whole_utterance() -> None:
-    """On a busy engine no look is made for a flush to come; the flush then hears it all."""
+async def test_a_forced_end_without_looks_decodes_the_whole_utterance() -> None:
+    """On a busy engine no look is made for a forced end to come; it then hears it all."""
     script = [word(f"w{index}", 0.5 + 0.5 * index, 0.9 + 0.5 * index) for index in range(12)]
     decoder = ScriptedDecoder(script)
     queue = DecodeQueue(2)
@@ -252,7 +260,7 @@ async def test_a_flush_without_looks_decodes_the_whole_utterance() -> None:
     async with queue.slot(0.0):  # another session's decode holds one of the two workers
         await run.feed(speech_audio([(0.5, 6.5)], 6.5))
     assert decoder.calls == []
-    await run.flush()
+    await run.flush(forced=True)
     assert [w.text for w, _ in run.finals] == [w.text for w in script]
     ((start, end, final),) = decoder.calls
     assert final
