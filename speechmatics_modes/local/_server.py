@@ -362,6 +362,7 @@ class LocalServer(StackOwner):
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         self.stats.http_requests += 1
+        self.stats.http_requests_at.append(anyio.current_time())
         faults = self._fault_state.faults
         if faults.http_latency:
             await anyio.sleep(faults.http_latency)

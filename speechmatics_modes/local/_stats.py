@@ -13,6 +13,9 @@ class ServerStats:
 
     http_requests: int = 0
     """HTTP requests received, WebSocket upgrades included."""
+    http_requests_at: list[float] = field(default_factory=list)
+    """When each HTTP request arrived (``anyio.current_time()``), in order: a pause that
+    holds a client back shows as a quiet stretch."""
     http_failures_injected: int = 0
     """Requests answered by an injected :class:`~speechmatics_modes.local.HttpFailure`."""
     unauthorised: int = 0
