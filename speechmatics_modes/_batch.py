@@ -221,13 +221,54 @@ async def run_batch_job(
         AuthenticationError, ServerError, TransportError: see ``BATCH_ERRORS``.
     """
     async with BatchClient(settings, retry=retry) as client:
-        job_id = await client._submit_checked(upload, options, batch_options)
+        job_ids: list[str] = []
         try:
-            return await client.transcript(job_id)
+            await _submit_through_cancellation(client, job_ids, upload, options, batch_options)
+            return await client.transcript(job_ids[0])
         except anyio.get_cancelled_exc_class():
-            with anyio.CancelScope(shield=True), anyio.move_on_after(_DELETE_SECONDS):
-                await client.delete_quietly(job_id)
+            if job_ids:
+                with anyio.CancelScope(shield=True), anyio.move_on_after(_DELETE_SECONDS):
+                    await client.delete_quietly(job_ids[0])
             raise
+
+
+async def _submit_through_cancellation(
+    client: BatchClient,
+    job_ids: list[str],
+    upload: Upload,
+    options: TranscriptionOptions,
+    batch_options: BatchOptions,
+) -> None:
+    """Submit the job and put its id in ``job_ids``, even if the caller is cancelled meanwhile.
+
+    The service may create the job the moment the upload has arrived, before its answer (the
+    id) is back: a submit cancelled then would leave a job running, and billing, that nobody
+    can delete. So a cancellation during the submit waits up to :data:`_DELETE_SECONDS` more
+    for the answer (an upload still under way is abandoned then, and no job exists), and the
+    caller deletes the job whose id came back.
+    """
+    request = anyio.CancelScope(shield=True)
+    answered = anyio.Event()
+    failed: list[Exception] = []
+
+    async def submit() -> None:
+        with request:
+            try:
+                job_ids.append(await client._submit_checked(upload, options, batch_options))
+            except Exception as exc:  # raised below as itself, not in a task group's group
+                failed.append(exc)
+            finally:
+                answered.set()
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(submit)
+        try:
+            await answered.wait()
+        except anyio.get_cancelled_exc_class():
+            request.deadline = anyio.current_time() + _DELETE_SECONDS
+            raise
+    if failed:
+        raise failed[0]
 
 
 @dataclass(frozen=True)

@@ -619,6 +619,22 @@ async def test_cancelling_a_batch_transcription_deletes_its_job(
         assert server.stats.jobs_deleted == 1
 
 
+async def test_cancelling_while_a_job_s_id_is_on_its_way_still_deletes_the_job(
+    clean: None, tmp_path: Path
+) -> None:
+    """The job exists, but the answer with its id is held back a second: the cancelled call
+    waits for it and deletes the job (before, the job was left running)."""
+    call = functools.partial(transcribe, wav_file(tmp_path, 1.0), "batch")
+    faults = Faults(job_seconds=60, http_latency=1.0)
+    async with LocalServer(engine=scripted_engine(), faults=faults) as server:
+        with anyio.fail_after(HANG_GUARD):
+            async with anyio.create_task_group() as group:
+                group.start_soon(functools.partial(call, settings=server.settings()))
+                assert await eventually(lambda: server.stats.jobs_submitted == 1)
+                group.cancel_scope.cancel()
+        assert server.stats.jobs_deleted == 1
+
+
 async def endless_silence() -> AsyncIterator[bytes]:
     while True:
         yield pcm_bytes(0.1)

@@ -98,7 +98,12 @@ class Faults(FrozenModel):
         default=None, description="Fail the next HTTP requests with an error status."
     )
     http_latency: float = Field(
-        default=0.0, ge=0, description="Seconds added before answering every HTTP request."
+        default=0.0,
+        ge=0,
+        description=(
+            "Seconds every HTTP answer is held back after its request took effect (a job "
+            "exists before its id reaches the client)."
+        ),
     )
     message_latency: float = Field(
         default=0.0,

@@ -363,9 +363,13 @@ class LocalServer(StackOwner):
     async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         self.stats.http_requests += 1
         self.stats.http_requests_at.append(anyio.current_time())
-        faults = self._fault_state.faults
-        if faults.http_latency:
-            await anyio.sleep(faults.http_latency)
+        response = await self._answer(request, handler)
+        latency = self._fault_state.faults.http_latency
+        if latency:  # after the request took effect: a job exists before its id is back
+            await anyio.sleep(latency)
+        return response
+
+    async def _answer(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         failure = self._fault_state.take_http_failure(request.method, request.path)
         if failure is not None:
             self.stats.http_failures_injected += 1
