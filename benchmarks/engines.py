@@ -379,6 +379,7 @@ def main() -> None:
         with server_process("default") as server:
             results["live"] = asyncio.run(measure_live(server, speech))
         results["pocketsphinx"] = asyncio.run(measure_pocketsphinx(workdir, speech))
+    results["load_average_at_end"] = os.getloadavg()  # 1, 5, 15 min: how busy the machine was
     publish(RESULTS, results, table(results))
 
 
