@@ -68,7 +68,7 @@ from benchmarks._wer import word_error_rate
 from benchmarks.devset import Sound, noisy_tails, non_speech
 from benchmarks.engine_accuracy import CHUNK_BYTES, load_clips, text
 from speechmatics_modes.local import Engine, EngineWord, SessionLimits, StreamingRecognizer
-from speechmatics_modes.local._engine import stream_capacity
+from speechmatics_modes.local._engine import force_end_of_utterance, stream_capacity
 from speechmatics_modes.local._pocketsphinx import PocketsphinxEngine
 from speechmatics_modes.local._rt_protocol import Feed, OpenStream, RealtimeProtocol, Send
 from speechmatics_modes.local._whisper import WhisperEngine
@@ -177,8 +177,9 @@ async def end_of_utterance_delays(
     return delays
 
 
-async def force_end_of_utterance(engine: Engine, sounds: list[Sound]) -> list[float]:
-    """Wall seconds for flush() in mid-utterance (60 % into each clip) on an idle engine."""
+async def force_end_of_utterance_seconds(engine: Engine, sounds: list[Sound]) -> list[float]:
+    """Wall seconds to answer ForceEndOfUtterance as the server does, in mid-utterance (60 %
+    into each clip) on an idle engine."""
     seconds = []
     for sound in sounds:
         stream = await engine.open_stream(max_delay=4.0, partials=False)
@@ -186,7 +187,7 @@ async def force_end_of_utterance(engine: Engine, sounds: list[Sound]) -> list[fl
         for offset in range(0, cut, CHUNK_BYTES):
             await stream.feed(sound.pcm[offset : min(cut, offset + CHUNK_BYTES)])
         began = time.perf_counter()
-        await stream.flush()
+        await force_end_of_utterance(stream)
         seconds.append(time.perf_counter() - began)
         await stream.aclose()
     return seconds
@@ -240,7 +241,9 @@ async def measure_whisper(workdir: Path, speech: list[Sound]) -> dict[str, Any]:
             _spread(await end_of_utterance_delays(engine, speech, trigger), trigger_s=trigger)
             for trigger in EOU_TRIGGERS
         ]
-        result["force_end_of_utterance"] = _spread(await force_end_of_utterance(engine, speech))
+        result["force_end_of_utterance"] = _spread(
+            await force_end_of_utterance_seconds(engine, speech)
+        )
     return result
 
 

@@ -11,6 +11,7 @@ must never block the event loop, because one server process serves many sessions
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -27,6 +28,7 @@ __all__ = [
     "NothingToStart",
     "StreamUpdate",
     "StreamingRecognizer",
+    "force_end_of_utterance",
     "stream_capacity",
 ]
 
@@ -172,3 +174,16 @@ def stream_capacity(engine: Engine) -> int | None:
             f"engine {engine.name!r} has max_streams={capacity!r}; expected int > 0"
         )
     return capacity
+
+
+def force_end_of_utterance(stream: StreamingRecognizer) -> Awaitable[StreamUpdate]:
+    """Answer ForceEndOfUtterance on ``stream``, as the server does.
+
+    A recogniser's own ``force_end_of_utterance()`` where it has one (faster than its flush,
+    at some cost in accuracy), else :meth:`~StreamingRecognizer.flush`. The server and the
+    benchmarks both go through this, so what is measured is what a client gets.
+    """
+    force: Callable[[], Awaitable[StreamUpdate]] = getattr(
+        stream, "force_end_of_utterance", stream.flush
+    )
+    return force()

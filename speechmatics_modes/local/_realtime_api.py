@@ -23,7 +23,11 @@ import anyio.to_thread
 from aiohttp import WSMsgType, web
 
 from speechmatics_modes.local._audio import AudioDecodeError
-from speechmatics_modes.local._engine import Engine, StreamingRecognizer
+from speechmatics_modes.local._engine import (
+    Engine,
+    StreamingRecognizer,
+    force_end_of_utterance,
+)
 from speechmatics_modes.local._faults import FaultState, SocketFault
 from speechmatics_modes.local._insights import engine_insights
 from speechmatics_modes.local._rt_protocol import (
@@ -304,8 +308,7 @@ class _Connection:
     async def _flush(self, end_of_stream: bool, channel: str | None) -> list[Action]:
         stream = self._streams[channel]
         if not end_of_stream:
-            force = getattr(stream, "force_end_of_utterance", stream.flush)
-            update = await force()
+            update = await force_end_of_utterance(stream)
             return self._session.recognized(update, forced=True, channel=channel)
         try:  # off the event loop: a compressed stream's decoder may still be catching up
             tail = await anyio.to_thread.run_sync(self._session.tail, channel)
