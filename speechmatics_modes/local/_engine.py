@@ -29,6 +29,7 @@ __all__ = [
     "StreamUpdate",
     "StreamingRecognizer",
     "force_end_of_utterance",
+    "retune",
     "stream_capacity",
 ]
 
@@ -174,6 +175,13 @@ def stream_capacity(engine: Engine) -> int | None:
             f"engine {engine.name!r} has max_streams={capacity!r}; expected int > 0"
         )
     return capacity
+
+
+def retune(stream: StreamingRecognizer, *, max_delay: float, partials: bool) -> None:
+    """Give ``stream`` a ``max_delay`` and partials set mid-session, if it takes them."""
+    take: Callable[..., None] | None = getattr(stream, "retune", None)
+    if take is not None:
+        take(max_delay=max_delay, partials=partials)
 
 
 def force_end_of_utterance(stream: StreamingRecognizer) -> Awaitable[StreamUpdate]:

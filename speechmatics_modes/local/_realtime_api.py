@@ -27,6 +27,7 @@ from speechmatics_modes.local._engine import (
     Engine,
     StreamingRecognizer,
     force_end_of_utterance,
+    retune,
 )
 from speechmatics_modes.local._faults import FaultState, SocketFault
 from speechmatics_modes.local._insights import engine_insights
@@ -273,15 +274,9 @@ class _Connection:
         elif isinstance(action, Flush):
             return await self._engine_call(self._flush(action.end_of_stream, action.channel))
         elif isinstance(action, Retune):
-            self._retune(action)
+            for stream in self._streams.values():
+                retune(stream, max_delay=action.max_delay, partials=action.partials)
         return []
-
-    def _retune(self, action: Retune) -> None:
-        """Tell each stream of the new ``max_delay`` and partials, if its engine listens."""
-        for stream in self._streams.values():
-            retune = getattr(stream, "retune", None)
-            if retune is not None:
-                retune(max_delay=action.max_delay, partials=action.partials)
 
     async def _open_streams(self, action: OpenStream) -> list[Action]:
         if not self._api.admit():

@@ -106,7 +106,7 @@ FLUSH_SECONDS = 2.5
 its window (0.16 s for 1 s of audio on one core, 0.44 s for 7 s), and a forced end should be
 answered within about 0.3 s. What lies before is made final as earlier decodes heard it."""
 FLUSH_CONTEXT_SECONDS = 1.0
-"""Audio before the last final that a flush's decode hears again: the final word whole, so
+"""Audio before the last final that a forced end's decode hears again: the final word whole, so
 the decode's words are aligned after it (decoding from its end, Whisper squeezed the next
 word into the window's first instant, before that end, and it was lost)."""
 LOOK_SECONDS = 2.0
@@ -388,8 +388,8 @@ class WhisperStream:
         """Make every word up to ``until`` final.
 
         No decode is needed when a pause decode covered the speech (which ended at
-        ``speech_end``). In a ``hurry`` (a flush) at most :data:`FLUSH_SECONDS` are decoded:
-        the words before them become final as the latest looks heard them.
+        ``speech_end``). In a ``hurry`` (ForceEndOfUtterance) at most :data:`FLUSH_SECONDS`
+        are decoded: the words before them become final as the latest looks heard them.
         """
         done = self._pause_decode
         settled: list[EngineWord] = []
@@ -411,8 +411,8 @@ class WhisperStream:
         """Make final, as the latest looks heard them, the open words that end before ``cut``."""
         if not self._looks:
             return []
-        latest, *earlier = reversed(self._looks)
-        settled = due_finals(latest, earlier[::-1], self._committed, due_before=cut)
+        *earlier, latest = self._looks
+        settled = due_finals(latest, earlier, self._committed, due_before=cut)
         self._commit(settled)
         return settled
 
@@ -442,7 +442,7 @@ class WhisperStream:
     ) -> StreamUpdate:
         """The open utterance ended with ``words``: the new ones become final.
 
-        They follow the ``settled`` ones, which a flush made final just before.
+        They follow the ``settled`` ones, which a forced end made final just before.
         """
         fresh = after_committed(words, self._committed)
         self._commit(fresh)
