@@ -130,6 +130,59 @@ async def test_an_engine_s_quick_end_answers_force_end_of_utterance_only() -> No
     assert script.ends == ["forced", "flushed"]
 
 
+class StallingStream(ForcibleStream):
+    """A forcible stream whose interim work on its second second of audio lasts until it is
+    told to hurry (as a real engine's partial decode would last a while)."""
+
+    engine: StallingEngine
+    fed_seconds = 0.0
+
+    async def feed(self, pcm: bytes) -> StreamUpdate:
+        self.fed_seconds += len(pcm) / 32_000
+        if self.fed_seconds >= 1.0 and not self.engine.hurried.is_set():
+            self.engine.stalled.set()
+            await self.engine.hurried.wait()
+        return await super().feed(pcm)
+
+    def hurry(self) -> None:
+        self.ends.append("hurried")
+        self.engine.hurried.set()
+
+
+class StallingEngine(ScriptedEngine):
+    ends: list[str]
+    stalled: anyio.Event
+    hurried: anyio.Event
+
+    async def open_stream(self, *, max_delay: float, partials: bool = True) -> ScriptedStream:
+        stream = StallingStream(self, min(self.final_lag, max_delay))
+        stream.ends, stream.engine = self.ends, self
+        return stream
+
+
+async def test_a_forced_end_is_seen_while_the_engine_is_busy_with_the_audio_before_it() -> None:
+    """The server reads on while the engine works: ForceEndOfUtterance behind audio still being
+    fed tells the stream to hurry (drop its interim work) before that audio is done, so the
+    answer need not wait for a partial nobody will see. On a server that read one message at a
+    time, the stalled feed would never end."""
+    gate = anyio.Event()
+    script = StallingEngine([EngineWord("hello", 0.5, 0.9, 0.9)], final_lag=3.0)
+    script.ends, script.stalled, script.hurried = [], anyio.Event(), anyio.Event()
+    options = {"enable_partials": True, "max_delay": 4.0}
+    async with (
+        LocalServer(engine=script) as server,
+        stream(gated(gate, 1.5, 0.5), options=options, settings=server.settings()) as events,
+    ):
+        with anyio.fail_after(_GATE_SECONDS):
+            await script.stalled.wait()
+            await events.force_end_of_utterance()
+            async for event in events:
+                if isinstance(event, Final) and event.forced:
+                    gate.set()
+    assert script.ends == ["hurried", "forced", "hurried", "flushed"]
+    assert spoken(events.transcript.words) == ["hello"]
+
+
 async def test_force_end_of_utterance_reaches_a_multichannel_session() -> None:
     """With several channels (AddChannelAudio, no binary frames) the forced final comes too."""
     gate = anyio.Event()

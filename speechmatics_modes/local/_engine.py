@@ -29,6 +29,7 @@ __all__ = [
     "StreamUpdate",
     "StreamingRecognizer",
     "force_end_of_utterance",
+    "hurry",
     "retune",
     "stream_capacity",
 ]
@@ -70,7 +71,7 @@ class StreamUpdate:
 class StreamingRecognizer(Protocol):
     """Incremental recognition for one real-time session. One per session: never shared.
 
-    Two methods are optional, so recognisers written before them keep working:
+    Three methods are optional, so recognisers written before them keep working:
 
     * ``retune(*, max_delay: float, partials: bool) -> None``, called when
       ``SetRecognitionConfig`` changes either mid-session (without it, a recogniser keeps
@@ -78,7 +79,10 @@ class StreamingRecognizer(Protocol):
     * ``async force_end_of_utterance() -> StreamUpdate``, called for ForceEndOfUtterance
       instead of :meth:`flush`, for an engine that can answer faster than its flush at some
       cost in accuracy (a client forcing the end of a turn waits for the answer; at the end
-      of a stream nobody is in such a hurry).
+      of a stream nobody is in such a hurry);
+    * ``hurry() -> None``, called as soon as a ForceEndOfUtterance or EndOfStream arrives,
+      while audio sent before it may still be waiting to be fed: work whose only use is
+      before the end (a partial) can be dropped, so the end is answered sooner.
     """
 
     async def feed(self, pcm: bytes) -> StreamUpdate:
@@ -182,6 +186,13 @@ def retune(stream: StreamingRecognizer, *, max_delay: float, partials: bool) -> 
     take: Callable[..., None] | None = getattr(stream, "retune", None)
     if take is not None:
         take(max_delay=max_delay, partials=partials)
+
+
+def hurry(stream: StreamingRecognizer) -> None:
+    """Tell ``stream`` that an end is coming behind the audio it is given, if it listens."""
+    told: Callable[[], None] | None = getattr(stream, "hurry", None)
+    if told is not None:
+        told()
 
 
 def force_end_of_utterance(stream: StreamingRecognizer) -> Awaitable[StreamUpdate]:

@@ -3,8 +3,13 @@
 Every rule lives in :class:`~speechmatics_modes.local._rt_protocol.RealtimeProtocol`; this module
 only moves bytes between the socket, the session and the engine, runs the session's clock and
 injects socket faults. Each connection is one aiohttp handler task, and engines decode off the
-event loop, so a slow session delays only itself: while its engine works, its socket is not
-read, acknowledgements fall behind and TCP pushes back on that one client, as with the service.
+event loop, so a slow session delays only itself: while its engine works, its socket is read
+only :data:`READ_AHEAD` messages ahead, then acknowledgements fall behind and TCP pushes back
+on that one client, as with the service.
+
+Reading ahead lets a ForceEndOfUtterance (or EndOfStream) be seen while the engine is still
+busy with the audio before it: the engine is told to drop the interim work it is doing (a
+partial decode, as long as the answer itself), which the end makes moot.
 """
 
 from __future__ import annotations
@@ -18,15 +23,16 @@ from collections.abc import Awaitable, Iterable
 from typing import Any
 
 import anyio
-import anyio.abc
 import anyio.to_thread
 from aiohttp import WSMsgType, web
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from speechmatics_modes.local._audio import AudioDecodeError
 from speechmatics_modes.local._engine import (
     Engine,
     StreamingRecognizer,
     force_end_of_utterance,
+    hurry,
     retune,
 )
 from speechmatics_modes.local._faults import FaultState, SocketFault
@@ -52,6 +58,13 @@ logger = logging.getLogger(__name__)
 _QUOTA_REASON = "Concurrent Quota Exceeded"
 _LANGUAGE_PATH = r"[a-z]{2,3}(?:[_-][a-z]{2,4})*"
 """Language codes as the service spells them in paths: ``en``, ``cmn``, ``cmn_en``, ``en-us``."""
+READ_AHEAD = 16
+"""Messages read but not yet done with, per session, at most: enough to see a forced end
+behind a decode's worth of audio chunks; with frames of at most ``MAX_MESSAGE_BYTES``, it bounds
+what a session can make the server hold."""
+_Read = tuple[list[Action], float]
+"""What the reader queues for the worker: a message's actions, and the session's audio seconds
+once that message was read."""
 _ENDED_TYPES = frozenset({WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR})
 
 
@@ -175,11 +188,17 @@ class _Connection:
 
     async def run(self) -> None:
         """Pump until the session or the socket ends; release the streams and the slot."""
+        to_engine, from_reader = anyio.create_memory_object_stream[_Read](READ_AHEAD)
+        worked = anyio.Event()
         try:
             async with anyio.create_task_group() as tasks:
                 tasks.start_soon(self._clock)
+                tasks.start_soon(self._work, from_reader, worked)
                 try:
-                    await self._read(tasks)
+                    async with to_engine:
+                        socket_ended = await self._read(to_engine)
+                    if not socket_ended:  # the session ended: its last actions (Error, close) run
+                        await worked.wait()
                 finally:
                     tasks.cancel_scope.cancel()
         finally:
@@ -189,12 +208,16 @@ class _Connection:
             if self._admitted:
                 self._api.release()
 
-    async def _read(self, tasks: anyio.abc.TaskGroup) -> None:
+    async def _read(self, to_engine: MemoryObjectSendStream[_Read]) -> bool:
+        """Read messages; answer what needs no engine, queue the rest for :meth:`_work`.
+
+        Returns whether the socket ended (else the session did: it needs no more messages).
+        """
         stats = self._api.stats
         while not self._over and not self._session.closed:
             message = await self._socket.receive()
             if message.type in _ENDED_TYPES:
-                return
+                return True
             now = anyio.current_time()
             if message.type is WSMsgType.BINARY:
                 stats.audio_frames += 1
@@ -205,38 +228,60 @@ class _Connection:
                 actions = self._session.receive_text(message.data, now)
             else:
                 continue
-            ends = any(isinstance(action, Flush) and action.end_of_stream for action in actions)
-            if ends and self._fault is not None and self._fault.at_end_of_stream:
-                async with self._lock:  # after whatever the engine is doing now
-                    await self._end_with_fault()
-                return
-            if ends:
-                # The engine's last words take a while: keep reading meanwhile, so audio sent
-                # after EndOfStream is warned about before EndOfTranscript, as the service does.
-                tasks.start_soon(self._run_locked, actions)
-            elif all(isinstance(action, Send) for action in actions):
-                await self._run_actions(actions)  # answers only: no need to wait for the engine
-            else:
-                await self._run_locked(actions)
+            if all(isinstance(action, Send) for action in actions):
+                # Answers only: no need to wait for the engine. Audio sent after EndOfStream is
+                # warned about before EndOfTranscript, as the service does.
+                await self._run_actions(actions)
+                continue
+            for action in actions:
+                stream = self._streams.get(action.channel) if isinstance(action, Flush) else None
+                if stream is not None:
+                    hurry(stream)
+            try:
+                await to_engine.send((actions, self._session.audio_seconds))
+            except anyio.BrokenResourceError:  # the worker ended the session (a fault)
+                return False
+        return False
 
-    async def _run_locked(self, actions: list[Action]) -> None:
+    async def _work(
+        self, from_reader: MemoryObjectReceiveStream[_Read], worked: anyio.Event
+    ) -> None:
+        """Do what the reader queued, in order: feed the engine, flush it, answer."""
+        try:
+            async with from_reader:
+                async for actions, audio_seconds in from_reader:
+                    ends = any(isinstance(a, Flush) and a.end_of_stream for a in actions)
+                    if ends and self._fault is not None and self._fault.at_end_of_stream:
+                        async with self._lock:
+                            await self._end_with_fault()
+                        return
+                    await self._run_locked(actions, audio_seconds)
+        finally:
+            worked.set()
+
+    async def _run_locked(self, actions: list[Action], audio_seconds: float) -> None:
+        """Run what a message asked for; ``audio_seconds``: the session's audio once it came."""
         async with self._lock:
             await self._run_actions(actions)
-            if self._audio_fault_due():
+            if self._audio_fault_due(audio_seconds):
                 await self._end_with_fault()
 
     async def _end_with_fault(self) -> None:
         with contextlib.suppress(_SessionOver):
             await self._inject_fault()
 
-    def _audio_fault_due(self) -> bool:
-        """Whether the fault's ``after_audio_seconds`` of audio have now been received."""
+    def _audio_fault_due(self, audio_seconds: float) -> bool:
+        """Whether the fault's ``after_audio_seconds`` are up, with ``audio_seconds`` handled.
+
+        Counted as the engine gets to the audio, not as it is read (which may be ahead), so a
+        drop comes at the same point of the audio however far the reader got.
+        """
         fault = self._fault
         return (
             not self._over
             and fault is not None
             and fault.after_audio_seconds is not None
-            and self._session.audio_seconds >= fault.after_audio_seconds
+            and audio_seconds >= fault.after_audio_seconds
         )
 
     async def _clock(self) -> None:

@@ -38,6 +38,7 @@ import math
 import os
 import time
 from collections.abc import Iterable, Iterator
+from contextlib import AsyncExitStack
 from contextvars import ContextVar
 from pathlib import Path
 from types import TracebackType
@@ -249,6 +250,7 @@ class WhisperEngine:
         """Live streams the server admits by default (:data:`STREAMS_PER_WORKER` per worker)."""
         self._model: Any = None
         self._queue: DecodeQueue | None = None
+        self._exits = AsyncExitStack()
 
     async def __aenter__(self) -> WhisperEngine:
         source = await anyio.to_thread.run_sync(resolve_model, self._model_choice)
@@ -262,7 +264,8 @@ class WhisperEngine:
                 local_files_only=source.local_files_only,
             )
         )
-        self._queue = DecodeQueue(self.workers)
+        self._exits = AsyncExitStack()
+        self._queue = await self._exits.enter_async_context(DecodeQueue(self.workers))
         return self
 
     async def __aexit__(
@@ -271,8 +274,9 @@ class WhisperEngine:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._model = None
         self._queue = None
+        await self._exits.__aexit__(exc_type, exc, tb)  # decodes nobody waits for end first
+        self._model = None
 
     async def recognize_file(self, path: Path) -> list[EngineWord]:
         """Recognise raw 16 kHz mono s16le PCM, whole, in a worker thread; see :class:`Engine`."""
@@ -287,8 +291,7 @@ class WhisperEngine:
                 words.extend(engine_words(segments, offset))
             return words
 
-        async with queue.slot(deadline=time.monotonic() + BATCH_DEADLINE_SECONDS):
-            return await anyio.to_thread.run_sync(recognise)
+        return await queue.run(recognise, deadline=time.monotonic() + BATCH_DEADLINE_SECONDS)
 
     async def open_stream(self, *, max_delay: float, partials: bool = True) -> WhisperStream:
         """Start a real-time stream over the shared model and queue; see :class:`Engine`."""
@@ -346,12 +349,8 @@ class WhisperEngine:
             return engine_words(segments, offset)
 
         if optional:
-            async with queue.try_slot(idle=idle) as free:
-                if not free:
-                    return None
-                return await anyio.to_thread.run_sync(transcribe)
-        async with queue.slot(deadline):
-            return await anyio.to_thread.run_sync(transcribe)
+            return await queue.try_run(transcribe, idle=idle)
+        return await queue.run(transcribe, deadline=deadline)
 
     def _running(self) -> tuple[Any, DecodeQueue]:
         if self._model is None or self._queue is None:

@@ -24,7 +24,11 @@ Whisper's 30 s: :mod:`~speechmatics_modes.local._whisper`). Decisions, and why:
   so that there are some even without partials, an open utterance is looked at every
   :data:`LOOK_SECONDS` when the whole engine is idle (never taking a worker a busy engine
   needs). The tail, decoded without the start of its sentence, is heard less well, so
-  EndOfStream, where nobody waits for the answer, decodes the whole utterance.
+  EndOfStream, where nobody waits for the answer, decodes the whole utterance. Either end,
+  once the server has read it behind audio still being fed, makes the stream :meth:`hurry
+  <WhisperStream.hurry>`: the interim decode under way is no longer waited for (with partials
+  on, a session decodes every half second of audio, and a forced end waited up to 0.25 s
+  for that decode), and none is started until the end.
 * **Interim decodes** while an utterance is open: about once a second of wall time when
   partials are wanted (and a worker is idle: partials are optional work), and whenever a word
   would otherwise miss ``max_delay``. A word is made final as late as ``max_delay`` allows
@@ -54,6 +58,7 @@ from difflib import SequenceMatcher
 from itertools import takewhile
 from typing import Protocol
 
+import anyio
 import numpy as np
 import numpy.typing as npt
 
@@ -304,6 +309,8 @@ class WhisperStream:
         self._interim_audio_end = 0.0
         self._decode_seconds = 0.6
         self._closed = False
+        self._hurried = False
+        self._interim_decode: anyio.CancelScope | None = None
 
     @property
     def buffered_seconds(self) -> float:
@@ -361,8 +368,20 @@ class WhisperStream:
         """
         return await self._end_utterance(hurry=True)
 
+    def hurry(self) -> None:
+        """A flush or forced end is on its way, behind audio still to be fed: skip interim work.
+
+        The interim decode under way, if any, is dropped (it runs on to its end on its worker,
+        unheard), and none is made until the flush: its words would be final a moment later
+        anyway, and the client is waiting for that answer.
+        """
+        self._hurried = True
+        if self._interim_decode is not None:
+            self._interim_decode.cancel()
+
     async def _end_utterance(self, *, hurry: bool) -> StreamUpdate:
         self._check_open()
+        self._hurried = False
         start = self._detector.utterance_start
         utterance = self._detector.close()
         if start is None or utterance is None:
@@ -425,7 +444,7 @@ class WhisperStream:
         """
         if self._pause_decode is None:
             until = self._audio_end
-            words = await self._decode_window(
+            words = await self._interim_decode_window(
                 start, until, final=True, deadline=self._clock(), optional=True
             )
             if words is None:
@@ -469,7 +488,7 @@ class WhisperStream:
         self._last_interim = now
         self._interim_audio_end = self._audio_end
         deadline = now + (0.0 if must else self._max_delay)
-        words = await self._decode_window(
+        words = await self._interim_decode_window(
             start,
             self._audio_end,
             final=False,
@@ -486,6 +505,28 @@ class WhisperStream:
         self._partial = tuple(after_committed(words, self._committed))
         self._trim()
         return StreamUpdate(finals, self._partial)
+
+    async def _interim_decode_window(
+        self,
+        start: float,
+        until: float,
+        *,
+        final: bool,
+        deadline: float,
+        optional: bool,
+        idle: bool = False,
+    ) -> list[EngineWord] | None:
+        """Decode a window whose words are not needed yet; ``None`` if :meth:`hurry` dropped it."""
+        if self._hurried:
+            return None
+        with anyio.CancelScope() as self._interim_decode:
+            try:
+                return await self._decode_window(
+                    start, until, final=final, deadline=deadline, optional=optional, idle=idle
+                )
+            finally:
+                self._interim_decode = None
+        return None
 
     async def _decode_window(
         self,

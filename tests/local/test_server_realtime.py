@@ -26,7 +26,7 @@ from speechmatics.rt import (
 
 from speechmatics_modes.local import Faults, LocalServer, ScriptedEngine, SocketFault, StreamUpdate
 from speechmatics_modes.local._scripted import ScriptedStream
-from tests.conftest import Clip
+from tests.conftest import Clip, eventually
 from tests.local.conftest import pcm_bytes, scripted_engine, wav_bytes
 
 pytestmark = pytest.mark.anyio
@@ -207,7 +207,7 @@ async def test_eou_force_and_end_of_transcript_then_the_server_closes(
     assert of_kind(messages, "AddTranscript")[-1]["forced"] is True
     assert messages[-1] == {"message": "EndOfTranscript"}
     assert len(of_kind(messages, "AudioAdded")) == len(range(0, len(pcm_bytes(2.2)), CHUNK))
-    assert server.stats.sessions_active == 0
+    assert await eventually(lambda: server.stats.sessions_active == 0)
 
 
 class _GatedStream(ScriptedStream):

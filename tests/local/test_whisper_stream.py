@@ -17,7 +17,6 @@ import numpy.typing as npt
 import pytest
 
 from speechmatics_modes.local import EngineWord
-from speechmatics_modes.local._decode_queue import DecodeQueue
 from speechmatics_modes.local._speech_detector import FRAME_SAMPLES, SpeechDetector
 from speechmatics_modes.local._whisper_stream import (
     EARLY_PAUSE_SECONDS,
@@ -25,6 +24,7 @@ from speechmatics_modes.local._whisper_stream import (
     FLUSH_CONTEXT_SECONDS,
     FLUSH_SECONDS,
     PAUSE_SECONDS,
+    Decoder,
     Look,
     WhisperStream,
     after_committed,
@@ -107,11 +107,18 @@ class PacedRun:
     _base: float = 0.0
 
 
-def paced(decoder: ScriptedDecoder, *, max_delay: float, partials: bool) -> PacedRun:
+def paced(
+    decoder: ScriptedDecoder,
+    *,
+    max_delay: float,
+    partials: bool,
+    through: Decoder | None = None,
+) -> PacedRun:
+    """A paced run of ``decoder`` (or of ``through``, a decoder wrapping it)."""
     clock = [0.0]
     decoder.clock = clock
     stream = WhisperStream(
-        decoder,
+        through or decoder,
         max_delay=max_delay,
         partials=partials,
         detector=SpeechDetector(loud_frames, pause=PAUSE_SECONDS),
@@ -241,24 +248,16 @@ async def test_a_forced_end_without_looks_decodes_the_whole_utterance() -> None:
     """On a busy engine no look is made for a forced end to come; it then hears it all."""
     script = [word(f"w{index}", 0.5 + 0.5 * index, 0.9 + 0.5 * index) for index in range(12)]
     decoder = ScriptedDecoder(script)
-    queue = DecodeQueue(2)
 
     async def busy_decoder(
         audio: npt.NDArray[np.float32], offset: float, **options: Any
     ) -> list[EngineWord] | None:
-        async with queue.try_slot(idle=options["idle"]) as free:
-            return await decoder(audio, offset, **options) if free else None
+        if options["idle"]:  # another session's decode holds one of the two workers
+            return None
+        return await decoder(audio, offset, **options)
 
-    run = paced(decoder, max_delay=10.0, partials=False)
-    run.stream = WhisperStream(
-        busy_decoder,
-        max_delay=10.0,
-        partials=False,
-        detector=SpeechDetector(loud_frames, pause=PAUSE_SECONDS),
-        clock=lambda: run.clock[0],
-    )
-    async with queue.slot(0.0):  # another session's decode holds one of the two workers
-        await run.feed(speech_audio([(0.5, 6.5)], 6.5))
+    run = paced(decoder, max_delay=10.0, partials=False, through=busy_decoder)
+    await run.feed(speech_audio([(0.5, 6.5)], 6.5))
     assert decoder.calls == []
     await run.flush(forced=True)
     assert [w.text for w, _ in run.finals] == [w.text for w in script]
@@ -398,51 +397,29 @@ def test_a_pause_ends_an_utterance_and_a_click_is_not_one() -> None:
 
 
 @pytest.mark.anyio
-async def test_the_queue_serves_the_earliest_deadline_first() -> None:
-    queue = DecodeQueue(1)
-    order: list[str] = []
+async def test_a_coming_end_drops_the_interim_decode_under_way() -> None:
+    """hurry() (ForceEndOfUtterance read behind audio still being fed): the partial decode
+    under way is dropped, none is started before the end, and the end decodes once."""
+    script = [word(f"w{index}", 0.5 + 0.5 * index, 0.9 + 0.5 * index) for index in range(6)]
+    decoder = ScriptedDecoder(script)
+    stalled = anyio.Event()
 
-    async def decode(name: str, deadline: float) -> None:
-        async with queue.slot(deadline):
-            order.append(name)
-            await anyio.sleep(0.01)
+    async def slow_decoder(
+        audio: npt.NDArray[np.float32], offset: float, **options: Any
+    ) -> list[EngineWord] | None:
+        if not options["final"]:  # a partial decode that would take a long while
+            stalled.set()
+            await anyio.sleep_forever()
+        return await decoder(audio, offset, **options)
 
-    async with anyio.create_task_group() as group, queue.slot(0.0):
-        group.start_soon(decode, "late", 9.0)
-        group.start_soon(decode, "urgent", 1.0)
-        group.start_soon(decode, "soon", 5.0)
-        await anyio.sleep(0.05)
-        async with queue.try_slot() as free:
-            assert not free, "optional work never waits behind a busy queue"
-    assert order == ["urgent", "soon", "late"]
-
-
-@pytest.mark.anyio
-async def test_work_for_an_idle_engine_runs_only_when_every_worker_is_free() -> None:
-    queue = DecodeQueue(2)
-    async with queue.slot(0.0):
-        async with queue.try_slot(idle=True) as free:
-            assert not free
-        async with queue.try_slot() as free:
-            assert free, "one worker is still free for optional work"
-    async with queue.try_slot(idle=True) as free:
-        assert free
-
-
-@pytest.mark.anyio
-async def test_a_cancelled_waiter_passes_its_turn_on() -> None:
-    queue = DecodeQueue(1)
-    served: list[str] = []
-
-    async def decode(name: str, deadline: float) -> None:
-        async with queue.slot(deadline):
-            served.append(name)
-
-    async with anyio.create_task_group() as group, queue.slot(0.0):
-        with anyio.move_on_after(0.05):
-            await decode("gave up", 1.0)
-        group.start_soon(decode, "next", 2.0)
-        await anyio.sleep(0.05)
-    assert served == ["next"]
-    async with queue.try_slot() as free:
-        assert free
+    run = paced(decoder, max_delay=10.0, partials=True, through=slow_decoder)
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as group:
+            group.start_soon(run.feed, speech_audio([(0.5, 3.5)], 3.5))
+            await stalled.wait()
+            run.stream.hurry()
+    await run.flush(forced=True)
+    assert [w.text for w, _ in run.finals] == [w.text for w in script]
+    ((_, end, final),) = decoder.calls
+    assert final
+    assert end == pytest.approx(3.5)
