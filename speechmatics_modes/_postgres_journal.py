@@ -503,6 +503,16 @@ async def retry_failed(url: str) -> int:
 
 @asynccontextmanager
 async def _connected(url: str) -> AsyncIterator[AsyncConnection[Any]]:
+    """A connection to ``url``, closed however the block is left.
+
+    Not psycopg's ``async with connection``: its exit awaits a rollback (or a commit) before
+    it closes, and in a cancelled scope that await can raise the cancellation again (psycopg
+    yields to the event loop there once it has been busy for a few milliseconds; anyio
+    cancels at every yield), which skipped the close and left the connection to the garbage
+    collector and its ResourceWarning. Nothing here needs ending but the connection: it
+    autocommits, and each transaction block commits or rolls back on its own way out (the
+    server rolls back whatever a dropped connection left open). ``close()`` does not wait.
+    """
     try:
         import psycopg
     except ImportError as exc:
@@ -513,8 +523,10 @@ async def _connected(url: str) -> AsyncIterator[AsyncConnection[Any]]:
         connection = await psycopg.AsyncConnection.connect(url, autocommit=True)
     except psycopg.OperationalError as exc:
         raise TransportError(f"cannot connect to the journal database: {exc}") from exc
-    async with connection:
+    try:
         yield connection
+    finally:
+        await connection.close()
 
 
 def _database_errors() -> tuple[type[Exception], ...]:

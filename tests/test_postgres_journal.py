@@ -10,6 +10,7 @@ import logging
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from speechmatics_modes import (
 from speechmatics_modes._inputs import inputs_of
 from speechmatics_modes._postgres_journal import (
     PostgresJournal,
+    _connected,
     migrate,
     open_postgres_journal,
     retry_failed,
@@ -258,6 +260,21 @@ async def test_a_database_error_that_is_not_transient_is_raised_by_the_backgroun
             await journal.heartbeat()
         with pytest.raises(psycopg.errors.UndefinedTable):
             await journal.rate_limited(1.0)
+
+
+async def test_a_connection_is_closed_when_a_cancellation_ends_its_block(
+    postgres_url: str,
+) -> None:
+    """A worker cancelled after being busy (not yielding) for longer than psycopg's few
+    milliseconds: psycopg's own ``async with`` exit then yields once, before it closes, and
+    the cancellation delivered again there left the connection open for the garbage collector
+    (a ResourceWarning in whichever later test collected it)."""
+    with anyio.CancelScope() as scope:
+        async with _connected(postgres_url) as connection:
+            scope.cancel()
+            time.sleep(0.01)  # noqa: ASYNC251 - busy, as a worker on a loaded machine is
+            await anyio.sleep(1)  # the cancellation is delivered here at once
+    assert connection.closed
 
 
 async def test_failed_inputs_wait_for_retry_failed(
