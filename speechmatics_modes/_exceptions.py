@@ -154,14 +154,22 @@ def translate_sdk_error(
 
 @contextmanager
 def translated(table: Mapping[type[BaseException], ErrorFactory]) -> Iterator[None]:
-    """Raise our error, per ``table``, for any SDK exception raised inside the block."""
+    """Raise our error, per ``table``, for any SDK exception raised inside the block.
+
+    The raised error's traceback holds this frame: were ``ours`` left in it, error and frame
+    would hold each other, and with them every frame the SDK's exception passed through (the
+    objects of ours that called the SDK, such as a real-time session) until a full collection.
+    """
     try:
         yield
     except Exception as exc:
         ours = translate_sdk_error(exc, table)
         if ours is None:
             raise
-        raise ours from exc
+        try:
+            raise ours from exc
+        finally:
+            del ours
 
 
 def describe(exc: BaseException) -> str:

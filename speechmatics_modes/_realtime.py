@@ -360,7 +360,20 @@ class RealtimeSession:
             )
         if self._error is not None:
             self._error.partial_transcript = self.transcript()
-            raise self._error
+            raise self._handed_over_error()
+
+    def _handed_over_error(self) -> SpeechmaticsModesError:
+        """The error :meth:`run` raises, which the session no longer keeps.
+
+        Raised, the error's traceback holds the frames it left, and they hold the session
+        (``self``): kept here too, it would close a cycle that only a full collection frees,
+        and a failed session, its SDK client and every final it parsed would outlive it (in a
+        rolling stream, until the next collection). Raised and not kept, a failed session goes
+        by reference counting alone, as one that completed does.
+        """
+        error, self._error = self._error, None
+        assert error is not None
+        return error
 
     async def _start(self, client: sm.AsyncClient) -> None:
         """``StartRecognition``; a refusal raises the error its ``Error`` message names.
@@ -380,7 +393,7 @@ class RealtimeSession:
         except SpeechmaticsModesError as exc:
             if self._error is None:  # no Error message came, or none we could read
                 raise
-            raise self._error from exc
+            raise self._handed_over_error() from exc
 
     async def _after_start(self, client: sm.AsyncClient) -> None:
         """What must reach the session before anything else.

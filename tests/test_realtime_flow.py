@@ -2,8 +2,9 @@
 
 Events go straight from the SDK's receive loop into the caller's stream; when it is full they
 wait in order, and no more audio is sent until the caller has taken them. A finished session
-(and the SDK client it used) is freed by reference counting alone, so a stream of sessions
-does not wait for the garbage collector's rare full collections to give memory back.
+(and the SDK client it used) is freed by reference counting alone, one that failed as well as
+one that completed, so a stream of sessions does not wait for the garbage collector's rare
+full collections to give memory back.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from anyio.streams.memory import MemoryObjectSendStream
 
 from speechmatics_modes import (
     AudioFormat,
+    AudioSourceError,
     Final,
     RolloverPolicy,
     StreamEvent,
@@ -26,7 +28,7 @@ from speechmatics_modes import (
     stream,
 )
 from speechmatics_modes._realtime import RealtimeSession
-from speechmatics_modes.local import LocalServer, ScriptedEngine
+from speechmatics_modes.local import Faults, LocalServer, ScriptedEngine, SocketFault
 
 pytestmark = pytest.mark.anyio
 
@@ -144,6 +146,40 @@ async def test_a_finished_session_is_freed_by_reference_counting_alone() -> None
             assert freed() is None, "a reference cycle holds the finished session"
             assert _alive(sm_rt.AsyncClient) == clients, "a reference cycle holds the SDK client"
             assert _alive(Final) == finals
+
+
+@pytest.mark.usefixtures("no_full_collections")
+async def test_a_failed_session_is_freed_by_reference_counting_alone() -> None:
+    """The error it raised holds its frames, and so the session: not the other way round."""
+    clients = _alive(sm_rt.AsyncClient)
+    async with LocalServer(engine=WORDY) as server:
+        session = _session(server, None)
+        with pytest.raises(AudioSourceError):
+            await session.run(_seconds_of_audio(0))
+        freed = weakref.ref(session)
+        del session
+        assert freed() is None, "a reference cycle through its error holds the failed session"
+        assert _alive(sm_rt.AsyncClient) == clients
+
+
+@pytest.mark.usefixtures("no_full_collections")
+async def test_a_stream_frees_the_sessions_that_dropped() -> None:
+    """The stream keeps a dropped session's error until it has reconnected, then lets go."""
+    sessions = _alive(RealtimeSession)
+    drops = Faults(socket=SocketFault(after_messages=15, close_code=1011, sessions=2))
+    policy = RolloverPolicy(keep_transcript=False, backoff_initial=0.01)
+    async with LocalServer(engine=WORDY, faults=drops) as server:
+        with anyio.fail_after(60):
+            async with stream(
+                _seconds_of_audio(10), settings=server.settings(), rollover=policy
+            ) as events:
+                async for _ in events:
+                    pass
+    metrics = events.metrics
+    del events  # it holds the last session, for its controls
+    assert metrics is not None
+    assert metrics.reconnects == 2
+    assert _alive(RealtimeSession) == sessions
 
 
 @pytest.mark.usefixtures("no_full_collections")

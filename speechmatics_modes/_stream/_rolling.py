@@ -468,9 +468,7 @@ class RollingStream:
     ) -> None:
         try:
             with chunks, events:
-                await session.client.run(chunks)
-        except SpeechmaticsModesError as exc:
-            session.error = exc
+                session.error = await _run_to_end(session.client, chunks)
         finally:
             session.chunks.close()
             session.done.set()
@@ -730,10 +728,9 @@ class RollingStream:
 
         async def replay() -> None:
             with sender:
-                try:
-                    await client.run(_chunked(audio, self._format.chunk_size))
-                except SpeechmaticsModesError as exc:
-                    failure.append(exc)
+                error = await _run_to_end(client, _chunked(audio, self._format.chunk_size))
+                if error is not None:
+                    failure.append(error)
 
         async with anyio.create_task_group() as group, receiver:
             group.start_soon(replay)
@@ -842,6 +839,23 @@ class RollingStream:
         session: _SessionOnStream | None, caught_up: Callable[[_SessionOnStream], bool]
     ) -> bool:
         return session is not None and session.ready and not session.retired and caught_up(session)
+
+
+async def _run_to_end(
+    client: RealtimeSession, chunks: AsyncIterator[bytes]
+) -> SpeechmaticsModesError | None:
+    """Run one session; how it failed, if it did, is returned rather than raised.
+
+    The error's traceback holds the frame that caught it, with that frame's variables. The
+    stream keeps the error (:attr:`_SessionOnStream.error`), so the catching frame must not
+    hold the session on the stream, or the stream: this one holds only the client, and a
+    failed session goes by reference counting alone, not at the next full collection.
+    """
+    try:
+        await client.run(chunks)
+    except SpeechmaticsModesError as exc:
+        return exc
+    return None
 
 
 async def _chunked(audio: bytes, size: int) -> AsyncIterator[bytes]:
