@@ -211,22 +211,29 @@ async def test_a_live_decode_encodes_only_its_audio_and_some_padding(
     engine: WhisperEngine, speech_clips: list[Clip], tmp_path: Path
 ) -> None:
     """The short encoder context reaches the model (faster-whisper pads every window to 30 s
-    before encoding, and the engine cuts that padding off), and it hears the clip as well as
-    batch does."""
+    before encoding, and the engine cuts that padding off; an interim decode's is shorter
+    still), and it hears the clip as well as batch does."""
     clip = next(clip for clip in speech_clips if "0001" in clip.path.stem)
     pcm = read_pcm(clip.path)
     audio = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / np.float32(32768)
+    seconds = len(audio) / 16_000
     model: Any = engine._model  # the one reach into the engine, for this check only
+    interim = await engine.decode(audio, 10.0, final=False, deadline=0.0)
+    interim_frames = model.last_encoded_frames
     live = await engine.decode(audio, 10.0, final=True, deadline=0.0)
-    assert model.last_encoded_frames == round(100 * encoder_seconds(len(audio) / 16_000)) < 3000
+    assert model.last_encoded_frames == round(100 * encoder_seconds(seconds)) < 3000
+    assert interim_frames == round(100 * encoder_seconds(seconds, final=False))
+    assert interim_frames < model.last_encoded_frames
     raw = tmp_path / "clip.raw"
     raw.write_bytes(pcm)
     batch = await engine.recognize_file(raw)
     assert model.last_encoded_frames == 3000
     assert live is not None
+    assert interim is not None
     assert live[0].start >= 10.0
     errors = [word_error_rate([clip.reference], [text_of(words)]) for words in (live, batch)]
     assert errors[0] <= errors[1] + 0.1
+    assert word_error_rate([clip.reference], [text_of(interim)]) <= errors[1] + 0.1
 
 
 @pytest.mark.anyio
