@@ -41,7 +41,6 @@ import math
 import os
 import time
 from collections.abc import Iterable, Iterator
-from contextlib import AsyncExitStack
 from contextvars import ContextVar
 from pathlib import Path
 from types import TracebackType
@@ -264,7 +263,6 @@ class WhisperEngine:
         """Live streams the server admits by default (:data:`STREAMS_PER_WORKER` per worker)."""
         self._model: Any = None
         self._queue: DecodeQueue | None = None
-        self._exits = AsyncExitStack()
 
     async def __aenter__(self) -> WhisperEngine:
         source = await anyio.to_thread.run_sync(resolve_model, self._model_choice)
@@ -278,8 +276,7 @@ class WhisperEngine:
                 local_files_only=source.local_files_only,
             )
         )
-        self._exits = AsyncExitStack()
-        self._queue = await self._exits.enter_async_context(DecodeQueue(self.workers))
+        self._queue = await DecodeQueue(self.workers).__aenter__()
         return self
 
     async def __aexit__(
@@ -288,8 +285,9 @@ class WhisperEngine:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._queue = None
-        await self._exits.__aexit__(exc_type, exc, tb)  # decodes nobody waits for end first
+        queue, self._queue = self._queue, None
+        if queue is not None:
+            await queue.__aexit__(exc_type, exc, tb)  # decodes nobody waits for end first
         self._model = None
 
     async def recognize_file(self, path: Path) -> list[EngineWord]:
