@@ -9,7 +9,9 @@ the other benchmarks use; this module only adds what should give *no* words:
 * tones and beeps, music-like chords with harmonics and envelopes,
 * applause-like bursts (hundreds of short decaying noise claps),
 * each speech clip followed (and preceded) by one of those, so that words invented in a noisy
-  tail show up as insertions against the reference.
+  tail show up as insertions against the reference,
+* the speech clips joined into one stream, full band and through a telephone's band (300 to
+  3400 Hz), where voice activity detection is least sure of itself.
 
 ``python -m benchmarks.devset DIR`` writes the set as 16 kHz mono WAV files with a manifest, to
 listen to. The engines benchmark builds it in memory.
@@ -175,6 +177,31 @@ def noisy_tails(speech: list[Sound], tail_seconds: float = 3.0) -> list[Sound]:
         mixed[head : head + len(voice)] += voice
         sounds.append(Sound(f"{clip.name}+{kind}", _pcm(mixed), clip.reference))
     return sounds
+
+
+def joined(speech: list[Sound]) -> Sound:
+    """The clips one after another, as one stream: pauses between sentences are short."""
+    return Sound(
+        "speech-joined",
+        b"".join(sound.pcm for sound in speech),
+        " ".join(sound.reference for sound in speech),
+    )
+
+
+TELEPHONE_BAND_HZ = (300.0, 3400.0)
+"""What a telephone line passes (ITU-T G.712); 8 kHz audio resampled for the engine has no more."""
+
+
+def telephone(sound: Sound) -> Sound:
+    """``sound`` through a telephone's band: all outside :data:`TELEPHONE_BAND_HZ` removed."""
+    voice = _speech_samples(sound.pcm)
+    spectrum = np.fft.rfft(voice)
+    frequencies = np.fft.rfftfreq(len(voice), 1 / RATE)
+    low, high = TELEPHONE_BAND_HZ
+    spectrum[(frequencies < low) | (frequencies > high)] = 0
+    return Sound(
+        f"{sound.name}+telephone", _pcm(np.fft.irfft(spectrum, n=len(voice))), sound.reference
+    )
 
 
 def write(sounds: list[Sound], directory: Path) -> None:

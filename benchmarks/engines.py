@@ -9,6 +9,8 @@ Whisper (the default engine):
 * **WER** over the speech clips, pooled (``benchmarks._wer``); **tails WER** over the same clips
   with non-speech before and after them (``benchmarks.devset``): words invented in a noisy tail
   show up there as insertions; **non-speech words**: words heard in the seven non-speech clips.
+* **one stream**: the clips joined, decoded as one recording and as one live stream (real time
+  must find the sentences itself), full band and through a telephone's band.
 * **RTF**: processing seconds over audio seconds, audio fed as fast as the engine takes it.
 * **paced**: audio fed in 100 ms chunks at real time with partials on, for ``max_delay`` 1 and
   2 s; **final lag** is wall time from a word's end being spoken to its final (p95 and worst).
@@ -65,7 +67,7 @@ from benchmarks._live import (
 from benchmarks._report import publish
 from benchmarks._server import Server, server_process
 from benchmarks._wer import word_error_rate
-from benchmarks.devset import Sound, noisy_tails, non_speech
+from benchmarks.devset import Sound, joined, noisy_tails, non_speech, telephone
 from benchmarks.engine_accuracy import CHUNK_BYTES, load_clips, text
 from speechmatics_modes.local import Engine, EngineWord, SessionLimits, StreamingRecognizer
 from speechmatics_modes.local._engine import force_end_of_utterance, stream_capacity
@@ -197,6 +199,8 @@ async def measure_whisper(workdir: Path, speech: list[Sound]) -> dict[str, Any]:
     references = [sound.reference for sound in speech]
     tails = noisy_tails(speech)
     quiet = non_speech()
+    streams = {"one_stream": joined(speech)}
+    streams["telephone"] = telephone(streams["one_stream"])
     audio = sum(sound.duration for sound in speech)
     async with WhisperEngine() as engine:
         await engine.recognize_file(_raw(speech[0], workdir))  # warm up
@@ -225,6 +229,11 @@ async def measure_whisper(workdir: Path, speech: list[Sound]) -> dict[str, Any]:
                 "broken_finals": sum(broken_finals(words) for words in streamed),
             },
         }
+        for key, sound in streams.items():
+            (heard,) = await batch(engine, [sound], workdir)
+            result["batch"][f"{key}_wer"] = word_error_rate([sound.reference], [heard])
+            heard = text(await unpaced(engine, sound.pcm))
+            result["realtime"][f"{key}_wer"] = word_error_rate([sound.reference], [heard])
         for max_delay in (1.0, 2.0):
             runs = [
                 await paced(engine, sound.pcm, max_delay=max_delay, partials=True)
@@ -331,6 +340,10 @@ def table(results: dict[str, Any]) -> str:
             f"worst {paced_row['final_lag_max_s']:.2f} s) |"
         )
     lines += [
+        f"| WER, the clips as one stream | {batch['one_stream_wer']:.3f} | "
+        f"{live['one_stream_wer']:.3f} (unpaced) |",
+        f"| WER, that stream through a telephone's band | {batch['telephone_wer']:.3f} | "
+        f"{live['telephone_wer']:.3f} (unpaced) |",
         f"| WER, speech with noisy tails | {batch['tails_wer']:.3f} | {live['tails_wer']:.3f} |",
         f"| words heard in 7 non-speech clips | {batch['non_speech_words']} | "
         f"{live['non_speech_words']} |",

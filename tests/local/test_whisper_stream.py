@@ -396,6 +396,19 @@ def test_a_pause_ends_an_utterance_and_a_click_is_not_one() -> None:
     assert not detector.had_speech(1.7, 2.3)
 
 
+def test_speech_the_detector_is_unsure_of_is_still_one_utterance() -> None:
+    """Silero scores telephone-band speech 0.2-0.6 (it is sure of full-band speech): a second
+    of such scores is one utterance, ended by the pause after it, not cut at every dip."""
+    unsure = [0.6, 0.45, 0.2, 0.4, 0.32, 0.25, 0.38, 0.18, 0.35, 0.28]
+    scores = np.array(unsure * 3 + [0.02] * 20, dtype=np.float32)
+    detector = SpeechDetector(lambda frames: scores[: len(frames) // FRAME_SAMPLES], pause=0.4)
+    ended = detector.push(np.zeros(len(scores) * FRAME_SAMPLES, dtype=np.float32))
+    assert len(ended) == 1
+    assert ended[0].start == 0.0
+    assert ended[0].end == pytest.approx(30 * FRAME_SAMPLES / RATE)
+    assert detector.had_speech(0.0, ended[0].end)
+
+
 @pytest.mark.anyio
 async def test_a_coming_end_drops_the_interim_decode_under_way() -> None:
     """hurry() (ForceEndOfUtterance read behind audio still being fed): the partial decode
