@@ -106,10 +106,6 @@ class Utterance:
 class SpeechDetector:
     """Turns frame probabilities into utterances: speech, then a pause of ``pause`` seconds.
 
-    In a pause the speaker goes on only when two frames in a row are likely speech: one alone
-    is a click, or a recording cut off mid-sample, and it held the utterance open for another
-    pause (EndOfUtterance 0.3 s later).
-
     Args:
         probabilities: The frame classifier (:class:`SileroFrames`, or a fake in tests).
         pause: Seconds of non-speech that end an utterance.
@@ -127,7 +123,6 @@ class SpeechDetector:
     _start: int | None = None
     _last_speech: int = 0
     _speech_count: int = 0
-    _previous_likely: bool = False
 
     @property
     def utterance_start(self) -> float | None:
@@ -182,17 +177,11 @@ class SpeechDetector:
     def _frame(self, probability: float) -> Utterance | None:
         index = self.frames
         self.frames += 1
-        likely = probability >= SPEECH_THRESHOLD
-        if self._start is None:
-            speech = likely
-        elif index - self._last_speech == 1:  # straight after speech
-            speech = probability >= SILENCE_THRESHOLD
-        else:  # in a pause: one frame alone is a click, or a recording cut off mid-sample
-            speech = likely and self._previous_likely
-            if speech and self.speech_frames:
-                self.speech_frames[-1] = True
-                self._speech_count += 1
-        self._previous_likely = likely
+        speech = probability >= SPEECH_THRESHOLD or (
+            self._start is not None
+            and probability >= SILENCE_THRESHOLD
+            and index - self._last_speech <= 1
+        )
         self.speech_frames.append(speech)
         if speech:
             if self._start is None:

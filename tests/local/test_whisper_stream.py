@@ -409,25 +409,6 @@ def test_speech_the_detector_is_unsure_of_is_still_one_utterance() -> None:
     assert detector.had_speech(0.0, ended[0].end)
 
 
-@pytest.mark.parametrize("click", [[0.9], [0.9, 0.02, 0.9]])
-def test_a_lone_frame_in_a_pause_does_not_hold_the_utterance_open(click: list[float]) -> None:
-    """A click in a pause (or a recording cut off mid-sample: one frame of 0.35) is not the
-    speaker going on: the pause still ends the utterance on time."""
-    pause = [0.02] * 5 + click + [0.02] * 20
-    scores = np.array([0.9] * 20 + pause, dtype=np.float32)
-    detector = SpeechDetector(lambda frames: scores[: len(frames) // FRAME_SAMPLES], pause=0.4)
-    ended = detector.push(np.zeros(len(scores) * FRAME_SAMPLES, dtype=np.float32))
-    assert [utterance.end for utterance in ended] == [pytest.approx(20 * FRAME_SAMPLES / RATE)]
-
-
-def test_two_likely_frames_in_a_pause_are_the_speaker_going_on() -> None:
-    scores = np.array([0.9] * 20 + [0.02] * 5 + [0.4, 0.6] + [0.02] * 20, dtype=np.float32)
-    detector = SpeechDetector(lambda frames: scores[: len(frames) // FRAME_SAMPLES], pause=0.4)
-    ended = detector.push(np.zeros(len(scores) * FRAME_SAMPLES, dtype=np.float32))
-    assert [utterance.end for utterance in ended] == [pytest.approx(27 * FRAME_SAMPLES / RATE)]
-    assert detector.had_speech(25.2 * FRAME_SAMPLES / RATE, 25.8 * FRAME_SAMPLES / RATE)
-
-
 @pytest.mark.anyio
 async def test_a_coming_end_drops_the_interim_decode_under_way() -> None:
     """hurry() (ForceEndOfUtterance read behind audio still being fed): the partial decode
