@@ -221,7 +221,7 @@ async def test_a_live_decode_encodes_only_its_audio_and_some_padding(
     still), and it hears the clip as well as batch does."""
     clip = next(clip for clip in speech_clips if "0001" in clip.path.stem)
     pcm = read_pcm(clip.path)
-    audio = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / np.float32(32768)
+    audio = float_samples(pcm)
     seconds = len(audio) / 16_000
     model: Any = engine._model  # the one reach into the engine, for this check only
     interim = await engine.decode(audio, 10.0, final=False, deadline=0.0)
@@ -259,8 +259,13 @@ def test_telephone_band_speech_is_heard_as_speech_where_full_band_is(
 def speech_frames(sound: Sound) -> npt.NDArray[np.bool_]:
     """Which frames of ``sound`` the live speech detector calls speech."""
     detector = SpeechDetector(SileroFrames(), pause=PAUSE_SECONDS)
-    detector.push(np.frombuffer(sound.pcm, dtype="<i2").astype(np.float32) / np.float32(32768))
+    detector.push(float_samples(sound.pcm))
     return np.array(detector.speech_frames)
+
+
+def float_samples(pcm: bytes) -> npt.NDArray[np.float32]:
+    """16-bit PCM as the float samples the engine decodes."""
+    return np.frombuffer(pcm, dtype="<i2").astype(np.float32) / np.float32(32768)
 
 
 @pytest.mark.anyio
