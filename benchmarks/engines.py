@@ -230,10 +230,10 @@ async def measure_whisper(workdir: Path, speech: list[Sound]) -> dict[str, Any]:
             },
         }
         for key, sound in streams.items():
-            (heard,) = await batch(engine, [sound], workdir)
-            result["batch"][f"{key}_wer"] = word_error_rate([sound.reference], [heard])
-            heard = text(await unpaced(engine, sound.pcm))
-            result["realtime"][f"{key}_wer"] = word_error_rate([sound.reference], [heard])
+            (batch_heard,) = await batch(engine, [sound], workdir)
+            live_heard = text(await unpaced(engine, sound.pcm))
+            result["batch"][f"{key}_wer"] = word_error_rate([sound.reference], [batch_heard])
+            result["realtime"][f"{key}_wer"] = word_error_rate([sound.reference], [live_heard])
         for max_delay in (1.0, 2.0):
             runs = [
                 await paced(engine, sound.pcm, max_delay=max_delay, partials=True)
