@@ -17,7 +17,8 @@ Whisper (the default engine):
 * **finals** broken: final words that start before the previous final ended (must be 0).
 * **EndOfUtterance**: audio seconds from the last word's end to EndOfUtterance, through the
   server's session state machine (the engine stream opened as the session asks), for 0.25
-  and 0.5 s triggers (target: at most trigger + 0.3).
+  and 0.5 s triggers (target: at most trigger + 0.3), and the WER of those sessions (a
+  trigger under the engine's own pause has utterances end at shorter pauses).
 * **ForceEndOfUtterance**: wall seconds to answer it mid-utterance on an idle server, twice:
   at engine level, fed unpaced with partials off (what a flush itself costs), and as users
   meet it (below).
@@ -50,8 +51,7 @@ import statistics
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Awaitable
-from dataclasses import asdict
+from dataclasses import dataclass, field
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -69,8 +69,8 @@ from benchmarks._server import Server, server_process
 from benchmarks._wer import word_error_rate
 from benchmarks.devset import Sound, joined, noisy_tails, non_speech, telephone
 from benchmarks.engine_accuracy import CHUNK_BYTES, load_clips, text
-from speechmatics_modes.local import Engine, EngineWord, SessionLimits, StreamingRecognizer
-from speechmatics_modes.local._engine import force_end_of_utterance, stream_capacity
+from speechmatics_modes.local import Engine, EngineWord, SessionLimits
+from speechmatics_modes.local._engine import force_end_of_utterance, open_tuned, stream_capacity
 from speechmatics_modes.local._pocketsphinx import PocketsphinxEngine
 from speechmatics_modes.local._rt_protocol import Feed, OpenStream, RealtimeProtocol, Send
 from speechmatics_modes.local._whisper import WhisperEngine
@@ -132,18 +132,19 @@ def broken_finals(words: list[EngineWord]) -> int:
     return sum(1 for earlier, later in pairwise(words) if later.start < earlier.end)
 
 
-def _open_as_asked(engine: Engine, action: OpenStream) -> Awaitable[StreamingRecognizer]:
-    """The engine stream the server opens for ``action``: every field the session asked for
-    but its channels goes to ``open_stream`` by name, so a new one (such as the trigger)
-    reaches the engine here as it does in the server."""
-    asked = {name: value for name, value in asdict(action).items() if name != "channels"}
-    return engine.open_stream(**asked)
+@dataclass
+class TurnRun:
+    """Sessions asking for EndOfUtterance at one trigger: its delays, and what they heard."""
+
+    delays: list[float] = field(default_factory=list)
+    """Audio seconds from the last word to each EndOfUtterance."""
+    texts: list[str] = field(default_factory=list)
+    """Each session's final transcript (a short trigger ends utterances at shorter pauses)."""
 
 
-async def end_of_utterance_delays(
-    engine: Engine, sounds: list[Sound], trigger: float
-) -> list[float]:
-    """Audio seconds from the last word to EndOfUtterance, through the session state machine."""
+async def end_of_utterance_run(engine: Engine, sounds: list[Sound], trigger: float) -> TurnRun:
+    """Each sound through the session state machine, asking for EndOfUtterance at ``trigger``:
+    the engine stream is opened as the server opens it, so it hears of the trigger too."""
     start = {
         "message": "StartRecognition",
         "audio_format": {"type": "raw", "encoding": "pcm_s16le", "sample_rate": 16_000},
@@ -153,14 +154,15 @@ async def end_of_utterance_delays(
             "conversation_config": {"end_of_utterance_silence_trigger": trigger},
         },
     }
-    delays = []
+    run = TurnRun()
     for sound in sounds:
         session = RealtimeProtocol("bench", SessionLimits(), now=0.0)
         (opening,) = session.receive_text(json.dumps(start), 0.0)
         assert isinstance(opening, OpenStream)
         session.started()
-        stream = await _open_as_asked(engine, opening)
+        stream = await open_tuned(engine, opening.settings)
         last_end = None
+        heard: list[str] = []
         pcm = sound.pcm + bytes(2 * BYTES_PER_SECOND)
         for offset in range(0, len(pcm), CHUNK_BYTES):
             for action in session.receive_bytes(pcm[offset : offset + CHUNK_BYTES], 0.0):
@@ -170,13 +172,16 @@ async def end_of_utterance_delays(
                     assert isinstance(sent, Send)
                     message = sent.message
                     words = [r for r in message.get("results", ()) if r["type"] == "word"]
+                    heard += [word["alternatives"][0]["content"] for word in words]
                     if message["message"] == "AddTranscript" and words:
                         last_end = words[-1]["end_time"]
                     if message["message"] == "EndOfUtterance" and last_end is not None:
-                        delays.append(session.audio_seconds - last_end)
+                        run.delays.append(session.audio_seconds - last_end)
                         last_end = None
+        heard += [word.text for word in (await stream.flush()).finals]
+        run.texts.append(" ".join(heard))
         await stream.aclose()
-    return delays
+    return run
 
 
 async def force_end_of_utterance_seconds(engine: Engine, sounds: list[Sound]) -> list[float]:
@@ -246,10 +251,12 @@ async def measure_whisper(workdir: Path, speech: list[Sound]) -> dict[str, Any]:
                 "final_lag_max_s": lags[-1],
                 "broken_finals": sum(broken_finals(words) for words, _ in runs),
             }
-        result["end_of_utterance"] = [
-            _spread(await end_of_utterance_delays(engine, speech, trigger), trigger_s=trigger)
-            for trigger in EOU_TRIGGERS
-        ]
+        result["end_of_utterance"] = []
+        for trigger in EOU_TRIGGERS:
+            turns = await end_of_utterance_run(engine, speech, trigger)
+            row = _spread(turns.delays, trigger_s=trigger)
+            row["wer"] = word_error_rate(references, turns.texts)
+            result["end_of_utterance"].append(row)
         result["force_end_of_utterance"] = _spread(
             await force_end_of_utterance_seconds(engine, speech)
         )
@@ -356,7 +363,7 @@ def table(results: dict[str, Any]) -> str:
     lines += [
         f"| EndOfUtterance after the last word (trigger {eou['trigger_s']:g} s, audio time) | - | "
         f"mean {eou['mean_s']:.2f} s, worst {eou['max_s']:.2f} s "
-        f"(target ≤ {eou['trigger_s'] + EOU_ALLOWANCE:g} s) |"
+        f"(target ≤ {eou['trigger_s'] + EOU_ALLOWANCE:g} s); WER {eou['wer']:.3f} |"
         for eou in whisper["end_of_utterance"]
     ]
     engine_force, socket_force = (

@@ -26,10 +26,12 @@ __all__ = [
     "Engine",
     "EngineWord",
     "NothingToStart",
+    "StreamSettings",
     "StreamUpdate",
     "StreamingRecognizer",
     "force_end_of_utterance",
     "hurry",
+    "open_tuned",
     "retune",
     "stream_capacity",
 ]
@@ -71,11 +73,17 @@ class StreamUpdate:
 class StreamingRecognizer(Protocol):
     """Incremental recognition for one real-time session. One per session: never shared.
 
-    Three methods are optional, so recognisers written before them keep working:
+    Four methods are optional, so recognisers written before them keep working:
 
     * ``retune(*, max_delay: float, partials: bool) -> None``, called when
       ``SetRecognitionConfig`` changes either mid-session (without it, a recogniser keeps
       what it was opened with);
+    * ``end_utterances_after(seconds: float) -> None``, called once the stream is open and
+      whenever ``SetRecognitionConfig`` changes it, with the session's
+      ``end_of_utterance_silence_trigger`` (0 when EndOfUtterance is off). EndOfUtterance
+      follows the close of an utterance, so a recogniser that closes utterances at pauses of
+      its own length can close them at pauses about this short, answering a short trigger
+      sooner (without it, EndOfUtterance waits for the recogniser's own pause);
     * ``async force_end_of_utterance() -> StreamUpdate``, called for ForceEndOfUtterance
       instead of :meth:`flush`, for an engine that can answer faster than its flush at some
       cost in accuracy (a client forcing the end of a turn waits for the answer; at the end
@@ -181,11 +189,36 @@ def stream_capacity(engine: Engine) -> int | None:
     return capacity
 
 
-def retune(stream: StreamingRecognizer, *, max_delay: float, partials: bool) -> None:
-    """Give ``stream`` a ``max_delay`` and partials set mid-session, if it takes them."""
+@dataclass(frozen=True, slots=True)
+class StreamSettings:
+    """What a real-time session asks of its engine streams (any of it may change mid-session)."""
+
+    max_delay: float
+    partials: bool = False
+    """Whether the session shows partials (engines for which they cost work skip it if not)."""
+    end_of_utterance_trigger: float = 0.0
+    """The session's ``end_of_utterance_silence_trigger``; 0 when EndOfUtterance is off."""
+
+
+async def open_tuned(engine: Engine, settings: StreamSettings) -> StreamingRecognizer:
+    """Open a stream on ``engine`` as a session's ``settings`` ask, the optional parts too."""
+    stream = await engine.open_stream(max_delay=settings.max_delay, partials=settings.partials)
+    _end_utterances_after(stream, settings.end_of_utterance_trigger)
+    return stream
+
+
+def retune(stream: StreamingRecognizer, settings: StreamSettings) -> None:
+    """Give ``stream`` the ``settings`` of a session reconfigured mid-way, if it takes them."""
     take: Callable[..., None] | None = getattr(stream, "retune", None)
     if take is not None:
-        take(max_delay=max_delay, partials=partials)
+        take(max_delay=settings.max_delay, partials=settings.partials)
+    _end_utterances_after(stream, settings.end_of_utterance_trigger)
+
+
+def _end_utterances_after(stream: StreamingRecognizer, seconds: float) -> None:
+    take: Callable[[float], None] | None = getattr(stream, "end_utterances_after", None)
+    if take is not None:
+        take(seconds)
 
 
 def hurry(stream: StreamingRecognizer) -> None:

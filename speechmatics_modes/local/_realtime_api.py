@@ -33,6 +33,7 @@ from speechmatics_modes.local._engine import (
     StreamingRecognizer,
     force_end_of_utterance,
     hurry,
+    open_tuned,
     retune,
 )
 from speechmatics_modes.local._faults import FaultState, SocketFault
@@ -320,7 +321,7 @@ class _Connection:
             return await self._engine_call(self._flush(action.end_of_stream, action.channel))
         elif isinstance(action, Retune):
             for stream in self._streams.values():
-                retune(stream, max_delay=action.max_delay, partials=action.partials)
+                retune(stream, action.settings)
         return []
 
     async def _open_streams(self, action: OpenStream) -> list[Action]:
@@ -330,10 +331,7 @@ class _Connection:
         self._admitted = True
         try:
             for channel in action.channels:
-                stream = await self._api.engine.open_stream(
-                    max_delay=action.max_delay, partials=action.partials
-                )
-                self._streams[channel] = stream
+                self._streams[channel] = await open_tuned(self._api.engine, action.settings)
         except Exception:  # an engine failure ends this session, never the server
             logger.exception("local engine could not open a stream")
             self._api.stats.sessions_refused += 1

@@ -31,7 +31,7 @@ from speechmatics_modes.local._audio import (
     FileStreamConverter,
     StreamConverter,
 )
-from speechmatics_modes.local._engine import StreamUpdate
+from speechmatics_modes.local._engine import StreamSettings, StreamUpdate
 from speechmatics_modes.local._insights import EngineInsights, RealtimeInsights, refusal
 from speechmatics_modes.local._results import (
     LANGUAGE_NAMES,
@@ -161,10 +161,8 @@ class Close:
 class OpenStream:
     """Admit the session (quota), open an engine stream per channel, then call ``started``."""
 
-    max_delay: float
+    settings: StreamSettings
     channels: tuple[str | None, ...] = (None,)
-    partials: bool = False
-    """Whether the session shows partials (engines for which they cost work skip it if not)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,8 +185,7 @@ class Flush:
 class Retune:
     """``SetRecognitionConfig`` changed what the engine streams were opened with."""
 
-    max_delay: float
-    partials: bool
+    settings: StreamSettings
 
 
 Action = Send | Close | OpenStream | Feed | Flush | Retune
@@ -234,6 +231,11 @@ class _Config:
     end_of_utterance_trigger: float
     final_speakers: bool
     max_delay: float = DEFAULT_MAX_DELAY
+
+    @property
+    def stream_settings(self) -> StreamSettings:
+        """What the engine streams are asked for."""
+        return StreamSettings(self.max_delay, self.enable_partials, self.end_of_utterance_trigger)
 
 
 @dataclass
@@ -488,8 +490,7 @@ class RealtimeProtocol:
         speakers = config.speaker_diarization_config
         self._config.final_speakers = bool(speakers and speakers.get_speakers)
         self._state = _State.STARTING
-        partials = self._config.enable_partials
-        return [OpenStream(max_delay=self._config.max_delay, channels=channels, partials=partials)]
+        return [OpenStream(self._config.stream_settings, channels)]
 
     def _audio(self, track: ChannelTrack, data: bytes, now: float) -> list[Action]:
         track.seq_no += 1
@@ -579,10 +580,11 @@ class RealtimeProtocol:
             config = check(RealtimeTranscriptionConfig, {"language": self.language, **changes})
         except ConfigProblem as exc:
             return self._error("invalid_config", str(exc))
+        settings = self._config.stream_settings
         self._apply(config)
-        if config.max_delay is None and config.enable_partials is None:
+        if self._config.stream_settings == settings:
             return []
-        return [Retune(self._config.max_delay, self._config.enable_partials)]
+        return [Retune(self._config.stream_settings)]
 
     def _end(self, tracks: list[ChannelTrack], message: dict[str, Any]) -> list[Action]:
         """EndOfStream (every channel) or EndOfChannel (one): each ends with a final flush."""

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from speechmatics_modes.local import EngineWord, SessionLimits, StreamUpdate
+from speechmatics_modes.local._engine import StreamSettings
 from speechmatics_modes.local._rt_protocol import (
     Action,
     Close,
@@ -35,7 +36,9 @@ def started(limits: SessionLimits | None = None, **config: Any) -> RealtimeProto
     start = {**START, "transcription_config": {"language": "en", **config}}
     actions = session.receive_text(json.dumps(start), 0.0)
     partials = config.get("enable_partials", False)
-    assert actions == [OpenStream(max_delay=config.get("max_delay", 4.0), partials=partials)]
+    trigger = config.get("conversation_config", {}).get("end_of_utterance_silence_trigger", 0.0)
+    settings = StreamSettings(config.get("max_delay", 4.0), partials, trigger)
+    assert actions == [OpenStream(settings)]
     assert sent(session.started())[0]["message"] == "RecognitionStarted"
     return session
 
@@ -165,7 +168,7 @@ def multichannel(**config: Any) -> RealtimeProtocol:
     }
     actions = session.receive_text(json.dumps(start), 0.0)
     partials = config.get("enable_partials", False)
-    assert actions == [OpenStream(max_delay=4.0, channels=("left", "right"), partials=partials)]
+    assert actions == [OpenStream(StreamSettings(4.0, partials), channels=("left", "right"))]
     (message,) = sent(session.started())
     assert message["channel_ids"] == ["left", "right"]
     return session
@@ -335,7 +338,7 @@ def test_end_of_stream_flushes_then_ends_and_later_audio_is_warned() -> None:
 def test_set_recognition_config_allows_only_the_subset() -> None:
     session = started()
     allowed = {"message": "SetRecognitionConfig", "transcription_config": {"enable_partials": True}}
-    assert session.receive_text(json.dumps(allowed), 0.0) == [Retune(4.0, partials=True)]
+    assert session.receive_text(json.dumps(allowed), 0.0) == [Retune(StreamSettings(4.0, True))]
     assert sent(session.recognized(StreamUpdate((), (HELLO,), False)))[0]["message"] == (
         "AddPartialTranscript"
     )
@@ -344,6 +347,18 @@ def test_set_recognition_config_allows_only_the_subset() -> None:
         "transcription_config": {"diarization": "speaker"},
     }
     assert error_of(session.receive_text(json.dumps(forbidden), 0.0)) == ("invalid_config", 1003)
+
+
+def test_the_end_of_utterance_trigger_reaches_the_engine_streams_when_it_changes() -> None:
+    """An engine may end utterances at pauses as short as the trigger, so it is told the
+    trigger at the start (``started`` checks that) and whenever it changes, and only then."""
+    session = started(conversation_config={"end_of_utterance_silence_trigger": 0.25})
+    quicker = {"conversation_config": {"end_of_utterance_silence_trigger": 0.3}}
+    change = {"message": "SetRecognitionConfig", "transcription_config": quicker}
+    assert session.receive_text(json.dumps(change), 0.0) == [
+        Retune(StreamSettings(4.0, False, end_of_utterance_trigger=0.3))
+    ]
+    assert session.receive_text(json.dumps(change), 0.0) == []
 
 
 def test_get_speakers_answers_now_or_at_the_end() -> None:

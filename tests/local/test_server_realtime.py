@@ -252,6 +252,47 @@ async def test_audio_after_end_of_stream_is_warned_before_end_of_transcript(
     assert messages[-1] == {"message": "EndOfTranscript"}
 
 
+class _TurnsEngine(ScriptedEngine):
+    """Records the EndOfUtterance triggers its streams are told of."""
+
+    def __init__(self) -> None:
+        super().__init__(scripted_engine().words)
+        self.triggers: list[float] = []
+
+    async def open_stream(self, *, max_delay: float, partials: bool = True) -> ScriptedStream:
+        return _TurnsStream(self)
+
+
+class _TurnsStream(ScriptedStream):
+    def __init__(self, engine: _TurnsEngine) -> None:
+        super().__init__(engine, final_lag=0.0)
+        self._triggers = engine.triggers
+
+    def end_utterances_after(self, seconds: float) -> None:
+        self._triggers.append(seconds)
+
+
+async def test_engine_streams_hear_the_end_of_utterance_trigger_and_its_changes(
+    no_leaks: None,
+) -> None:
+    engine = _TurnsEngine()
+    async with LocalServer(engine=engine) as server, connect(server) as socket:
+        await started(socket, conversation_config={"end_of_utterance_silence_trigger": 0.25})
+        for trigger in (0.25, 0.0):  # the first changes nothing
+            conversation = {"end_of_utterance_silence_trigger": trigger}
+            await socket.send_json(
+                {
+                    "message": "SetRecognitionConfig",
+                    "transcription_config": {"conversation_config": conversation},
+                }
+            )
+        await send_audio(socket, pcm_bytes(0.2))
+        await socket.send_json({"message": "EndOfStream", "last_seq_no": 1})
+        messages = await until_closed(socket)
+    assert messages[-1] == {"message": "EndOfTranscript"}
+    assert engine.triggers == [0.25, 0.0]
+
+
 async def test_session_limit_warns_then_ends_with_1008(no_leaks: None) -> None:
     async with (
         LocalServer(engine=scripted_engine(), max_session_seconds=0.8) as server,

@@ -19,11 +19,11 @@ import pytest
 from speechmatics_modes.local import EngineWord
 from speechmatics_modes.local._speech_detector import FRAME_SAMPLES, SpeechDetector
 from speechmatics_modes.local._whisper_stream import (
-    EARLY_PAUSE_SECONDS,
     EDGE_SECONDS,
     FLUSH_CONTEXT_SECONDS,
     FLUSH_SECONDS,
     PAUSE_SECONDS,
+    SHORTEST_PAUSE_SECONDS,
     Decoder,
     Look,
     WhisperStream,
@@ -155,8 +155,8 @@ async def test_a_pause_whisper_hears_before_the_detector_does_closes_the_utteran
     assert [w for w, _ in run.finals] == script
     assert [final for _, _, final in decoder.calls].count(True) == 1
     for _, at in run.finals:
-        assert at <= 2.4 + EARLY_PAUSE_SECONDS + 0.15  # a frame and a chunk after the pause
-    assert 2.4 + EARLY_PAUSE_SECONDS + 0.15 < 2.4 + PAUSE_SECONDS
+        assert at <= 2.4 + PAUSE_SECONDS / 2 + 0.15  # a frame and a chunk after the early decode
+    assert 2.4 + PAUSE_SECONDS / 2 + 0.15 < 2.4 + PAUSE_SECONDS
 
 
 @pytest.mark.anyio
@@ -184,6 +184,49 @@ async def test_a_short_pause_does_not_split_the_utterance() -> None:
     assert {at for _, at in run.finals} == {run.finals[-1][1]}, "one utterance, one commit"
     final_windows = [(start, end) for start, end, final in decoder.calls if final]
     assert final_windows[-1][0] < 0.5 < 3.0 < final_windows[-1][1]
+
+
+def commits(run: PacedRun) -> list[list[str]]:
+    """The run's finals, grouped by the moment they became final."""
+    groups: dict[float, list[str]] = {}
+    for final, at in run.finals:
+        groups.setdefault(at, []).append(final.text)
+    return list(groups.values())
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("trigger", "expected"),
+    [
+        (0.0, [["the", "cat", "sat"]]),
+        (1.0, [["the", "cat", "sat"]]),
+        (0.25, [["the", "cat"], ["sat"]]),
+        (0.05, [["the", "cat"], ["sat"]]),  # a 0.1 s gap is no pause: SHORTEST_PAUSE_SECONDS
+    ],
+)
+async def test_a_short_end_of_utterance_trigger_ends_utterances_at_pauses_that_short(
+    trigger: float, expected: list[list[str]]
+) -> None:
+    """EndOfUtterance follows the close of an utterance: a session asking for it 0.25 s
+    after speech has its utterance end at a 0.3 s pause, which otherwise does not split it;
+    the 0.1 s gap between "the" and "cat" never does."""
+    script = [word("the", 0.5, 1.0), word("cat", 1.1, 2.0), word("sat", 2.3, 3.0)]
+    run = paced(ScriptedDecoder(script), max_delay=4.0, partials=False)
+    run.stream.end_utterances_after(trigger)
+    await run.feed(speech_audio([(0.5, 1.0), (1.1, 2.0), (2.3, 3.0)], 4.0))
+    assert commits(run) == expected
+    assert 0.1 < SHORTEST_PAUSE_SECONDS < 0.3 < PAUSE_SECONDS
+
+
+@pytest.mark.anyio
+async def test_switching_the_trigger_off_mid_stream_restores_the_engine_s_own_pause() -> None:
+    script = [word("the", 0.5, 1.0), word("cat", 1.3, 2.0), word("sat", 2.3, 3.0)]
+    run = paced(ScriptedDecoder(script), max_delay=4.0, partials=False)
+    run.stream.end_utterances_after(0.25)
+    await run.feed(speech_audio([(0.5, 1.0), (1.3, 2.0)], 2.2))
+    run.stream.end_utterances_after(0.0)
+    await run.feed(speech_audio([(0.1, 0.8)], 1.8))
+    assert commits(run) == [["the"], ["cat", "sat"]]
 
 
 @pytest.mark.anyio
