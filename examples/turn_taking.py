@@ -54,13 +54,13 @@ class LiveFeed:
 
 
 async def main() -> None:
+    options = TranscriptionOptions(
+        conversation_config=Conversation(end_of_utterance_silence_trigger=TRIGGER_SECONDS)
+    )
     settings = Settings()
     if settings.api_key is None:
         print("No SPEECHMATICS_API_KEY: using the embedded offline server.\n")
         settings = Settings(backend="local")
-    options = TranscriptionOptions(
-        conversation_config=Conversation(end_of_utterance_silence_trigger=TRIGGER_SECONDS)
-    )
     feed = LiveFeed()
     turn: list[Final] = []
     async with stream(feed.__aiter__(), options=options, settings=settings) as events:
