@@ -172,8 +172,8 @@ async def end_of_utterance_run(engine: Engine, sounds: list[Sound], trigger: flo
                     assert isinstance(sent, Send)
                     message = sent.message
                     words = [r for r in message.get("results", ()) if r["type"] == "word"]
-                    heard += [word["alternatives"][0]["content"] for word in words]
                     if message["message"] == "AddTranscript" and words:
+                        heard += [word["alternatives"][0]["content"] for word in words]
                         last_end = words[-1]["end_time"]
                     if message["message"] == "EndOfUtterance" and last_end is not None:
                         run.delays.append(session.audio_seconds - last_end)

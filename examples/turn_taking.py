@@ -42,7 +42,7 @@ class LiveFeed:
     def __init__(self) -> None:
         self.sent = 0.0
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
+    async def chunks(self) -> AsyncIterator[bytes]:
         with wave.open(str(SAMPLE), "rb") as sample:  # 16 kHz mono 16-bit
             frames = int(sample.getframerate() * CHUNK_SECONDS)
             chunks = iter(lambda: sample.readframes(frames), b"")
@@ -63,7 +63,7 @@ async def main() -> None:
         settings = Settings(backend="local")
     feed = LiveFeed()
     turn: list[Final] = []
-    async with stream(feed.__aiter__(), options=options, settings=settings) as events:
+    async with stream(feed.chunks(), options=options, settings=settings) as events:
         async for event in events:
             if isinstance(event, Final) and event.words:
                 turn.append(event)
