@@ -54,6 +54,16 @@ SILENCE_THRESHOLD = 0.15
 continues speech only straight after a speech frame (Silero's own gap: 0.15 below)."""
 MIN_SPEECH_SECONDS = 0.25
 """An utterance with fewer speech frames than this is a click or a cough, not decoded."""
+QUIET_DB = 25.0
+"""A speech frame this far below the loudest frame of its utterance is *quiet*.
+
+Silero often calls the breath or echo after a phrase speech (0.6-0.9 for 0.45 s after
+"strange" in a LibriSpeech clip, 40 dB below the phrase's loudest frame), which held the
+utterance open, and EndOfUtterance with it, until the breath ended. A quiet stretch is only
+a hint of a pause: the stream decodes there early and ends the utterance only if Whisper heard
+the last word end a whole pause before (:attr:`SpeechDetector.quiet_seconds`). In noisy audio
+the noise floor lies within this of the speech, so nothing is quiet and Silero alone decides.
+"""
 
 _CONTEXT_SAMPLES = 64
 
@@ -121,8 +131,15 @@ class SpeechDetector:
     """Index of the first frame still in :attr:`speech_frames`."""
     _pending: Audio = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
     _start: int | None = None
-    _last_speech: int = 0
+    _last_speech: int = -2
+    _last_loud: int = -2
     _speech_count: int = 0
+    _peak: float = -np.inf
+    """Level (dB) of the loudest speech frame of the open utterance, or of the one before it
+    if this one went straight on from it (closed in a quiet stretch, or by a flush)."""
+    _carried: bool = False
+    """Whether the open utterance went straight on from the one before: its speech counts
+    only where it is not quiet, so a breath after a closed phrase is not decoded as words."""
 
     @property
     def utterance_start(self) -> float | None:
@@ -141,14 +158,26 @@ class SpeechDetector:
             return 0.0
         return (self.frames - 1 - self._last_speech) * FRAME_SECONDS
 
+    @property
+    def quiet_seconds(self) -> float:
+        """Seconds since the open utterance's last speech frame that was not quiet (0 if none).
+
+        At least :attr:`silence_seconds`; longer where Silero calls a quiet stretch speech.
+        """
+        if self._start is None:
+            return 0.0
+        return (self.frames - 1 - max(self._last_loud, self._start - 1)) * FRAME_SECONDS
+
     def push(self, audio: Audio) -> list[Utterance]:
         """Classify ``audio`` (any length); return the utterances a pause closed within it."""
         samples = np.concatenate((self._pending, audio))
         whole = len(samples) - len(samples) % FRAME_SAMPLES
         self._pending = samples[whole:]
+        frames = samples[:whole].reshape(-1, FRAME_SAMPLES)
+        levels = 10 * np.log10(np.mean(np.square(frames, dtype=np.float64), axis=1) + 1e-12)
         ended: list[Utterance] = []
-        for probability in self.probabilities(samples[:whole]):
-            utterance = self._frame(float(probability))
+        for probability, level in zip(self.probabilities(samples[:whole]), levels, strict=True):
+            utterance = self._frame(float(probability), float(level))
             if utterance is not None:
                 ended.append(utterance)
         return ended
@@ -174,7 +203,7 @@ class SpeechDetector:
             del self.speech_frames[: first - self.kept_from]
             self.kept_from = first
 
-    def _frame(self, probability: float) -> Utterance | None:
+    def _frame(self, probability: float, level: float) -> Utterance | None:
         index = self.frames
         self.frames += 1
         speech = probability >= SPEECH_THRESHOLD or (
@@ -186,8 +215,15 @@ class SpeechDetector:
         if speech:
             if self._start is None:
                 self._start, self._speech_count = index, 0
+                self._carried = index == self._last_speech + 1
+                if not self._carried:
+                    self._peak = level
+            self._peak = max(self._peak, level)
+            loud = level >= self._peak - QUIET_DB
+            if loud:
+                self._last_loud = index
             self._last_speech = index
-            self._speech_count += 1
+            self._speech_count += loud or not self._carried
             return None
         if self._start is None or (index - self._last_speech) * FRAME_SECONDS < self.pause:
             return None

@@ -12,7 +12,9 @@ Whisper's 30 s: :mod:`~speechmatics_modes.local._whisper`). Decisions, and why:
 * **Quick turns cost accuracy, so only sessions that ask pay it.** EndOfUtterance follows the
   close of an utterance. A session whose ``end_of_utterance_silence_trigger`` is shorter than
   :data:`PAUSE_SECONDS` gets utterances closed at pauses that short
-  (:meth:`~WhisperStream.end_utterances_after`), down to :data:`SHORTEST_PAUSE_SECONDS`.
+  (:meth:`~WhisperStream.end_utterances_after`), down to :data:`SHORTEST_PAUSE_SECONDS`,
+  and at quiet stretches (a breath) the detector still calls speech, once Whisper heard no
+  word there.
 * **No left context from earlier utterances.** Adding the previous sentence to the window
   made tiny.en now and then stop after that sentence and
   drop the new one, or hear its last word again with new times; the window starts
@@ -317,6 +319,7 @@ class WhisperStream:
         self._closed = False
         self._hurried = False
         self._interim_decode: anyio.CancelScope | None = None
+        self._quick_turns = False
 
     @property
     def buffered_seconds(self) -> float:
@@ -357,7 +360,7 @@ class WhisperStream:
             return await self._finish(start, self._audio_end, self._audio_end)
         if self._detector.speech_seconds < MIN_SPEECH_SECONDS:
             return StreamUpdate()  # maybe a click: not worth a decode yet
-        if self._detector.silence_seconds >= self._detector.pause / 2:
+        if self._pausing_seconds() >= self._detector.pause / 2:
             return await self._pause(start)
         self._pause_decode = None  # the speaker went on
         return await self._interim(start, now)
@@ -406,16 +409,32 @@ class WhisperStream:
         """Close utterances at pauses as short as the session's EndOfUtterance trigger.
 
         With :data:`PAUSE_SECONDS` a 0.25 s trigger's EndOfUtterance came up to 0.76 s after
-        the last word (0.70 s with 0.25 s pauses), 0.49 s on average (0.38 s). Shorter pauses
-        split sentences that tiny.en hears better whole (unpaced WER on the dev set 0.022 to
-        0.035 at 0.25 s), so only a session that asks for quick turns pays for them.
+        the last word, 0.49 s on average (0.25 s pauses: 0.70 s and 0.38 s; with quiet
+        stretches too, :meth:`_pausing_seconds`: 0.40 s and 0.32 s). Shorter pauses split
+        sentences that tiny.en hears better whole (unpaced WER on the dev set 0.031 to 0.040
+        at 0.25 s), so only a session that asks for quick turns pays for them.
 
         Args:
             seconds: The session's ``end_of_utterance_silence_trigger``; 0 (off), or anything
                 from :data:`PAUSE_SECONDS` up, keeps the default pause.
         """
-        shortened = min(PAUSE_SECONDS, max(SHORTEST_PAUSE_SECONDS, seconds))
-        self._detector.pause = shortened if seconds > 0 else PAUSE_SECONDS
+        self._quick_turns = 0 < seconds < PAUSE_SECONDS
+        shortened = max(SHORTEST_PAUSE_SECONDS, seconds)
+        self._detector.pause = shortened if self._quick_turns else PAUSE_SECONDS
+
+    def _pausing_seconds(self) -> float:
+        """How long the speaker seems to have paused: quiet counts too if turns must be quick.
+
+        Silero calls a breath after a phrase speech; with quick turns a quiet stretch
+        (:data:`~speechmatics_modes.local._speech_detector.QUIET_DB`) starts the early decode
+        of a pause, which ends the utterance only if Whisper heard no word in a whole pause
+        (0.25 s trigger: EndOfUtterance worst 0.70 to 0.40 s after the last word). For other
+        sessions it split sentences at breaths, which tiny.en hears better whole (unpaced WER
+        0.031 to 0.040).
+        """
+        if self._quick_turns:
+            return self._detector.quiet_seconds
+        return self._detector.silence_seconds
 
     async def aclose(self) -> None:
         """Drop the audio; the model stays with the engine."""

@@ -7,6 +7,7 @@ as Whisper's does), so the guarantees are checked exactly and fast.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any
@@ -44,11 +45,21 @@ def loud_frames(audio: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     return (np.abs(frames).max(axis=1) > 0.1).astype(np.float32)
 
 
-def speech_audio(spans: list[tuple[float, float]], seconds: float) -> bytes:
+def speech_audio(
+    spans: list[tuple[float, float]], seconds: float, *, quiet: Sequence[tuple[float, float]] = ()
+) -> bytes:
+    """Loud "speech" in ``spans``; ``quiet`` spans hold a breath, 38 dB below it."""
     samples = np.zeros(int(seconds * RATE), dtype="<i2")
-    for start, end in spans:
-        samples[int(start * RATE) : int(end * RATE)] = 8000
+    for level, where in ((8000, spans), (100, quiet)):
+        for start, end in where:
+            samples[int(start * RATE) : int(end * RATE)] = level
     return samples.tobytes()
+
+
+def sound_frames(audio: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """A detector that, like Silero now and then, calls a breath speech."""
+    frames = audio.reshape(-1, FRAME_SAMPLES)
+    return (np.abs(frames).max(axis=1) > 0.001).astype(np.float32)
 
 
 @dataclass
@@ -216,6 +227,38 @@ async def test_a_short_end_of_utterance_trigger_ends_utterances_at_pauses_that_s
     await run.feed(speech_audio([(0.5, 1.0), (1.1, 2.0), (2.3, 3.0)], 4.0))
     assert commits(run) == expected
     assert 0.1 < SHORTEST_PAUSE_SECONDS < 0.3 < PAUSE_SECONDS
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("trigger", [0.0, 0.25])
+async def test_quick_turns_end_an_utterance_in_a_breath_the_detector_calls_speech(
+    trigger: float,
+) -> None:
+    """The detector hears speech until 2.8 s, but from 2.0 s it is a breath, 38 dB below the
+    words. A session asking for quick turns has the utterance end a trigger after Whisper's
+    last word, and the rest of the breath is never decoded; for others it ends after it."""
+    script = [word("the", 0.5, 1.0), word("cat", 1.1, 2.0)]
+    decoder = ScriptedDecoder(script)
+    clock = [0.0]
+    decoder.clock = clock
+    stream = WhisperStream(
+        decoder,
+        max_delay=4.0,
+        partials=False,
+        detector=SpeechDetector(sound_frames, pause=PAUSE_SECONDS),
+        clock=lambda: clock[0],
+    )
+    stream.end_utterances_after(trigger)
+    run = PacedRun(stream, clock)
+    await run.feed(speech_audio([(0.5, 2.0)], 4.0, quiet=[(2.0, 2.8)]))
+    assert [w for w, _ in run.finals] == script
+    assert [final for _, _, final in decoder.calls].count(True) == 1
+    closed = run.finals[-1][1]
+    if trigger:
+        assert closed <= 2.0 + trigger + 0.1  # the next chunk
+        assert all(end < closed for _, end, _ in decoder.calls)
+    else:
+        assert closed >= 2.8
 
 
 @pytest.mark.anyio
@@ -437,6 +480,22 @@ def test_a_pause_ends_an_utterance_and_a_click_is_not_one() -> None:
     assert ended[0].end == pytest.approx(1.5, abs=0.04)
     assert detector.had_speech(1.0, 1.2)
     assert not detector.had_speech(1.7, 2.3)
+
+
+def test_a_breath_the_detector_calls_speech_is_quiet_and_not_speech_after_a_close() -> None:
+    detector = SpeechDetector(sound_frames, pause=0.4)
+    audio = np.frombuffer(speech_audio([(0.5, 1.5)], 2.3, quiet=[(1.5, 2.3)]), dtype="<i2")
+    samples = audio.astype(np.float32) / 32768
+    assert detector.push(samples[: int(1.8 * RATE)]) == []
+    assert detector.silence_seconds == 0.0
+    assert detector.quiet_seconds == pytest.approx(0.3, abs=0.04)
+    closed = detector.close()
+    assert closed is not None
+    assert (closed.start, closed.end) == pytest.approx((0.5, 1.8), abs=0.04)
+    detector.push(samples[int(1.8 * RATE) :])  # the breath goes on: too quiet to be words
+    assert detector.speech_seconds == 0.0
+    detector.push(samples[int(0.5 * RATE) : int(0.6 * RATE)])  # a loud frame is
+    assert detector.speech_seconds > 0.0
 
 
 def test_speech_the_detector_is_unsure_of_is_still_one_utterance() -> None:
