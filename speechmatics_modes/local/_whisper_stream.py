@@ -29,8 +29,10 @@ Whisper's 30 s: :mod:`~speechmatics_modes.local._whisper`). Decisions, and why:
   0.3 s. The words before the tail become final as the latest interim decodes heard them;
   so that there are some even without partials, an open utterance is looked at every
   :data:`LOOK_SECONDS` when the whole engine is idle (never taking a worker a busy engine
-  needs). The tail, decoded without the start of its sentence, is heard less well, so
-  EndOfStream, where nobody waits for the answer, decodes the whole utterance. Either end,
+  needs). The tail is decoded greedily, in one pass
+  (:data:`~speechmatics_modes.local._whisper.QUICK_BEAM_SIZE`). Decoded without the start of
+  its sentence, it is heard less well, so EndOfStream, where nobody waits for the answer,
+  decodes the whole utterance. Either end,
   once the server has read it behind audio still being fed, makes the stream :meth:`hurry
   <WhisperStream.hurry>`: the interim decode under way is no longer waited for (with partials
   on, a session decodes every half second of audio, and a forced end waited up to 0.25 s
@@ -147,8 +149,13 @@ class Decoder(Protocol):
         deadline: float,
         optional: bool,
         idle: bool = False,
+        quick: bool = False,
     ) -> list[EngineWord] | None:
-        """Words heard; ``None`` if ``optional`` and no worker (``idle``: not all) was free."""
+        """Words heard; ``None`` if ``optional`` and no worker (``idle``: not all) was free.
+
+        ``quick``: a forced end waits for these words, so speed matters more than the last
+        bit of accuracy.
+        """
         ...
 
 
@@ -461,7 +468,7 @@ class WhisperStream:
                 if self._committed_end > start:
                     start, context = self._committed_end, FLUSH_CONTEXT_SECONDS
             words = await self._decode_window(
-                start, until, final=True, deadline=self._clock(), context=context
+                start, until, final=True, deadline=self._clock(), context=context, quick=hurry
             )
         assert words is not None
         return self._close(words, settled)
@@ -578,6 +585,7 @@ class WhisperStream:
         optional: bool = False,
         idle: bool = False,
         context: float = PRE_ROLL_SECONDS,
+        quick: bool = False,
     ) -> list[EngineWord] | None:
         """Decode from ``context`` seconds before ``start`` to ``until``; keep speech's words."""
         begin = self._window_start(start, until, context)
@@ -591,6 +599,7 @@ class WhisperStream:
             deadline=deadline,
             optional=optional,
             idle=idle,
+            quick=quick,
         )
         if words is None:
             return None

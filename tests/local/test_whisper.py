@@ -217,8 +217,8 @@ async def test_a_live_decode_encodes_only_its_audio_and_some_padding(
     engine: WhisperEngine, speech_clips: list[Clip], tmp_path: Path
 ) -> None:
     """The short encoder context reaches the model (faster-whisper pads every window to 30 s
-    before encoding, and the engine cuts that padding off; an interim decode's is shorter
-    still), and it hears the clip as well as batch does."""
+    before encoding, and the engine cuts that padding off; an interim decode's, and a forced
+    end's quick one, is shorter still), and it hears the clip as well as batch does."""
     clip = next(clip for clip in speech_clips if "0001" in clip.path.stem)
     pcm = read_pcm(clip.path)
     audio = float_samples(pcm)
@@ -226,6 +226,8 @@ async def test_a_live_decode_encodes_only_its_audio_and_some_padding(
     model: Any = engine._model  # the one reach into the engine, for this check only
     interim = await engine.decode(audio, 10.0, final=False, deadline=0.0)
     interim_frames = model.last_encoded_frames
+    quick = await engine.decode(audio, 10.0, final=True, deadline=0.0, quick=True)
+    assert model.last_encoded_frames == interim_frames, "a forced end's tail: as an interim"
     live = await engine.decode(audio, 10.0, final=True, deadline=0.0)
     assert model.last_encoded_frames == round(100 * encoder_seconds(seconds)) < 3000
     assert interim_frames == round(100 * encoder_seconds(seconds, final=False))
@@ -235,11 +237,12 @@ async def test_a_live_decode_encodes_only_its_audio_and_some_padding(
     batch = await engine.recognize_file(raw)
     assert model.last_encoded_frames == 3000
     assert live is not None
-    assert interim is not None
     assert live[0].start >= 10.0
     errors = [word_error_rate([clip.reference], [text_of(words)]) for words in (live, batch)]
     assert errors[0] <= errors[1] + 0.1
-    assert word_error_rate([clip.reference], [text_of(interim)]) <= errors[1] + 0.1
+    for heard in (interim, quick):
+        assert heard is not None
+        assert word_error_rate([clip.reference], [text_of(heard)]) <= errors[1] + 0.1
 
 
 def test_telephone_band_speech_is_heard_as_speech_where_full_band_is(

@@ -68,6 +68,8 @@ class ScriptedDecoder:
 
     words: list[EngineWord]
     calls: list[tuple[float, float, bool]] = field(default_factory=list)
+    quick: list[bool] = field(default_factory=list)
+    """Per call: was it a forced end's quick decode?"""
     clock: list[float] | None = None
     """The run's fake clock, moved on by ``seconds`` per decode (as a busy machine's would)."""
     seconds: float = 0.0
@@ -81,9 +83,11 @@ class ScriptedDecoder:
         deadline: float,
         optional: bool,
         idle: bool = False,
+        quick: bool = False,
     ) -> list[EngineWord] | None:
         end = offset + len(audio) / RATE
         self.calls.append((offset, end, final))
+        self.quick.append(quick)
         if self.clock is not None:
             self.clock[0] += self.seconds
         heard = []
@@ -322,6 +326,7 @@ async def test_a_forced_end_in_a_long_utterance_decodes_only_its_tail(
     (flushed,) = decoder.calls[looks:]
     start, end, final = flushed
     assert final
+    assert decoder.quick == [False] * looks + [forced], "only a forced end is in a hurry"
     assert end == pytest.approx(9.5)
     if forced:
         assert end - start <= FLUSH_SECONDS + FLUSH_CONTEXT_SECONDS + 0.5  # last final whole
