@@ -13,6 +13,7 @@ function for the Silero model faster-whisper ships, carried across calls so a st
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -55,7 +56,7 @@ continues speech only straight after a speech frame (Silero's own gap: 0.15 belo
 MIN_SPEECH_SECONDS = 0.25
 """An utterance with fewer speech frames than this is a click or a cough, not decoded."""
 QUIET_DB = 25.0
-"""A speech frame this far below the loudest frame of its utterance is *quiet*.
+"""A speech frame this far below the utterance's loudest :data:`SUSTAIN_FRAMES` is *quiet*.
 
 Silero often calls the breath or echo after a phrase speech (0.6-0.9 for 0.45 s after
 "strange" in a LibriSpeech clip, 40 dB below the phrase's loudest frame), which held the
@@ -64,6 +65,9 @@ a hint of a pause: the stream decodes there early and ends the utterance only if
 the last word end a whole pause before (:attr:`SpeechDetector.quiet_seconds`). In noisy audio
 the noise floor lies within this of the speech, so nothing is quiet and Silero alone decides.
 """
+SUSTAIN_FRAMES = 3
+"""An utterance's level is the loudest it held for this many frames (96 ms, a short vowel): a
+click or a knock 40 dB above soft speech made the speech after it seem quiet, and lost."""
 
 _CONTEXT_SAMPLES = 64
 
@@ -135,8 +139,11 @@ class SpeechDetector:
     _last_loud: int = -2
     _speech_count: int = 0
     _peak: float = -np.inf
-    """Level (dB) of the loudest speech frame of the open utterance, or of the one before it
-    if this one went straight on from it (closed in a quiet stretch, or by a flush)."""
+    """Level (dB) the open utterance held for :data:`SUSTAIN_FRAMES` at its loudest, or the
+    one before it did if this one went straight on from it (closed in a quiet stretch, or by
+    a flush)."""
+    _recent: deque[float] = field(default_factory=lambda: deque(maxlen=SUSTAIN_FRAMES))
+    """Levels (dB) of the last few frames."""
     _carried: bool = False
     """Whether the open utterance went straight on from the one before: its speech counts
     only where it is not quiet, so a breath after a closed phrase is not decoded as words."""
@@ -212,13 +219,15 @@ class SpeechDetector:
             and index - self._last_speech <= 1
         )
         self.speech_frames.append(speech)
+        self._recent.append(level)
         if speech:
+            sustained = min(self._recent)
             if self._start is None:
                 self._start, self._speech_count = index, 0
                 self._carried = index == self._last_speech + 1
                 if not self._carried:
-                    self._peak = level
-            self._peak = max(self._peak, level)
+                    self._peak = sustained
+            self._peak = max(self._peak, sustained)
             loud = level >= self._peak - QUIET_DB
             if loud:
                 self._last_loud = index

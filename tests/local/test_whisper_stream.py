@@ -48,9 +48,9 @@ def loud_frames(audio: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
 def speech_audio(
     spans: list[tuple[float, float]], seconds: float, *, quiet: Sequence[tuple[float, float]] = ()
 ) -> bytes:
-    """Loud "speech" in ``spans``; ``quiet`` spans hold a breath, 38 dB below it."""
+    """Loud "speech" in ``spans``; ``quiet`` spans (under them) hold a breath, 38 dB below."""
     samples = np.zeros(int(seconds * RATE), dtype="<i2")
-    for level, where in ((8000, spans), (100, quiet)):
+    for level, where in ((100, quiet), (8000, spans)):
         for start, end in where:
             samples[int(start * RATE) : int(end * RATE)] = level
     return samples.tobytes()
@@ -263,6 +263,27 @@ async def test_quick_turns_end_an_utterance_in_a_breath_the_detector_calls_speec
         assert all(end < closed for _, end, _ in decoder.calls)
     else:
         assert closed >= 2.8
+
+
+@pytest.mark.anyio
+async def test_a_click_in_soft_speech_does_not_make_the_speech_quiet() -> None:
+    """Soft speech with a 20 ms click 38 dB above it, in a session asking for quick turns: the
+    click is no measure of the speaker's level, so no word is taken for a breath and lost."""
+    script = [word("the", 0.5, 1.0), word("cat", 1.1, 2.0), word("sat", 2.1, 3.0)]
+    decoder = ScriptedDecoder(script)
+    clock = [0.0]
+    decoder.clock = clock
+    stream = WhisperStream(
+        decoder,
+        max_delay=4.0,
+        partials=False,
+        detector=SpeechDetector(sound_frames, pause=PAUSE_SECONDS),
+        clock=lambda: clock[0],
+    )
+    stream.end_utterances_after(0.25)
+    run = PacedRun(stream, clock)
+    await run.feed(speech_audio([(1.0, 1.02)], 4.0, quiet=[(0.5, 3.0)]))
+    assert commits(run) == [["the", "cat", "sat"]]
 
 
 @pytest.mark.anyio
