@@ -232,7 +232,8 @@ class SpeechDetector:
             if loud:
                 self._last_loud = index
             self._last_speech = index
-            self._speech_count += loud or not self._carried
+            if loud or not self._carried:
+                self._speech_count += 1
             return None
         if self._start is None or (index - self._last_speech) * FRAME_SECONDS < self.pause:
             return None

@@ -7,7 +7,7 @@ as Whisper's does), so the guarantees are checked exactly and fast.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any
@@ -128,15 +128,17 @@ def paced(
     max_delay: float,
     partials: bool,
     through: Decoder | None = None,
+    hears: Callable[[npt.NDArray[np.float32]], npt.NDArray[np.float32]] = loud_frames,
 ) -> PacedRun:
-    """A paced run of ``decoder`` (or of ``through``, a decoder wrapping it)."""
+    """A paced run of ``decoder`` (or of ``through``, a decoder wrapping it), its detector
+    calling speech what ``hears`` does."""
     clock = [0.0]
     decoder.clock = clock
     stream = WhisperStream(
         through or decoder,
         max_delay=max_delay,
         partials=partials,
-        detector=SpeechDetector(loud_frames, pause=PAUSE_SECONDS),
+        detector=SpeechDetector(hears, pause=PAUSE_SECONDS),
         clock=lambda: clock[0],
     )
     return PacedRun(stream, clock)
@@ -243,17 +245,8 @@ async def test_quick_turns_end_an_utterance_in_a_breath_the_detector_calls_speec
     last word, and the rest of the breath is never decoded; for others it ends after it."""
     script = [word("the", 0.5, 1.0), word("cat", 1.1, 2.0)]
     decoder = ScriptedDecoder(script)
-    clock = [0.0]
-    decoder.clock = clock
-    stream = WhisperStream(
-        decoder,
-        max_delay=4.0,
-        partials=False,
-        detector=SpeechDetector(sound_frames, pause=PAUSE_SECONDS),
-        clock=lambda: clock[0],
-    )
-    stream.end_utterances_after(trigger)
-    run = PacedRun(stream, clock)
+    run = paced(decoder, max_delay=4.0, partials=False, hears=sound_frames)
+    run.stream.end_utterances_after(trigger)
     await run.feed(speech_audio([(0.5, 2.0)], 4.0, quiet=[(2.0, 2.8)]))
     assert [w for w, _ in run.finals] == script
     assert [final for _, _, final in decoder.calls].count(True) == 1
@@ -271,17 +264,8 @@ async def test_a_click_in_soft_speech_does_not_make_the_speech_quiet() -> None:
     click is no measure of the speaker's level, so no word is taken for a breath and lost."""
     script = [word("the", 0.5, 1.0), word("cat", 1.1, 2.0), word("sat", 2.1, 3.0)]
     decoder = ScriptedDecoder(script)
-    clock = [0.0]
-    decoder.clock = clock
-    stream = WhisperStream(
-        decoder,
-        max_delay=4.0,
-        partials=False,
-        detector=SpeechDetector(sound_frames, pause=PAUSE_SECONDS),
-        clock=lambda: clock[0],
-    )
-    stream.end_utterances_after(0.25)
-    run = PacedRun(stream, clock)
+    run = paced(decoder, max_delay=4.0, partials=False, hears=sound_frames)
+    run.stream.end_utterances_after(0.25)
     await run.feed(speech_audio([(1.0, 1.02)], 4.0, quiet=[(0.5, 3.0)]))
     assert commits(run) == [["the", "cat", "sat"]]
 
