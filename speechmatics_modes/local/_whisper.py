@@ -7,6 +7,8 @@ Decisions a reader would otherwise have to rediscover:
   shares one model, and decoding runs in :attr:`WhisperEngine.workers` worker threads. The event
   loop only awaits those threads. On 2 cores the default is 2 workers of 1 thread each: two
   decodes in parallel beat one decode on two threads when several sessions are live.
+* **numpy's BLAS runs on one thread** while the engine does
+  (:mod:`~speechmatics_modes.local._blas`): its idle threads spun on the decoders' cores.
 * **Weights never download silently**: see :mod:`~speechmatics_modes.local._model_files`.
 * **Voice activity filtering is always on**: without it Whisper turns silence into words
   ("You"). Batch uses faster-whisper's Silero VAD filter; real time decodes only what
@@ -41,6 +43,7 @@ import math
 import os
 import time
 from collections.abc import Iterable, Iterator
+from contextlib import AsyncExitStack
 from contextvars import ContextVar
 from pathlib import Path
 from types import TracebackType
@@ -52,6 +55,7 @@ import numpy as np
 import numpy.typing as npt
 from faster_whisper import WhisperModel
 
+from speechmatics_modes.local._blas import one_blas_thread
 from speechmatics_modes.local._decode_queue import DecodeQueue
 from speechmatics_modes.local._engine import ENGINE_SAMPLE_RATE, EngineWord
 from speechmatics_modes.local._model_files import resolve_model
@@ -272,20 +276,24 @@ class WhisperEngine:
         """Live streams the server admits by default (:data:`STREAMS_PER_WORKER` per worker)."""
         self._model: Any = None
         self._queue: DecodeQueue | None = None
+        self._exits = AsyncExitStack()
 
     async def __aenter__(self) -> WhisperEngine:
-        source = await anyio.to_thread.run_sync(resolve_model, self._model_choice)
-        self._model = await anyio.to_thread.run_sync(
-            lambda: _ShortContextModel(
-                source.location,
-                device="cpu",
-                compute_type="int8",
-                cpu_threads=self._cpu_threads,
-                num_workers=self.workers,
-                local_files_only=source.local_files_only,
+        async with AsyncExitStack() as exits:
+            exits.enter_context(one_blas_thread())
+            source = await anyio.to_thread.run_sync(resolve_model, self._model_choice)
+            self._model = await anyio.to_thread.run_sync(
+                lambda: _ShortContextModel(
+                    source.location,
+                    device="cpu",
+                    compute_type="int8",
+                    cpu_threads=self._cpu_threads,
+                    num_workers=self.workers,
+                    local_files_only=source.local_files_only,
+                )
             )
-        )
-        self._queue = await DecodeQueue(self.workers).__aenter__()
+            self._queue = await exits.enter_async_context(DecodeQueue(self.workers))
+            self._exits = exits.pop_all()
         return self
 
     async def __aexit__(
@@ -294,10 +302,12 @@ class WhisperEngine:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        queue, self._queue = self._queue, None
-        if queue is not None:
-            await queue.__aexit__(exc_type, exc, tb)  # decodes nobody waits for end first
-        self._model = None
+        exits, self._exits = self._exits, AsyncExitStack()
+        self._queue = None  # no new decodes; those nobody waits for end first
+        try:
+            await exits.__aexit__(exc_type, exc, tb)
+        finally:
+            self._model = None
 
     async def recognize_file(self, path: Path) -> list[EngineWord]:
         """Recognise raw 16 kHz mono s16le PCM, whole, in a worker thread; see :class:`Engine`."""
