@@ -23,6 +23,7 @@ from speechmatics_modes.local._whisper_stream import (
     EDGE_SECONDS,
     FLUSH_CONTEXT_SECONDS,
     FLUSH_SECONDS,
+    INTERIM_REACH_SECONDS,
     PAUSE_SECONDS,
     SHORTEST_PAUSE_SECONDS,
     Decoder,
@@ -548,3 +549,29 @@ async def test_a_coming_end_drops_the_interim_decode_under_way() -> None:
     ((_, end, final),) = decoder.calls
     assert final
     assert end == pytest.approx(3.5)
+
+
+@pytest.mark.anyio
+async def test_interim_decodes_of_a_long_utterance_reach_back_only_a_little_before_the_finals() -> (
+    None
+):
+    """12 s without a pause at max_delay 1 s: each interim decode starts at a final word's end at
+    most INTERIM_REACH_SECONDS before the last final, so its cost does not grow with the
+    utterance; the utterance's own decode, at the pause, still hears it whole."""
+    script = [word(f"w{index}", 0.5 + 0.5 * index, 0.9 + 0.5 * index) for index in range(24)]
+    decoder = ScriptedDecoder(script)
+    run = paced(decoder, max_delay=1.0, partials=True)
+    await run.feed(speech_audio([(0.5, 12.4)], 13.5))
+    finals = [w for w, _ in run.finals]
+    assert [w.text for w in finals] == [w.text for w in script], "none misheard, none twice"
+    assert_final_once_and_in_order(finals)
+    interims = [(start, end) for start, end, final in decoder.calls if not final]
+    reached = [(start, end) for start, end in interims if start > 0.5]
+    assert len(reached) >= len(interims) // 2, "most of the utterance is decoded after 3 s"
+    word_ends = {w.end for w in script}
+    for start, end in reached:
+        assert any(start == pytest.approx(end_of_word) for end_of_word in word_ends)
+        assert end - start <= INTERIM_REACH_SECONDS + 2.0  # the words max_delay leaves open
+    *_, (start, end, final) = decoder.calls
+    assert final
+    assert start < 0.5
