@@ -295,15 +295,24 @@ async def test_flush_in_a_pause_needs_no_decode_of_its_own() -> None:
     assert len(decoder.calls) == calls == 1
 
 
-@pytest.mark.anyio
-async def test_max_delay_commits_agreed_words_early_and_each_word_once() -> None:
-    script = [word(f"w{index}", 0.5 + 0.5 * index, 0.9 + 0.5 * index) for index in range(14)]
+async def spoken_words(
+    count: int, *, max_delay: float, seconds: float
+) -> tuple[ScriptedDecoder, PacedRun]:
+    """``count`` words, one every 0.5 s from 0.5 s with no pause, in ``seconds`` of audio fed at
+    real time with partials; each must come out final once, in order, none misheard."""
+    script = [word(f"w{index}", 0.5 + 0.5 * index, 0.9 + 0.5 * index) for index in range(count)]
     decoder = ScriptedDecoder(script)
-    run = paced(decoder, max_delay=1.5, partials=True)
-    await run.feed(speech_audio([(0.5, 7.4)], 8.5))
+    run = paced(decoder, max_delay=max_delay, partials=True)
+    await run.feed(speech_audio([(0.5, script[-1].end)], seconds))
     finals = [w for w, _ in run.finals]
     assert [w.text for w in finals] == [w.text for w in script], "none misheard, none twice"
     assert_final_once_and_in_order(finals)
+    return decoder, run
+
+
+@pytest.mark.anyio
+async def test_max_delay_commits_agreed_words_early_and_each_word_once() -> None:
+    _, run = await spoken_words(14, max_delay=1.5, seconds=8.5)
     early = [w for w, at in run.finals if at < 7.4]
     assert len(early) >= 8, "long speech is committed before its pause"
     for final, at in run.finals:
@@ -552,23 +561,15 @@ async def test_a_coming_end_drops_the_interim_decode_under_way() -> None:
 
 
 @pytest.mark.anyio
-async def test_interim_decodes_of_a_long_utterance_reach_back_only_a_little_before_the_finals() -> (
-    None
-):
+async def test_interim_decodes_reach_back_only_a_little_before_the_last_final() -> None:
     """12 s without a pause at max_delay 1 s: each interim decode starts at a final word's end at
     most INTERIM_REACH_SECONDS before the last final, so its cost does not grow with the
     utterance; the utterance's own decode, at the pause, still hears it whole."""
-    script = [word(f"w{index}", 0.5 + 0.5 * index, 0.9 + 0.5 * index) for index in range(24)]
-    decoder = ScriptedDecoder(script)
-    run = paced(decoder, max_delay=1.0, partials=True)
-    await run.feed(speech_audio([(0.5, 12.4)], 13.5))
-    finals = [w for w, _ in run.finals]
-    assert [w.text for w in finals] == [w.text for w in script], "none misheard, none twice"
-    assert_final_once_and_in_order(finals)
+    decoder, _ = await spoken_words(24, max_delay=1.0, seconds=13.5)
     interims = [(start, end) for start, end, final in decoder.calls if not final]
     reached = [(start, end) for start, end in interims if start > 0.5]
     assert len(reached) >= len(interims) // 2, "most of the utterance is decoded after 3 s"
-    word_ends = {w.end for w in script}
+    word_ends = {w.end for w in decoder.words}
     for start, end in reached:
         assert any(start == pytest.approx(end_of_word) for end_of_word in word_ends)
         assert end - start <= INTERIM_REACH_SECONDS + 2.0  # the words max_delay leaves open
