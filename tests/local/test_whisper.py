@@ -40,6 +40,7 @@ from speechmatics_modes.local._whisper_stream import (
     WhisperStream,
 )
 from tests.conftest import Clip
+from tests.local.test_blas import blas_threads
 
 CHUNK = 3_200
 LABELS = Labels("en", "UU")
@@ -71,6 +72,12 @@ async def engine(anyio_backend: str) -> AsyncIterator[WhisperEngine]:
     """One loaded model for the module's tests, as one serves every job and session."""
     async with WhisperEngine() as running:
         yield running
+
+
+@pytest.mark.anyio
+async def test_a_running_engine_holds_numpy_blas_to_one_thread(engine: WhisperEngine) -> None:
+    """Its idle BLAS threads would spin on the cores the decoders need (local/_blas.py)."""
+    assert blas_threads() == {1}
 
 
 # --- Weights ---------------------------------------------------------------------------------
