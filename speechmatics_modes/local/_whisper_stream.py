@@ -40,7 +40,8 @@ Whisper's 30 s: :mod:`~speechmatics_modes.local._whisper`). Decisions, and why:
 * **Interim decodes** while an utterance is open: about once a second of wall time when
   partials are wanted (and a worker is idle: partials are optional work), and whenever a word
   would otherwise miss ``max_delay``. A word is made final as late as ``max_delay`` allows
-  (by the last decode that starts within ``max_delay`` of its end), so it is heard with as
+  (by the last decode that, taking as long as decodes lately have, ends within ``max_delay``
+  of the word's end), so it is heard with as
   much of what follows as the caller's latency permits; never while it lies within
   :data:`EDGE_SECONDS` of the decoded audio's end. What it is final *as* is put to a vote of
   the last :data:`VOTERS` decodes that heard it whole (:func:`due_finals`): on the first words
@@ -383,7 +384,7 @@ class WhisperStream:
         if self._detector.speech_seconds < MIN_SPEECH_SECONDS:
             return StreamUpdate()  # maybe a click: not worth a decode yet
         if self._pausing_seconds() >= self._detector.pause / 2:
-            return await self._pause(start)
+            return await self._pause(start, now)
         self._pause_decode = None  # the speaker went on
         return await self._interim(start, now)
 
@@ -497,24 +498,32 @@ class WhisperStream:
         self._commit(settled)
         return settled
 
-    async def _pause(self, start: float) -> StreamUpdate:
+    async def _pause(self, start: float, now: float) -> StreamUpdate:
         """A pause not yet long enough to end the utterance: decode it early.
 
-        Only on an idle worker. The utterance closes as soon as Whisper's last word ended
-        a whole pause before the audio does (the detector may still be hearing a
+        On an idle worker, unless ``max_delay`` makes words due before the pause can end:
+        then at once, and those words become final (the decode heard all the utterance, with
+        batch's options, as its close would). The utterance closes as soon as Whisper's last
+        word ended a whole pause before the audio does (the detector may still be hearing a
         breath), checked again with each chunk of the pause: no second decode is needed.
         """
+        due_before = self._due_before(now)
         if self._pause_decode is None:
             until = self._audio_end
+            must = due_before > max(start, self._committed_end)
             words = await self._interim_decode_window(
-                start, until, final=True, deadline=self._clock(), optional=True
+                start, until, final=True, deadline=self._clock(), optional=not must
             )
             if words is None:
                 return StreamUpdate(partial=self._partial)
             self._pause_decode = _PauseDecode(until, words)
         heard = after_committed(self._pause_decode.words, self._committed)
         if heard and heard[-1].end > self._audio_end - self._detector.pause:
-            return StreamUpdate(partial=self._partial)
+            finals = tuple(takewhile(lambda word: word.end <= due_before, heard))
+            if finals:
+                self._commit(finals)
+                self._partial = tuple(heard[len(finals) :])
+            return StreamUpdate(finals, self._partial)
         self._detector.close()
         return self._close(self._pause_decode.words)
 
@@ -539,7 +548,7 @@ class WhisperStream:
         step = max(MIN_INTERIM_STEP, self._decode_seconds)
         if self._audio_end - self._interim_audio_end < step:
             return StreamUpdate(partial=self._partial)
-        due_before = self._arrivals.audio_by(now + step - self._max_delay)
+        due_before = self._due_before(now)
         oldest = max(start, self._committed_end)
         must = due_before > oldest + EDGE_SECONDS
         wanted = self._partials and now - self._last_interim >= PARTIAL_INTERVAL
@@ -569,6 +578,14 @@ class WhisperStream:
         self._partial = tuple(after_committed(words, self._committed))
         self._trim()
         return StreamUpdate(finals, self._partial)
+
+    def _due_before(self, now: float) -> float:
+        """Words ending before this must be final now, or miss ``max_delay``.
+
+        The next decode can start a step from now and ends a decode's time after that.
+        """
+        step = max(MIN_INTERIM_STEP, self._decode_seconds)
+        return self._arrivals.audio_by(now + step + self._decode_seconds - self._max_delay)
 
     async def _interim_decode_window(
         self,
