@@ -660,7 +660,7 @@ class WhisperStream:
         reach = self._committed_end - INTERIM_REACH_SECONDS
         if reach <= start:
             return start, PRE_ROLL_SECONDS
-        return next(w.end for w in self._committed if w.end >= reach), 0.0
+        return self._between_words_from(reach), 0.0
 
     def _window_start(self, start: float, until: float, context: float = PRE_ROLL_SECONDS) -> float:
         """Where a decode ending at ``until`` begins: just before the utterance's speech.
@@ -669,9 +669,17 @@ class WhisperStream:
         """
         begin = start - context
         if until - begin > MAX_WINDOW_SECONDS:
-            ends = [w.end for w in self._committed if w.end >= until - MAX_UTTERANCE_SECONDS]
-            begin = ends[0] if ends else until - MAX_UTTERANCE_SECONDS
+            reach = until - MAX_UTTERANCE_SECONDS
+            begin = self._between_words_from(reach)
         return max(begin, self._audio_start)
+
+    def _between_words_from(self, reach: float) -> float:
+        """Where a window reaching back to ``reach`` starts: between two words.
+
+        At the end of the first final word ending there or later, so that the window cuts no
+        word it hears; at ``reach`` if none does.
+        """
+        return next((w.end for w in self._committed if w.end >= reach), reach)
 
     def _commit(self, finals: Sequence[EngineWord]) -> None:
         self._committed.extend(finals)
