@@ -384,7 +384,7 @@ class WhisperStream:
         if self._detector.speech_seconds < MIN_SPEECH_SECONDS:
             return StreamUpdate()  # maybe a click: not worth a decode yet
         if self._pausing_seconds() >= self._detector.pause / 2:
-            return await self._pause(start, now)
+            return await self._pause(start)
         self._pause_decode = None  # the speaker went on
         return await self._interim(start, now)
 
@@ -498,32 +498,27 @@ class WhisperStream:
         self._commit(settled)
         return settled
 
-    async def _pause(self, start: float, now: float) -> StreamUpdate:
+    async def _pause(self, start: float) -> StreamUpdate:
         """A pause not yet long enough to end the utterance: decode it early.
 
-        On an idle worker, unless ``max_delay`` makes words due before the pause can end:
-        then at once, and those words become final (the decode heard all the utterance, with
-        batch's options, as its close would). The utterance closes as soon as Whisper's last
-        word ended a whole pause before the audio does (the detector may still be hearing a
-        breath), checked again with each chunk of the pause: no second decode is needed.
+        Only on an idle worker: decoding at once when ``max_delay`` made words due (with
+        batch's options, as the close does) took both cores with four live sessions at the
+        pauses inside sentences, and the streams fell up to 3 s behind. The utterance closes
+        as soon as Whisper's last word ended a whole pause before the audio does (the
+        detector may still be hearing a breath), checked again with each chunk of the pause:
+        no second decode is needed.
         """
-        due_before = self._due_before(now)
         if self._pause_decode is None:
             until = self._audio_end
-            must = due_before > max(start, self._committed_end)
             words = await self._interim_decode_window(
-                start, until, final=True, deadline=self._clock(), optional=not must
+                start, until, final=True, deadline=self._clock(), optional=True
             )
             if words is None:
                 return StreamUpdate(partial=self._partial)
             self._pause_decode = _PauseDecode(until, words)
         heard = after_committed(self._pause_decode.words, self._committed)
         if heard and heard[-1].end > self._audio_end - self._detector.pause:
-            finals = tuple(takewhile(lambda word: word.end <= due_before, heard))
-            if finals:
-                self._commit(finals)
-                self._partial = tuple(heard[len(finals) :])
-            return StreamUpdate(finals, self._partial)
+            return StreamUpdate(partial=self._partial)
         self._detector.close()
         return self._close(self._pause_decode.words)
 
