@@ -540,8 +540,7 @@ class WhisperStream:
 
     async def _interim(self, start: float, now: float) -> StreamUpdate:
         """Between pauses: a partial, and whichever words ``max_delay`` makes due."""
-        step = max(MIN_INTERIM_STEP, self._decode_seconds)
-        if self._audio_end - self._interim_audio_end < step:
+        if self._audio_end - self._interim_audio_end < self._step:
             return StreamUpdate(partial=self._partial)
         due_before = self._due_before(now)
         oldest = max(start, self._committed_end)
@@ -577,10 +576,15 @@ class WhisperStream:
     def _due_before(self, now: float) -> float:
         """Words ending before this must be final now, or miss ``max_delay``.
 
-        The next decode can start a step from now and ends a decode's time after that.
+        The next decode can start a :attr:`_step` from now and ends a decode's time after that.
         """
-        step = max(MIN_INTERIM_STEP, self._decode_seconds)
-        return self._arrivals.audio_by(now + step + self._decode_seconds - self._max_delay)
+        next_answer = now + self._step + self._decode_seconds
+        return self._arrivals.audio_by(next_answer - self._max_delay)
+
+    @property
+    def _step(self) -> float:
+        """Seconds of new audio the next interim decode waits for (:data:`MIN_INTERIM_STEP`)."""
+        return max(MIN_INTERIM_STEP, self._decode_seconds)
 
     async def _interim_decode_window(
         self,
