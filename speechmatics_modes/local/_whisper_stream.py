@@ -9,6 +9,13 @@ Whisper's 30 s: :mod:`~speechmatics_modes.local._whisper`). Decisions, and why:
   utterance, it is decoded once, with batch's options, and all its words become final: the
   decoder sees each phrase whole, as batch does. Audio the detector never calls speech is never
   decoded, so room tone, music and applause give no words.
+* **A sentence hears what follows it, when there is time.** Decoded alone, the end of a
+  sentence is heard without the words after it (tiny.en heard J. F. Kennedy's "And so my
+  fellow Americans", closed by a 0.8 s pause, as "And so am I fellow Americans"). When
+  ``max_delay`` leaves time and the session wants no EndOfUtterance, a closed utterance is
+  held (:class:`_Held`): its final decode hears up to :data:`LOOKAHEAD_SECONDS` of what
+  follows, and only its own words become final, the rest the partial. At real-time pace with
+  ``max_delay`` up to 2 s there is seldom time; audio sent faster than real time has it.
 * **Quick turns cost accuracy, so only sessions that ask pay it.** EndOfUtterance follows the
   close of an utterance. A session whose ``end_of_utterance_silence_trigger`` is shorter than
   :data:`PAUSE_SECONDS` gets utterances closed at pauses that short
@@ -85,7 +92,9 @@ __all__ = [
     "FLUSH_CONTEXT_SECONDS",
     "FLUSH_SECONDS",
     "INTERIM_REACH_SECONDS",
+    "LOOKAHEAD_SECONDS",
     "MAX_WINDOW_SECONDS",
+    "PARTIAL_INTERVAL",
     "PAUSE_SECONDS",
     "SHORTEST_PAUSE_SECONDS",
     "Decoder",
@@ -147,6 +156,9 @@ VOTERS = 4
 """Interim decodes of an utterance (the latest and those before it) that vote on due words."""
 SPEECH_MARGIN = 0.2
 """Slack around a word's times when checking it overlaps speech (Whisper's times are rough)."""
+LOOKAHEAD_SECONDS = 2.0
+"""Audio after an utterance that its final decode hears, when ``max_delay`` leaves time to wait
+for it and nobody waits for EndOfUtterance (:class:`_Held`)."""
 
 
 class WhisperFailure(ServerError):
@@ -278,6 +290,25 @@ class _PauseDecode:
     words: list[EngineWord]
 
 
+@dataclass(frozen=True)
+class _Held:
+    """A closed utterance whose final decode waits to hear the speech that follows it.
+
+    Decoded alone, the end of a sentence is heard without what comes next: tiny.en heard
+    J. F. Kennedy's "And so my fellow Americans", closed by a 0.8 s pause, as "And so am I
+    fellow Americans", which it hears right when the decode goes on into "ask not".
+    """
+
+    start: float
+    """Where the utterance's speech began."""
+    until: float
+    """Where the pause that closed it ended: its words lie before, the next ones after."""
+    speech_end: float
+    """Where its speech ended: Whisper, hearing on, may stretch the last word into the pause."""
+    first_end: float
+    """The end of its first word not yet final, as last heard: ``max_delay`` counts from it."""
+
+
 @dataclass
 class _Arrivals:
     """When each stretch of audio arrived (wall time), so deadlines follow the speaker.
@@ -322,8 +353,10 @@ class WhisperStream:
         partials: bool = True,
         detector: SpeechDetector | None = None,
         clock: Callable[[], float] = time.monotonic,
+        lookahead: float = LOOKAHEAD_SECONDS,
     ) -> None:
         self._decode = decode
+        self._lookahead = lookahead
         self._max_delay = max_delay
         self._partials = partials
         self._detector = detector or SpeechDetector(SileroFrames(), pause=PAUSE_SECONDS)
@@ -343,6 +376,8 @@ class WhisperStream:
         self._hurried = False
         self._interim_decode: anyio.CancelScope | None = None
         self._quick_turns = False
+        self._turns_wanted = False
+        self._held: _Held | None = None
 
     @property
     def buffered_seconds(self) -> float:
@@ -370,7 +405,13 @@ class WhisperStream:
         ended = self._detector.push(audio)
         if ended:
             last = ended[-1]
-            return await self._finish(ended[0].start, last.end + self._detector.pause, last.end)
+            began = self._held.start if self._held else ended[0].start
+            self._held = None
+            return await self._end_of_speech(began, last.end + self._detector.pause, last.end)
+        if self._held is not None:
+            if self._hurried or not self._due(self._held, now):
+                return StreamUpdate(partial=self._partial)
+            return await self._release()
         start = self._detector.utterance_start
         if start is None:  # silence, or speech too short to be words: nothing pending
             self._looks.clear()
@@ -416,6 +457,10 @@ class WhisperStream:
         self._hurried = False
         start = self._detector.utterance_start
         utterance = self._detector.close()
+        held, self._held = self._held, None
+        if held is not None:
+            speech_end = held.until if utterance is None else utterance.end
+            return await self._finish(held.start, self._audio_end, speech_end, hurry=hurry)
         if start is None or utterance is None:
             self._looks.clear()
             self._partial = ()
@@ -442,6 +487,7 @@ class WhisperStream:
                 from :data:`PAUSE_SECONDS` up, keeps the default pause.
         """
         self._quick_turns = 0 < seconds < PAUSE_SECONDS
+        self._turns_wanted = seconds > 0
         shortened = max(SHORTEST_PAUSE_SECONDS, seconds)
         self._detector.pause = shortened if self._quick_turns else PAUSE_SECONDS
 
@@ -463,6 +509,61 @@ class WhisperStream:
         """Drop the audio; the model stays with the engine."""
         self._closed = True
         self._audio = np.zeros(0, dtype=np.float32)
+
+    async def _end_of_speech(self, start: float, until: float, speech_end: float) -> StreamUpdate:
+        """A pause ended the utterance begun at ``start``: make its words final, or hold them.
+
+        They are held (:class:`_Held`) if ``max_delay`` leaves time to hear all of the
+        lookahead, unless the session wants EndOfUtterance (which follows the words) or an end
+        is coming. A shorter wait was no better in a simulation of the paced dev set: it
+        delayed the next utterance's first decodes for a window a little longer.
+        """
+        held = _Held(start, until, speech_end, self._first_open_end(start, speech_end))
+        waits = self._lookahead > 0 and not (self._turns_wanted or self._hurried)
+        in_time = self._due_before(self._clock() + self._lookahead) < held.first_end
+        if not (waits and in_time):
+            return await self._finish(start, until, speech_end)
+        self._held = held
+        self._pause_decode = None
+        return StreamUpdate(partial=self._partial)
+
+    def _first_open_end(self, start: float, speech_end: float) -> float:
+        """Where the open utterance's first word not yet final ends, as the latest look heard."""
+        if not self._looks:
+            return start
+        latest = self._looks[-1]
+        fresh = after_committed(latest.words, self._committed)
+        return fresh[0].end if fresh else min(latest.audio_end, speech_end)
+
+    def _due(self, held: _Held, now: float) -> bool:
+        """Whether a held utterance must be decoded now.
+
+        When it heard enough, when ``max_delay`` demands it, or when a partial is wanted: the
+        decode is also the next utterance's first look, and partials must not wait for it.
+        """
+        heard_enough = self._audio_end - held.until >= self._lookahead
+        partial_due = self._partials and now - self._last_interim >= PARTIAL_INTERVAL
+        return heard_enough or partial_due or self._due_before(now) >= held.first_end
+
+    async def _release(self) -> StreamUpdate:
+        """Decode the held utterance with what followed it: its words final, the rest partial."""
+        assert self._held is not None
+        held, self._held = self._held, None
+        self._last_interim = self._clock()
+        words = await self._decode_window(
+            held.start, self._audio_end, final=True, deadline=self._clock()
+        )
+        assert words is not None
+        latest = held.speech_end + SPEECH_MARGIN
+        update = self._close(
+            [
+                replace(word, end=max(word.start, min(word.end, latest)))
+                for word in words
+                if (word.start + word.end) / 2 <= held.until
+            ]
+        )
+        self._partial = tuple(after_committed(words, self._committed))
+        return replace(update, partial=self._partial)
 
     async def _finish(
         self, start: float, until: float, speech_end: float, *, hurry: bool = False
@@ -520,6 +621,8 @@ class WhisperStream:
         if heard and heard[-1].end > self._audio_end - self._detector.pause:
             return StreamUpdate(partial=self._partial)
         self._detector.close()
+        if not (self._turns_wanted or self._hurried):
+            return await self._end_of_speech(start, self._audio_end, self._pause_decode.until)
         return self._close(self._pause_decode.words)
 
     def _close(
@@ -685,7 +788,7 @@ class WhisperStream:
 
     def _trim(self) -> None:
         """Forget audio, words and frames no later decode can reach."""
-        start = self._detector.utterance_start
+        start = self._held.start if self._held else self._detector.utterance_start
         horizon = self._window_start(self._audio_end if start is None else start, self._audio_end)
         samples = round((horizon - self._audio_start) * ENGINE_SAMPLE_RATE)
         if samples <= 0:

@@ -24,7 +24,9 @@ from speechmatics_modes.local._whisper_stream import (
     FLUSH_CONTEXT_SECONDS,
     FLUSH_SECONDS,
     INTERIM_REACH_SECONDS,
+    LOOKAHEAD_SECONDS,
     MIN_INTERIM_STEP,
+    PARTIAL_INTERVAL,
     PAUSE_SECONDS,
     SHORTEST_PAUSE_SECONDS,
     Decoder,
@@ -131,9 +133,11 @@ def paced(
     partials: bool,
     through: Decoder | None = None,
     hears: Callable[[npt.NDArray[np.float32]], npt.NDArray[np.float32]] = loud_frames,
+    lookahead: float = LOOKAHEAD_SECONDS,
 ) -> PacedRun:
     """A paced run of ``decoder`` (or of ``through``, a decoder wrapping it), its detector
-    calling speech what ``hears`` does."""
+    calling speech what ``hears`` does; ``lookahead`` 0: closes are never held for what
+    follows (for the tests of when an utterance closes)."""
     clock = [0.0]
     decoder.clock = clock
     stream = WhisperStream(
@@ -142,6 +146,7 @@ def paced(
         partials=partials,
         detector=SpeechDetector(hears, pause=PAUSE_SECONDS),
         clock=lambda: clock[0],
+        lookahead=lookahead,
     )
     return PacedRun(stream, clock)
 
@@ -155,7 +160,7 @@ def assert_final_once_and_in_order(finals: list[EngineWord]) -> None:
 async def test_an_utterance_is_decoded_once_whole_when_the_speaker_pauses() -> None:
     script = [word("the", 0.5, 0.9), word("cat", 1.0, 1.5), word("sat", 1.6, 2.0)]
     decoder = ScriptedDecoder(script)
-    run = paced(decoder, max_delay=4.0, partials=False)
+    run = paced(decoder, max_delay=4.0, partials=False, lookahead=0)
     await run.feed(speech_audio([(0.5, 2.0)], 3.0))
     assert [w for w, _ in run.finals] == script
     assert [final for _, _, final in decoder.calls] == [True]
@@ -169,7 +174,7 @@ async def test_a_pause_whisper_hears_before_the_detector_does_closes_the_utteran
     the utterance closes once Whisper's own pause is long enough, not 0.4 s after the breath."""
     script = [word("the", 0.5, 0.9), word("cat", 1.0, 2.0)]
     decoder = ScriptedDecoder(script)
-    run = paced(decoder, max_delay=4.0, partials=False)
+    run = paced(decoder, max_delay=4.0, partials=False, lookahead=0)
     await run.feed(speech_audio([(0.5, 2.4)], 4.0))
     assert [w for w, _ in run.finals] == script
     assert [final for _, _, final in decoder.calls].count(True) == 1
@@ -185,7 +190,7 @@ async def test_a_pause_decoded_early_closes_once_whisper_s_pause_is_long_enough(
     Whisper's pause reaches PAUSE_SECONDS (2.43 s), not when the detector's does (2.52 s)."""
     script = [word("the", 0.5, 0.9), word("cat", 1.0, 2.03)]
     decoder = ScriptedDecoder(script)
-    run = paced(decoder, max_delay=4.0, partials=False)
+    run = paced(decoder, max_delay=4.0, partials=False, lookahead=0)
     await run.feed(speech_audio([(0.5, 2.12)], 4.0))
     assert [w for w, _ in run.finals] == script
     assert [final for _, _, final in decoder.calls].count(True) == 1
@@ -197,7 +202,7 @@ async def test_a_pause_decoded_early_closes_once_whisper_s_pause_is_long_enough(
 async def test_a_short_pause_does_not_split_the_utterance() -> None:
     script = [word("the", 0.5, 1.0), word("cat", 1.1, 2.0), word("sat", 2.3, 3.0)]
     decoder = ScriptedDecoder(script)
-    run = paced(decoder, max_delay=4.0, partials=False)
+    run = paced(decoder, max_delay=4.0, partials=False, lookahead=0)
     await run.feed(speech_audio([(0.5, 2.0), (2.3, 3.0)], 4.0))
     assert [w for w, _ in run.finals] == script
     assert {at for _, at in run.finals} == {run.finals[-1][1]}, "one utterance, one commit"
@@ -230,7 +235,7 @@ async def test_a_short_end_of_utterance_trigger_ends_utterances_at_pauses_that_s
     after speech has its utterance end at a 0.3 s pause, which otherwise does not split it;
     the 0.1 s gap between "the" and "cat" never does."""
     script = [word("the", 0.5, 1.0), word("cat", 1.1, 2.0), word("sat", 2.3, 3.0)]
-    run = paced(ScriptedDecoder(script), max_delay=4.0, partials=False)
+    run = paced(ScriptedDecoder(script), max_delay=4.0, partials=False, lookahead=0)
     run.stream.end_utterances_after(trigger)
     await run.feed(speech_audio([(0.5, 1.0), (1.1, 2.0), (2.3, 3.0)], 4.0))
     assert commits(run) == expected
@@ -247,7 +252,7 @@ async def test_quick_turns_end_an_utterance_in_a_breath_the_detector_calls_speec
     last word, and the rest of the breath is never decoded; for others it ends after it."""
     script = [word("the", 0.5, 1.0), word("cat", 1.1, 2.0)]
     decoder = ScriptedDecoder(script)
-    run = paced(decoder, max_delay=4.0, partials=False, hears=sound_frames)
+    run = paced(decoder, max_delay=4.0, partials=False, lookahead=0, hears=sound_frames)
     run.stream.end_utterances_after(trigger)
     await run.feed(speech_audio([(0.5, 2.0)], 4.0, quiet=[(2.0, 2.8)]))
     assert [w for w, _ in run.finals] == script
@@ -275,12 +280,80 @@ async def test_a_click_in_soft_speech_does_not_make_the_speech_quiet() -> None:
 @pytest.mark.anyio
 async def test_switching_the_trigger_off_mid_stream_restores_the_engine_s_own_pause() -> None:
     script = [word("the", 0.5, 1.0), word("cat", 1.3, 2.0), word("sat", 2.3, 3.0)]
-    run = paced(ScriptedDecoder(script), max_delay=4.0, partials=False)
+    run = paced(ScriptedDecoder(script), max_delay=4.0, partials=False, lookahead=0)
     run.stream.end_utterances_after(0.25)
     await run.feed(speech_audio([(0.5, 1.0), (1.3, 2.0)], 2.2))
     run.stream.end_utterances_after(0.0)
     await run.feed(speech_audio([(0.1, 0.8)], 1.8))
     assert commits(run) == [["the"], ["cat", "sat"]]
+
+
+SENTENCES = [
+    word("the", 0.5, 0.9),
+    word("cat", 1.0, 2.0),
+    word("sat", 2.8, 3.3),
+    word("down", 3.4, 4.5),
+]
+"""Two utterances: a 0.8 s pause between "cat" and "sat"."""
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("max_delay", "trigger", "held"), [(6.0, 0.0, True), (6.0, 1.0, False), (0.8, 0.0, False)]
+)
+async def test_a_closed_utterance_is_decoded_on_into_what_follows_while_max_delay_allows(
+    max_delay: float, trigger: float, held: bool
+) -> None:
+    """Decoded alone, the end of a sentence is heard without what comes next. If the caller's
+    ``max_delay`` leaves time and no EndOfUtterance waits for the words, the final decode of an
+    utterance hears LOOKAHEAD_SECONDS after it, and only its own words become final then."""
+    decoder = ScriptedDecoder(SENTENCES)
+    run = paced(decoder, max_delay=max_delay, partials=False)
+    run.stream.end_utterances_after(trigger)
+    await run.feed(speech_audio([(0.5, 2.0), (2.8, 4.5)], 6.0))
+    await run.flush()
+    finals = [w for w, _ in run.finals]
+    assert finals == SENTENCES
+    assert_final_once_and_in_order(finals)
+    closed = next(at for final, at in run.finals if final.text == "cat")
+    heard_on = 2.0 + PAUSE_SECONDS + LOOKAHEAD_SECONDS
+    if held:
+        assert closed >= heard_on
+        windows = [(start, end) for start, end, final in decoder.calls if final]
+        assert any(start < 0.5 and end > heard_on - 0.01 for start, end in windows)
+        assert commits(run)[0] == ["the", "cat"]
+    else:
+        assert closed <= 2.0 + PAUSE_SECONDS + 0.1
+    for final, at in run.finals:
+        assert at - final.end <= max_delay + 0.1  # the chunk a decode waits for
+
+
+@pytest.mark.anyio
+async def test_a_held_utterance_does_not_hold_up_partials() -> None:
+    """With partials on, the held decode is made when a partial is due: it is also the first
+    look at the next utterance."""
+    decoder = ScriptedDecoder(SENTENCES)
+    run = paced(decoder, max_delay=6.0, partials=True)
+    await run.feed(speech_audio([(0.5, 2.0), (2.8, 4.5)], 6.0))
+    closed = next(at for final, at in run.finals if final.text == "cat")
+    assert closed <= 2.0 + PAUSE_SECONDS + PARTIAL_INTERVAL + 0.1
+    assert [w for w, _ in run.finals] == SENTENCES
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("forced", [False, True])
+async def test_an_end_while_an_utterance_is_held_makes_it_and_the_next_final_once(
+    forced: bool,
+) -> None:
+    decoder = ScriptedDecoder(SENTENCES[:3])
+    run = paced(decoder, max_delay=6.0, partials=False)
+    await run.feed(speech_audio([(0.5, 2.0), (2.8, 3.3)], 3.5))
+    assert run.finals == [], "the first utterance waits for what follows"
+    calls = len(decoder.calls)
+    await run.flush(forced=forced)
+    assert [w for w, _ in run.finals] == SENTENCES[:3]
+    assert_final_once_and_in_order([w for w, _ in run.finals])
+    assert len(decoder.calls) == calls + 1, "one decode for both"
 
 
 @pytest.mark.anyio
