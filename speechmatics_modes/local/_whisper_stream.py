@@ -546,7 +546,12 @@ class WhisperStream:
         return heard_enough or partial_due or self._due_before(now) >= held.first_end
 
     async def _release(self) -> StreamUpdate:
-        """Decode the held utterance with what followed it: its words final, the rest partial."""
+        """Decode the held utterance with what followed it: its words final, the rest partial.
+
+        Whisper heard on past the pause, so its punctuation, not the pause, says whether the
+        sentence ended there ("And so my fellow Americans, ask not"): the update does not
+        claim the utterance ended, which would put a full stop after the comma.
+        """
         assert self._held is not None
         held, self._held = self._held, None
         self._last_interim = self._clock()
@@ -563,7 +568,7 @@ class WhisperStream:
             ]
         )
         self._partial = tuple(after_committed(words, self._committed))
-        return replace(update, partial=self._partial)
+        return replace(update, partial=self._partial, utterance_ended=False)
 
     async def _finish(
         self, start: float, until: float, speech_end: float, *, hurry: bool = False

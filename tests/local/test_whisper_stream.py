@@ -8,7 +8,7 @@ as Whisper's does), so the guarantees are checked exactly and fast.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import pairwise
 from typing import Any
 
@@ -326,6 +326,24 @@ async def test_a_closed_utterance_is_decoded_on_into_what_follows_while_max_dela
         assert closed <= 2.0 + PAUSE_SECONDS + 0.1
     for final, at in run.finals:
         assert at - final.end <= max_delay + 0.1  # the chunk a decode waits for
+
+
+@pytest.mark.anyio
+async def test_a_held_utterance_s_sentence_ends_where_whisper_punctuates_not_at_the_pause() -> None:
+    """Heard on into what follows, "cat," goes on: the update that makes it final does not
+    say the utterance ended (the server would close the sentence after the comma)."""
+    script = [
+        word("the", 0.5, 0.9),
+        replace(word("cat", 1.0, 2.0), punctuation=","),
+        *SENTENCES[2:],
+    ]
+    stream = paced(ScriptedDecoder(script), max_delay=6.0, partials=False).stream
+    pcm = speech_audio([(0.5, 2.0), (2.8, 4.5)], 6.0)
+    updates = [await stream.feed(pcm[at : at + CHUNK * 2]) for at in range(0, len(pcm), CHUNK * 2)]
+    released = next(update for update in updates if update.finals)
+    assert [w.text for w in released.finals] == ["the", "cat"]
+    assert not released.utterance_ended
+    assert [w.text for w in released.partial] == ["sat", "do?"]
 
 
 @pytest.mark.anyio
