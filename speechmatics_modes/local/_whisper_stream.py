@@ -515,8 +515,8 @@ class WhisperStream:
 
         They are held (:class:`_Held`) if ``max_delay`` leaves time to hear all of the
         lookahead, unless the session wants EndOfUtterance (which follows the words) or an end
-        is coming. A shorter wait was no better in a simulation of the paced dev set: it
-        delayed the next utterance's first decodes for a window a little longer.
+        is coming. A shorter wait would give the decode little more to hear, and would still
+        hold up the next utterance's first decodes.
         """
         held = _Held(start, until, speech_end, self._first_open_end(start, speech_end))
         waits = self._lookahead > 0 and not (self._turns_wanted or self._hurried)
@@ -612,7 +612,8 @@ class WhisperStream:
         pauses inside sentences, and the streams fell up to 3 s behind. The utterance closes
         as soon as Whisper's last word ended a whole pause before the audio does (the
         detector may still be hearing a breath), checked again with each chunk of the pause:
-        no second decode is needed.
+        no second decode is needed, unless the utterance is held to be decoded with what
+        follows it (:meth:`_end_of_speech`).
         """
         if self._pause_decode is None:
             until = self._audio_end
@@ -626,9 +627,7 @@ class WhisperStream:
         if heard and heard[-1].end > self._audio_end - self._detector.pause:
             return StreamUpdate(partial=self._partial)
         self._detector.close()
-        if not (self._turns_wanted or self._hurried):
-            return await self._end_of_speech(start, self._audio_end, self._pause_decode.until)
-        return self._close(self._pause_decode.words)
+        return await self._end_of_speech(start, self._audio_end, self._pause_decode.until)
 
     def _close(
         self, words: Sequence[EngineWord], settled: Sequence[EngineWord] = ()
