@@ -359,6 +359,17 @@ async def test_a_held_utterance_does_not_hold_up_partials() -> None:
 
 
 @pytest.mark.anyio
+async def test_short_sentences_in_a_row_are_held_no_longer_than_the_lookahead() -> None:
+    """Half-second sentences a second apart: each hold ends when the next sentence does."""
+    script = [word(f"s{index}", 0.5 + index, 1.0 + index) for index in range(8)]
+    run = paced(ScriptedDecoder(script), max_delay=6.0, partials=False)
+    await run.feed(speech_audio([(w.start, w.end) for w in script], 9.0))
+    assert [w for w, _ in run.finals] == script
+    for final, at in run.finals:
+        assert at - final.end <= PAUSE_SECONDS + LOOKAHEAD_SECONDS + 0.1
+
+
+@pytest.mark.anyio
 @pytest.mark.parametrize("forced", [False, True])
 async def test_an_end_while_an_utterance_is_held_makes_it_and_the_next_final_once(
     forced: bool,
