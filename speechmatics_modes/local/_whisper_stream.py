@@ -657,8 +657,8 @@ class WhisperStream:
         """Between pauses: a partial, and whichever words ``max_delay`` makes due."""
         if self._audio_end - self._interim_audio_end < self._step:
             return StreamUpdate(partial=self._partial)
-        due_before = self._due_before(now)
         oldest = max(start, self._committed_end)
+        due_before = max(self._due_before(now), self._due_by_audio(oldest))
         must = due_before > oldest + EDGE_SECONDS
         wanted = self._partials and now - self._last_interim >= PARTIAL_INTERVAL
         looked = self._looks[-1].audio_end if self._looks else oldest
@@ -695,6 +695,21 @@ class WhisperStream:
         """
         next_answer = now + self._step + self._decode_seconds
         return self._arrivals.audio_by(next_answer - self._max_delay)
+
+    def _due_by_audio(self, oldest: float) -> float:
+        """Words ending before this are due by the audio that followed them, whatever the clock.
+
+        ``max_delay`` counts wall time from when the audio arrived, so audio sent faster than
+        real time was decoded in large steps, and a stream's finals could wait for more audio
+        than a session lived: a server dropping every session after 10 s of audio, sent at
+        twice real time, never sent a final for a 10 s utterance, and the client replayed it
+        to one session after another. Once the open words' oldest has ``max_delay`` of audio
+        after it, all with half of that after them are due, so such audio is decoded in steps
+        of about half ``max_delay``.
+        """
+        if self._audio_end + self._step - self._max_delay <= oldest + EDGE_SECONDS:
+            return 0.0
+        return self._audio_end - self._max_delay / 2
 
     @property
     def _step(self) -> float:

@@ -423,6 +423,28 @@ async def test_max_delay_commits_agreed_words_early_and_each_word_once() -> None
 
 
 @pytest.mark.anyio
+async def test_audio_sent_in_a_burst_has_its_finals_within_max_delay_of_audio() -> None:
+    """A 10 s utterance read with the clock standing still: its words are due by the audio
+    after them, so a session that lives for less audio than the utterance still gets finals
+    (else a client resuming after the last final replays the same audio again and again)."""
+    script = [word(f"w{index}", 0.5 + 0.5 * index, 0.9 + 0.5 * index) for index in range(20)]
+    stream = WhisperStream(
+        ScriptedDecoder(script),
+        max_delay=4.0,
+        partials=False,
+        detector=SpeechDetector(loud_frames, pause=PAUSE_SECONDS),
+        clock=lambda: 0.0,
+    )
+    pcm = speech_audio([(0.5, script[-1].end)], 10.4)
+    lags = []
+    for at in range(0, len(pcm), CHUNK * 2):
+        update = await stream.feed(pcm[at : at + CHUNK * 2])
+        lags += [(at + CHUNK * 2) / (2 * RATE) - final.end for final in update.finals]
+    assert len(lags) >= 10
+    assert max(lags) <= 4.0 + 0.1
+
+
+@pytest.mark.anyio
 @pytest.mark.parametrize("partials", [False, True])
 @pytest.mark.parametrize("forced", [True, False])
 async def test_a_forced_end_in_a_long_utterance_decodes_only_its_tail(
