@@ -292,11 +292,9 @@ class _PauseDecode:
 
 @dataclass(frozen=True)
 class _Held:
-    """A closed utterance whose final decode waits to hear the speech that follows it.
+    """A closed utterance whose final decode waits for the speech that follows it.
 
-    Decoded alone, the end of a sentence is heard without what comes next: tiny.en heard
-    J. F. Kennedy's "And so my fellow Americans", closed by a 0.8 s pause, as "And so am I
-    fellow Americans", which it hears right when the decode goes on into "ask not".
+    Why: the module's docstring (the Kennedy example).
 
     A hold lasts at most :data:`LOOKAHEAD_SECONDS` of audio: if the next utterance ends
     first, both are decoded together and made final. Held again, short sentences chained
