@@ -420,9 +420,7 @@ class WhisperStream:
             return await self._release()
         start = self._detector.utterance_start
         if start is None:  # silence, or speech too short to be words: nothing pending
-            self._looks.clear()
-            self._partial = ()
-            self._pause_decode = None
+            self._forget_open()
             self._trim()
             return StreamUpdate()
         if self._audio_end - max(start, self._committed_end) >= MAX_UTTERANCE_SECONDS:
@@ -468,9 +466,7 @@ class WhisperStream:
             speech_end = held.until if utterance is None else utterance.end
             return await self._finish(held.start, self._audio_end, speech_end, hurry=hurry)
         if start is None or utterance is None:
-            self._looks.clear()
-            self._partial = ()
-            self._pause_decode = None
+            self._forget_open()
             return StreamUpdate()
         return await self._finish(start, self._audio_end, utterance.end, hurry=hurry)
 
@@ -645,11 +641,15 @@ class WhisperStream:
         fresh = after_committed(words, self._committed)
         self._commit(fresh)
         finals = (*settled, *fresh)
+        self._forget_open()
+        self._trim()
+        return StreamUpdate(finals, (), utterance_ended=True)
+
+    def _forget_open(self) -> None:
+        """No utterance is open any more: its looks, partial and pause decode are gone."""
         self._looks.clear()
         self._partial = ()
         self._pause_decode = None
-        self._trim()
-        return StreamUpdate(finals, (), utterance_ended=True)
 
     async def _interim(self, start: float, now: float) -> StreamUpdate:
         """Between pauses: a partial, and whichever words ``max_delay`` makes due."""
