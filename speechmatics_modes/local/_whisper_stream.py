@@ -200,7 +200,10 @@ def after_committed(
     one window is often squeezed to nothing, then given its real length by the next decode),
     so comparing times alone finalised "Captain" twice. Where the last committed word is not
     found near its time, a word counts as new if its midpoint lies after the last final.
-    Every new word starts no earlier than the previous one ended.
+    Every new word starts no earlier than the previous one ended. A word the texts say is new
+    is kept even if Whisper squeezed it before the last final's end (at that end, lasting no
+    time): an earlier decode may have stretched the final word over it ("the" 4.86-5.5 s,
+    then "the" 4.86-5.32 and "circumstances" 5.32-5.5), and dropping it lost the word.
     """
     end = committed[-1].end if committed else 0.0
     rest: Sequence[EngineWord] = hypothesis
@@ -220,10 +223,8 @@ def after_committed(
             rest = [w for w in hypothesis if (w.start + w.end) / 2 > end]
     words: list[EngineWord] = []
     for word in rest:
-        if word.end <= end:
-            continue
         if word.start < end:
-            word = replace(word, start=end)
+            word = replace(word, start=end, end=max(word.end, end))
         words.append(word)
         end = word.end
     return words

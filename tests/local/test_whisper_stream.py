@@ -568,6 +568,18 @@ def test_when_the_last_final_is_not_reheard_time_decides() -> None:
     assert after_committed(hypothesis, committed)[0].start == 1.7
 
 
+def test_a_new_word_squeezed_under_the_last_final_is_kept_not_lost() -> None:
+    committed = [word("of", 4.72, 4.86), word("the", 4.86, 5.5)]
+    hypothesis = [
+        word("of", 4.72, 4.86),
+        word("the", 4.86, 5.32),
+        word("circumstances", 5.32, 5.5),
+        word("which", 5.5, 5.92),
+    ]
+    fresh = [(w.text, w.start, w.end) for w in after_committed(hypothesis, committed)]
+    assert fresh == [("circumstances", 5.5, 5.5), ("which", 5.5, 5.92)]
+
+
 def test_due_words_are_those_max_delay_makes_due_never_the_edge() -> None:
     words = (word("a", 0.0, 0.4), word("cat", 0.5, 0.9), word("sat", 1.0, 1.4))
     end = 1.4 + EDGE_SECONDS + 0.1
