@@ -259,7 +259,9 @@ def due_finals(
     with Whisper's own confidence (its words' mean probability); the version with the most
     support wins, the latest on a tie. tiny.en flickers on the first words of an utterance
     ("Had he" and "How do you" in turn, the wrong one usually less sure): one decode is a
-    guess, several weighed by their confidence are evidence.
+    guess, several weighed by their confidence are evidence. The words chosen end by the
+    latest decode's due words' end: an earlier decode, hearing less, may have stretched its
+    last word over the next one, which then began before the final that covered it.
     """
     fresh = after_committed(latest.words, committed)
     limit = min(due_before, latest.audio_end - EDGE_SECONDS)
@@ -276,7 +278,8 @@ def due_finals(
     for version in versions:
         if version:  # a decode that heard nothing there abstains
             support[_text(version)] += sum(w.confidence for w in version) / len(version)
-    return max(versions, key=lambda version: support[_text(version)])
+    chosen = max(versions, key=lambda version: support[_text(version)])
+    return [replace(word, end=min(word.end, boundary)) for word in chosen]
 
 
 def _text(words: Sequence[EngineWord]) -> tuple[str, ...]:

@@ -600,6 +600,13 @@ def test_the_version_most_decodes_heard_is_made_final() -> None:
     assert [w.text for w in due_finals(latest, cut, [], due_before=0.7)] == ["how", "do", "you"]
 
 
+def test_an_earlier_version_made_final_ends_where_the_latest_decode_s_due_words_end() -> None:
+    latest = Look((word("antecedence", 3.4, 4.22), word("the", 4.88, 5.26)), 7.3)
+    stretched = Look((word("antecedents", 3.4, 4.24), word("the", 4.86, 5.5)), 5.9)
+    chosen = due_finals(latest, [stretched, stretched], [], due_before=5.3)
+    assert [(w.text, w.end) for w in chosen] == [("antecedents", 4.24), ("the", 5.26)]
+
+
 def test_decodes_that_disagree_are_weighed_by_whisper_s_confidence() -> None:
     def sure(text: str, start: float, end: float, confidence: float) -> EngineWord:
         return EngineWord(text, start, end, confidence)
