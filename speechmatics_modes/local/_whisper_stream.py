@@ -556,7 +556,10 @@ class WhisperStream:
 
         Whisper heard on past the pause, so its punctuation, not the pause, says whether the
         sentence ended there ("And so my fellow Americans, ask not"): the update does not
-        claim the utterance ended, which would put a full stop after the comma.
+        claim the utterance ended, which would put a full stop after the comma. The decode is
+        also the first look at the next utterance, and votes on its words: heard with the
+        sentence before them, they are heard better than by a window that starts at them
+        (which lost a quick "and that" at the start of one).
         """
         assert self._held is not None
         held, self._held = self._held, None
@@ -574,6 +577,7 @@ class WhisperStream:
             ]
         )
         self._partial = tuple(after_committed(words, self._committed))
+        self._looks.append(Look(tuple(words), self._audio_end))
         return replace(update, partial=self._partial, utterance_ended=False)
 
     async def _finish(

@@ -445,6 +445,42 @@ async def test_audio_sent_in_a_burst_has_its_finals_within_max_delay_of_audio() 
 
 
 @pytest.mark.anyio
+async def test_the_held_decode_votes_on_the_first_words_of_the_next_utterance() -> None:
+    """Decoded with the sentence before it, the next one's quick first word is heard; a window
+    starting at that sentence misses it, and is less sure of the rest. The held decode is the
+    next utterance's first look, so the word is made final as it heard it."""
+    script = [
+        *SENTENCES[:2],
+        word("and", 2.8, 3.0),
+        *(word(f"w{index}", 3.1 + 0.5 * index, 3.5 + 0.5 * index) for index in range(12)),
+    ]
+    decoder = ScriptedDecoder(script)
+
+    async def from_the_sentence(
+        audio: npt.NDArray[np.float32], offset: float, **options: Any
+    ) -> list[EngineWord] | None:
+        words = await decoder(audio, offset, **options)
+        if words is None or offset < SENTENCES[1].end:
+            return words
+        return [replace(w, confidence=0.6) for w in words if w.text != "and"]
+
+    stream = WhisperStream(
+        from_the_sentence,
+        max_delay=3.5,
+        partials=False,
+        detector=SpeechDetector(loud_frames, pause=PAUSE_SECONDS),
+        clock=lambda: 0.0,  # sent in a burst: the hold waits for audio, not the clock
+    )
+    pcm = speech_audio([(0.5, 2.0), (2.8, script[-1].end)], script[-1].end + 1.0)
+    finals = []
+    for at in range(0, len(pcm), CHUNK * 2):
+        finals += (await stream.feed(pcm[at : at + CHUNK * 2])).finals
+    finals += (await stream.flush()).finals
+    assert [w.text for w in finals] == [w.text for w in script]
+    assert_final_once_and_in_order(finals)
+
+
+@pytest.mark.anyio
 @pytest.mark.parametrize("partials", [False, True])
 @pytest.mark.parametrize("forced", [True, False])
 async def test_a_forced_end_in_a_long_utterance_decodes_only_its_tail(
