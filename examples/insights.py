@@ -35,12 +35,16 @@ SAMPLE = Path(__file__).parent / "sample.wav"
 SCRIPTED = EngineInsights(
     translations={
         "de": (
-            TranslatedSentence(content="Guten Morgen zusammen.", start=0.5, end=1.8),
-            TranslatedSentence(content="Beginnen wir das heutige Treffen.", start=2.0, end=3.9),
+            TranslatedSentence(
+                content="Die zwei streunenden Kätzchen leben sich allmählich ein.",
+                start=0.3,
+                end=3.2,
+            ),
+            TranslatedSentence(content="Wann wirst du diese Katzen los?", start=3.9, end=5.6),
         )
     },
-    summary="A meeting opens: the quarterly numbers are strong and the launch is on time.",
-    chapters=(Chapter(title="Opening", summary="Greetings and agenda.", start=0.0, end=8.0),),
+    summary="Two stray kittens settle in, and someone wants them gone.",
+    chapters=(Chapter(title="The kittens", summary="Stray kittens at home.", start=0.0, end=8.9),),
     audio_events=(AudioEvent(type="music", start=0.0, end=0.4, confidence=0.9),),
 )
 
@@ -53,7 +57,7 @@ async def service() -> AsyncIterator[Settings]:
         return
     print("No SPEECHMATICS_API_KEY: a scripted engine on the embedded server.\n")
     engine = ScriptedEngine.from_text(
-        "good morning everyone. let's begin today's meeting", insights=SCRIPTED
+        "the two stray kittens gradually make themselves at home.", insights=SCRIPTED
     )
     async with LocalServer(engine=engine) as server:
         yield server.settings()

@@ -13,6 +13,6 @@ __all__ = ["sample_audio"]
 
 
 def sample_audio() -> Path:
-    """The bundled 16 kHz mono WAV sample (about 8 s of English speech)."""
+    """The bundled 16 kHz mono WAV sample (about 9 s of read English speech; credits: NOTICE)."""
     # Installed wheels and editable installs are plain directories, so the resource is a file.
     return Path(str(files("speechmatics_modes") / "_data" / "sample.wav"))

@@ -25,6 +25,7 @@ def test_wheel_carries_the_sample_and_the_licence(tmp_path: Path) -> None:
     (wheel,) = tmp_path.glob("speechmatics_modes-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "speechmatics_modes/_data/sample.wav" in names
+    assert "speechmatics_modes/_data/NOTICE" in names, "the sample's credits travel with it"
     assert any(name.endswith("licenses/LICENSE") for name in names), names
     assert not any(name.startswith("tests/") for name in names)
 
