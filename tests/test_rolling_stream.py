@@ -196,6 +196,57 @@ async def test_budget_rollovers_hand_over_at_pauses_without_losing_a_word() -> N
     assert spoken == [w[0] for w in expected]
 
 
+class RecordingTone(ToneStream):
+    """A tone stream that keeps the finals it sends."""
+
+    def __init__(self, heard: list[EngineWord]) -> None:
+        super().__init__(overhang=0.0)
+        self._heard = heard
+
+    async def feed(self, pcm: bytes) -> StreamUpdate:
+        return self._record(await super().feed(pcm))
+
+    async def flush(self) -> StreamUpdate:
+        return self._record(await super().flush())
+
+    def _record(self, update: StreamUpdate) -> StreamUpdate:
+        self._heard.extend(update.finals)
+        return update
+
+
+class RecordingTones(ToneEngine):
+    """Tones, with the finals each session sent (in its own times)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.heard: list[list[EngineWord]] = []
+
+    async def open_stream(self, *, max_delay: float, partials: bool = True) -> ToneStream:
+        self.heard.append([])
+        return RecordingTone(self.heard[-1])
+
+
+@pytest.mark.parametrize("context", [1.0, 0.0])
+async def test_a_handover_sends_the_audio_before_the_switch_again_as_context(
+    context: float,
+) -> None:
+    """Each new session hears what came before its first words (the words there again), and the
+    stream drops what it hears there: every word once, at its place."""
+    audio, expected = tone_audio(40)
+    engine = RecordingTones()
+    policy = fast(max_session=0.3, handover_context=context)
+    async with LocalServer(engine=engine) as server:
+        events, words, metrics, _ = await run_stream(server, wav(audio), policy, pace=20.0)
+    assert_same_words(words, expected)
+    assert [e for e in events if isinstance(e, SessionRollover)]
+    heard_again = sum(map(len, engine.heard)) - len(expected)
+    assert metrics.deduplicated_words == heard_again
+    if context:
+        assert heard_again >= metrics.rollovers, "a word before each switch"
+    else:
+        assert heard_again == 0
+
+
 async def test_one_session_keeps_words_that_overlap_the_previous_one() -> None:
     audio, _ = tone_audio(20)
     async with LocalServer(engine=ToneEngine(overhang=GAP_SECONDS + 0.1)) as server:

@@ -8,6 +8,7 @@ import struct
 import pytest
 
 from speechmatics_modes import (
+    AudioEventStarted,
     AudioFormat,
     EndOfUtterance,
     Final,
@@ -257,6 +258,21 @@ class TestWordLedger:
         assert ledger.rebase(EndOfUtterance(time=1.0), session) == EndOfUtterance(time=3.0)
         info = SessionInfo(session_id="s")
         assert ledger.rebase(info, session) is info
+
+    def test_what_a_session_heard_in_its_context_is_dropped(self) -> None:
+        """A handover's session is sent the 2 s before its switch (at 10 s) again: what it
+        says about that audio, the session before it said."""
+        ledger = WordLedger()
+        ledger.rebase(final(word("the", 8.6, 8.8), word("end", 8.9, 9.4)), session_at(0.0))
+        successor = Leg(BPS, 2)
+        successor.commit(int(8.0 * BPS), owned_from=int(10.0 * BPS))
+        heard = final(word("the", 0.6, 0.8), word("end", 0.9, 1.4), word("and", 2.2, 2.5))
+        event = ledger.rebase(heard, successor)
+        assert isinstance(event, Final)
+        assert [(w.content, w.start) for w in event.words] == [("and", 10.2)]
+        assert ledger.rebase(EndOfUtterance(time=1.6), successor) is None
+        assert ledger.rebase(AudioEventStarted(type="music", start=0.1), successor) is None
+        assert ledger.rebase(EndOfUtterance(time=2.9), successor) == EndOfUtterance(time=10.9)
 
     def test_without_keep_words_nothing_accumulates(self) -> None:
         ledger = WordLedger(keep_words=False)

@@ -216,15 +216,25 @@ class Leg:
     settled: bool = True
     """No partial words are pending after the last final (a safe place to switch)."""
     session_id: str | None = None
+    owned_from: int = 0
+    """Stream offset where the session's own audio begins. What it was sent before that is
+    context: audio an earlier session transcribed, sent again so that the session hears its
+    first words after what came before them."""
 
-    def commit(self, base: int) -> None:
-        """The session's audio starts at stream offset ``base``."""
+    def commit(self, base: int, *, owned_from: int | None = None) -> None:
+        """The session's audio starts at stream offset ``base``; its own at ``owned_from``."""
         self.base = self.sent = self.final_end = base
+        self.owned_from = base if owned_from is None else owned_from
 
     @property
     def offset(self) -> float:
         """Seconds to add to the session's times to put them on the stream's clock."""
         return self.base / self.bytes_per_second
+
+    @property
+    def owned_since(self) -> float:
+        """Stream seconds where the session's own audio begins (:attr:`owned_from`)."""
+        return self.owned_from / self.bytes_per_second
 
     def to_offset(self, seconds: float) -> int:
         """The stream byte offset of a time the session reported (whole samples, in range)."""
@@ -278,7 +288,7 @@ class WordLedger:
         if isinstance(event, Final):
             if leg is not self._emitting:
                 self._emitting, self._earlier_until = leg, self.emitted_until
-            words = self._fresh(event.words, offset, self._earlier_until, count=True)
+            words = self._fresh(event.words, offset, self._until(leg), count=True)
             if not words:  # a forced final still answers force_end_of_utterance()
                 return event.model_copy(update=_span(event, offset, ())) if event.forced else None
             self.emitted_until = max(self.emitted_until, max(word.end for word in words))
@@ -286,18 +296,21 @@ class WordLedger:
                 self.words.extend(words)
             return event.model_copy(update=_span(event, offset, words))
         if isinstance(event, Partial):
-            until = self._earlier_until if leg is self._emitting else self.emitted_until
-            words = self._fresh(event.words, offset, until, count=False)
+            words = self._fresh(event.words, offset, self._until(leg), count=False)
             return event.model_copy(update=_span(event, offset, words))
-        if isinstance(event, EndOfUtterance):
-            return event.model_copy(update={"time": event.time + offset})
         if isinstance(event, (FinalTranslation, PartialTranslation)):
             return self._translation(event, leg)
-        if isinstance(event, AudioEventStarted):
-            return event.model_copy(update={"start": event.start + offset})
-        if isinstance(event, AudioEventEnded):
-            return event.model_copy(update={"end": event.end + offset})
-        return event
+        moment = _moment(event)
+        if moment is None:
+            return event
+        if moment + offset < leg.owned_since:  # in the context: an earlier session said it
+            return None
+        return event.model_copy(update={_MOMENTS[type(event)]: moment + offset})
+
+    def _until(self, leg: Leg) -> float:
+        """Stream seconds before which ``leg``'s words repeat what earlier sessions emitted."""
+        emitted = self._earlier_until if leg is self._emitting else self.emitted_until
+        return max(emitted, leg.owned_since)
 
     def _translation(
         self, event: FinalTranslation | PartialTranslation, leg: Leg
@@ -307,7 +320,7 @@ class WordLedger:
         A sentence translates finals, so it is stale by the rule for words (its midpoint lies
         in what earlier sessions emitted); translations are never compared within a session.
         """
-        until = self._earlier_until if leg is self._emitting else self.emitted_until
+        until = self._until(leg)
         sentences = tuple(
             _shifted(sentence, leg.offset)
             for sentence in event.sentences
@@ -364,6 +377,20 @@ class SpeakerLedger:
                 speaker for order in sorted(self._sessions) for speaker in self._sessions[order]
             )
         )
+
+
+_MOMENTS: dict[type[StreamEvent], str] = {
+    EndOfUtterance: "time",
+    AudioEventStarted: "start",
+    AudioEventEnded: "end",
+}
+"""Events that mark a moment, and the field that holds it (session seconds)."""
+
+
+def _moment(event: StreamEvent) -> float | None:
+    """The moment ``event`` marks, if it marks one (:data:`_MOMENTS`)."""
+    name = _MOMENTS.get(type(event))
+    return None if name is None else float(getattr(event, name))
 
 
 def _shifted(sentence: TranslatedSentence, offset: float) -> TranslatedSentence:

@@ -303,8 +303,25 @@ class RollingStream:
             await self._wait(changed)
 
     def _needed_from(self, current: _SessionOnStream) -> int:
-        """The oldest audio a session may still need replayed (draining ones included)."""
-        return min([current.place.final_end, *(old.place.final_end for old in self._draining)])
+        """The oldest audio a session may still need (draining ones included).
+
+        Replayed after a drop, or sent again as a handover's context (:meth:`_context_start`).
+        """
+        context = max(0, current.place.sent - self._context_bytes)
+        return min(context, *(session.place.final_end for session in (current, *self._draining)))
+
+    def _context_start(self, switch: int) -> int:
+        """Where a handover at ``switch`` starts sending: ``handover_context`` before it.
+
+        A session starting at the switch heard its first words without the sentence before
+        them; on the default local engine that cost whole phrases (a quick "and that" at the
+        start of the session's first window).
+        """
+        return max(self._ring.start, switch - self._context_bytes)
+
+    @property
+    def _context_bytes(self) -> int:
+        return self._aligned(self._policy.handover_context * self._bps)
 
     async def _send(self, current: _SessionOnStream, data: bytes) -> None:
         try:
@@ -474,8 +491,15 @@ class RollingStream:
             session.done.set()
             self._notify()
 
-    def _commit(self, session: _SessionOnStream, base: int, intro: list[StreamEvent]) -> None:
-        session.place.commit(base)
+    def _commit(
+        self,
+        session: _SessionOnStream,
+        base: int,
+        intro: list[StreamEvent],
+        *,
+        owned_from: int | None = None,
+    ) -> None:
+        session.place.commit(base, owned_from=owned_from)
         session.place.session_id = session.client.session_id
         session.intro = intro
         session.order = self.metrics.sessions
@@ -544,7 +568,15 @@ class RollingStream:
     def _switch(self, current: _SessionOnStream, handover: _Handover) -> _SessionOnStream:
         successor = handover.successor
         at_pause = self._at_pause(current)
-        self._roll_over(current, successor, current.place.sent, handover.reason, at_pause=at_pause)
+        switch = current.place.sent
+        self._roll_over(
+            current,
+            successor,
+            switch,
+            handover.reason,
+            at_pause=at_pause,
+            heard_from=self._context_start(switch),
+        )
         self._retire(current)
         self._backoff.reset()
         self._handover_backoff.reset()
@@ -610,10 +642,12 @@ class RollingStream:
         *,
         at_pause: bool,
         lost: Sequence[StreamEvent] = (),
+        heard_from: int | None = None,
     ) -> None:
         """Give ``successor`` the stream from offset ``base``, announced by a SessionRollover.
 
-        ``lost`` (an :class:`AudioGap`) goes out before the announcement.
+        ``lost`` (an :class:`AudioGap`) goes out before the announcement. ``heard_from``: the
+        audio from there to ``base`` is sent again first, as context.
         """
         rollover = SessionRollover(
             reason=reason,
@@ -622,7 +656,8 @@ class RollingStream:
             previous_session_id=current.place.session_id,
             session_id=successor.client.session_id,
         )
-        self._commit(successor, base, [*lost, rollover])
+        sent_from = base if heard_from is None else heard_from
+        self._commit(successor, sent_from, [*lost, rollover], owned_from=base)
         self.metrics.rollovers += 1
 
     def _gap(self, start: int, end: int) -> list[StreamEvent]:
