@@ -234,7 +234,7 @@ async def test_a_handover_sends_the_audio_before_the_switch_again_as_context(
     stream drops what it hears there: every word once, at its place."""
     audio, expected = tone_audio(40)
     engine = RecordingTones()
-    policy = fast(max_session=0.3, handover_context=context)
+    policy = fast(max_session=0.3, lead_in=context)
     async with LocalServer(engine=engine) as server:
         events, words, metrics, _ = await run_stream(server, wav(audio), policy, pace=20.0)
     assert_same_words(words, expected)

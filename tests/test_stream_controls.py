@@ -361,9 +361,7 @@ async def test_forcing_with_nothing_pending_still_answers_with_a_forced_final() 
 # hands over after the first 6 s, once; the next session hears the script afresh from its own
 # first byte and ends long before its own warning.
 
-FAST = RolloverPolicy(
-    backoff_initial=0.01, backoff_max=0.05, backoff_jitter=0.0, handover_context=0.0
-)
+FAST = RolloverPolicy(backoff_initial=0.01, backoff_max=0.05, backoff_jitter=0.0, lead_in=0.0)
 """No context for handovers: the scripted engine says its words at the same session times in
 every session, and with context the next session's would lie before the switch."""
 LATE_WORD = [EngineWord("hello", 0.5, 0.9, 0.9), EngineWord("there", 4.5, 4.9, 0.9)]

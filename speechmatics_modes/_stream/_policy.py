@@ -54,12 +54,12 @@ class RolloverPolicy(FrozenModel):
         default=True,
         description="Start a handover when the service warns that the session will time out.",
     )
-    handover_context: float = Field(
+    lead_in: float = Field(
         default=2.0,
         ge=0,
-        description="Seconds of audio before a handover's switch that the new session is sent "
-        "again, so that it hears its first words after what came before them (its words there "
-        "repeat the old session's and are dropped).",
+        description="Seconds of audio before a planned handover's switch that the new session "
+        "is sent first, so that it hears its first words after what came before them. What it "
+        "says about that audio, the old session said, and it is dropped.",
     )
     min_pause: float = Field(
         default=0.3,

@@ -305,23 +305,25 @@ class RollingStream:
     def _needed_from(self, current: _SessionOnStream) -> int:
         """The oldest audio a session may still need (draining ones included).
 
-        Replayed after a drop, or sent again as a handover's context (:meth:`_context_start`).
+        Replayed after a drop, or sent again as a handover's lead-in (:meth:`_lead_in`).
         """
-        context = max(0, current.place.sent - self._context_bytes)
-        return min(context, *(session.place.final_end for session in (current, *self._draining)))
+        lead_in = max(0, current.place.sent - self._lead_in_bytes)
+        return min(lead_in, *(session.place.final_end for session in (current, *self._draining)))
 
-    def _context_start(self, switch: int) -> int:
-        """Where a handover at ``switch`` starts sending: ``handover_context`` before it.
+    def _lead_in(self, switch: int) -> int:
+        """Where the next session of a handover at ``switch`` starts: ``lead_in`` before it.
 
         A session starting at the switch heard its first words without the sentence before
         them; on the default local engine that cost whole phrases (a quick "and that" at the
-        start of the session's first window).
+        start of the session's first window). A replay after a drop has no lead-in: sessions
+        dropped every few seconds would spend them on audio already final, and a test server
+        dropping each after 25 messages stopped the stream's progress.
         """
-        return max(self._ring.start, switch - self._context_bytes)
+        return max(self._ring.start, switch - self._lead_in_bytes)
 
     @property
-    def _context_bytes(self) -> int:
-        return self._aligned(self._policy.handover_context * self._bps)
+    def _lead_in_bytes(self) -> int:
+        return self._aligned(self._policy.lead_in * self._bps)
 
     async def _send(self, current: _SessionOnStream, data: bytes) -> None:
         try:
@@ -575,7 +577,7 @@ class RollingStream:
             switch,
             handover.reason,
             at_pause=at_pause,
-            heard_from=self._context_start(switch),
+            heard_from=self._lead_in(switch),
         )
         self._retire(current)
         self._backoff.reset()
