@@ -158,7 +158,8 @@ async def test_realtime_translations_and_audio_events_are_typed_events(
 async def test_realtime_extras_carry_over_rollovers_on_the_stream_clock(
     server: LocalServer,
 ) -> None:
-    policy = RolloverPolicy(max_session=2.0, min_pause=0.1, pause_wait=0.5)
+    # lead_in 0: the scripted engine translates 0.5 s into every session, its own audio or not
+    policy = RolloverPolicy(max_session=2.0, min_pause=0.1, pause_wait=0.5, lead_in=0.0)
     features = {"translation_config": {"target_languages": ["de"]}}
 
     async def paced() -> AsyncIterator[bytes]:
