@@ -226,22 +226,22 @@ class RecordingTones(ToneEngine):
         return RecordingTone(self.heard[-1])
 
 
-@pytest.mark.parametrize("context", [1.0, 0.0])
-async def test_a_handover_sends_the_audio_before_the_switch_again_as_context(
-    context: float,
+@pytest.mark.parametrize("lead_in", [1.0, 0.0])
+async def test_a_handover_sends_the_audio_before_the_switch_again_as_a_lead_in(
+    lead_in: float,
 ) -> None:
     """Each new session hears what came before its first words (the words there again), and the
     stream drops what it hears there: every word once, at its place."""
     audio, expected = tone_audio(40)
     engine = RecordingTones()
-    policy = fast(max_session=0.3, lead_in=context)
+    policy = fast(max_session=0.3, lead_in=lead_in)
     async with LocalServer(engine=engine) as server:
         events, words, metrics, _ = await run_stream(server, wav(audio), policy, pace=20.0)
     assert_same_words(words, expected)
     assert [e for e in events if isinstance(e, SessionRollover)]
     heard_again = sum(map(len, engine.heard)) - len(expected)
     assert metrics.deduplicated_words == heard_again
-    if context:
+    if lead_in:
         assert heard_again >= metrics.rollovers, "a word before each switch"
     else:
         assert heard_again == 0

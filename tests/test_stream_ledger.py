@@ -259,7 +259,7 @@ class TestWordLedger:
         info = SessionInfo(session_id="s")
         assert ledger.rebase(info, session) is info
 
-    def test_what_a_session_heard_in_its_context_is_dropped(self) -> None:
+    def test_what_a_session_heard_in_its_lead_in_is_dropped(self) -> None:
         """A handover's session is sent the 2 s before its switch (at 10 s) again: what it
         says about that audio, the session before it said."""
         ledger = WordLedger()

@@ -217,8 +217,8 @@ class Leg:
     """No partial words are pending after the last final (a safe place to switch)."""
     session_id: str | None = None
     owned_from: int = 0
-    """Stream offset where the session's own audio begins. What it was sent before that is
-    context: audio an earlier session transcribed, sent again so that the session hears its
+    """Stream offset where the session's own audio begins. What it was sent before that is its
+    lead-in: audio an earlier session transcribed, sent again so that the session hears its
     first words after what came before them."""
 
     def commit(self, base: int, *, owned_from: int | None = None) -> None:
@@ -303,7 +303,7 @@ class WordLedger:
         moment = _moment(event)
         if moment is None:
             return event
-        if moment + offset < leg.owned_since:  # in the context: an earlier session said it
+        if moment + offset < leg.owned_since:  # in the lead-in: an earlier session said it
             return None
         return event.model_copy(update={_MOMENTS[type(event)]: moment + offset})
 
