@@ -577,7 +577,7 @@ class RollingStream:
             switch,
             handover.reason,
             at_pause=at_pause,
-            heard_from=self._lead_in(switch),
+            lead_in_from=self._lead_in(switch),
         )
         self._retire(current)
         self._backoff.reset()
@@ -644,12 +644,12 @@ class RollingStream:
         *,
         at_pause: bool,
         lost: Sequence[StreamEvent] = (),
-        heard_from: int | None = None,
+        lead_in_from: int | None = None,
     ) -> None:
         """Give ``successor`` the stream from offset ``base``, announced by a SessionRollover.
 
-        ``lost`` (an :class:`AudioGap`) goes out before the announcement. ``heard_from``: the
-        audio from there to ``base`` is sent again first, as context.
+        ``lost`` (an :class:`AudioGap`) goes out before the announcement. ``lead_in_from``: the
+        audio from there to ``base`` is sent again first, as the successor's lead-in.
         """
         rollover = SessionRollover(
             reason=reason,
@@ -658,7 +658,7 @@ class RollingStream:
             previous_session_id=current.place.session_id,
             session_id=successor.client.session_id,
         )
-        sent_from = base if heard_from is None else heard_from
+        sent_from = base if lead_in_from is None else lead_in_from
         self._commit(successor, sent_from, [*lost, rollover], owned_from=base)
         self.metrics.rollovers += 1
 
