@@ -8,7 +8,9 @@ the other benchmarks use; this module only adds what should give *no* words:
 * white and pink noise at conversational loudness,
 * tones and beeps, music-like chords with harmonics and envelopes,
 * applause-like bursts (hundreds of short decaying noise claps),
-* each speech clip followed (and preceded) by one of those, so that words invented in a noisy
+* speech-like sound with no words in it: each speech clip played backwards, and a crowd's
+  babble of several voices backwards,
+* each speech clip followed (and preceded) by one of those noises, so that words invented in a noisy
   tail show up as insertions against the reference,
 * the speech clips joined into one stream, full band and through a telephone's band (300 to
   3400 Hz), where voice activity detection is least sure of itself.
@@ -176,6 +178,34 @@ def noisy_tails(speech: list[Sound], tail_seconds: float = 3.0) -> list[Sound]:
         mixed[head + len(voice) :] = bed[head + len(voice) :]
         mixed[head : head + len(voice)] += voice
         sounds.append(Sound(f"{clip.name}+{kind}", _pcm(mixed), clip.reference))
+    return sounds
+
+
+BABBLE_TALKERS = (2, 3, 4, 6)
+"""How many voices each babble clip mixes: two or three can still be told apart, six are a crowd."""
+
+
+def speech_like(speech: list[Sound], seconds: float = 8.0) -> list[Sound]:
+    """Sound as close to speech as sound without words gets: voices played backwards.
+
+    Each clip backwards (one voice: every sound of speech, no word of English), and a crowd's
+    babble: :data:`BABBLE_TALKERS` clips backwards, each looped from a random point, at equal
+    loudness. A voice activity detector calls both speech, so only the recogniser's own
+    evidence keeps it from reading sentences into them.
+    """
+    voices = [_speech_samples(clip.pcm)[::-1] for clip in speech]
+    sounds = [
+        Sound(f"{clip.name}+reversed", _pcm(voice), "")
+        for clip, voice in zip(speech, voices, strict=True)
+    ]
+    rng = np.random.default_rng([SEED, 2000])
+    count = int(seconds * RATE)
+    for talkers in BABBLE_TALKERS:
+        crowd = np.zeros(count)
+        for index in rng.choice(len(voices), talkers, replace=False):
+            looped = np.resize(voices[index], count)
+            crowd += _at_dbfs(np.roll(looped, int(rng.integers(count))), -26)
+        sounds.append(Sound(f"babble-{talkers}", _pcm(_at_dbfs(crowd, -26)), ""))
     return sounds
 
 

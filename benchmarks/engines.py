@@ -67,7 +67,7 @@ from benchmarks._live import (
 from benchmarks._report import publish
 from benchmarks._server import Server, server_process
 from benchmarks._wer import word_error_rate
-from benchmarks.devset import Sound, joined, noisy_tails, non_speech, telephone
+from benchmarks.devset import Sound, joined, noisy_tails, non_speech, speech_like, telephone
 from benchmarks.engine_accuracy import CHUNK_BYTES, load_clips, text
 from speechmatics_modes.local import Engine, EngineWord, SessionLimits
 from speechmatics_modes.local._engine import force_end_of_utterance, open_tuned, stream_capacity
@@ -204,6 +204,7 @@ async def measure_whisper(workdir: Path, speech: list[Sound]) -> dict[str, Any]:
     references = [sound.reference for sound in speech]
     tails = noisy_tails(speech)
     quiet = non_speech()
+    wordless = speech_like(speech)
     streams = {"one_stream": joined(speech)}
     streams["telephone"] = telephone(streams["one_stream"])
     audio = sum(sound.duration for sound in speech)
@@ -223,6 +224,10 @@ async def measure_whisper(workdir: Path, speech: list[Sound]) -> dict[str, Any]:
                 "non_speech_words": sum(
                     len(t.split()) for t in await batch(engine, quiet, workdir)
                 ),
+                "speech_like_words": sum(
+                    len(t.split()) for t in await batch(engine, wordless, workdir)
+                ),
+                "speech_like_clips": len(wordless),
             },
             "realtime": {
                 "wer": word_error_rate(references, [text(words) for words in streamed]),
@@ -231,6 +236,7 @@ async def measure_whisper(workdir: Path, speech: list[Sound]) -> dict[str, Any]:
                     references, [text(await unpaced(engine, s.pcm)) for s in tails]
                 ),
                 "non_speech_words": sum([len(await unpaced(engine, s.pcm)) for s in quiet]),
+                "speech_like_words": sum([len(await unpaced(engine, s.pcm)) for s in wordless]),
                 "broken_finals": sum(broken_finals(words) for words in streamed),
             },
         }
@@ -360,6 +366,8 @@ def table(results: dict[str, Any]) -> str:
         f"| WER, speech with noisy tails | {batch['tails_wer']:.3f} | {live['tails_wer']:.3f} |",
         f"| words heard in 7 non-speech clips | {batch['non_speech_words']} | "
         f"{live['non_speech_words']} |",
+        f"| words heard in {batch['speech_like_clips']} speech-like clips without words (voices "
+        f"backwards, babble) | {batch['speech_like_words']} | {live['speech_like_words']} |",
         f"| RTF (as fast as taken) | {batch['rtf']:.3f} | {live['rtf']:.3f} |",
     ]
     broken = live["broken_finals"] + sum(

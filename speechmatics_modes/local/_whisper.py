@@ -66,6 +66,7 @@ __all__ = [
     "STREAMS_PER_WORKER",
     "WhisperEngine",
     "WhisperFailure",
+    "anomalous",
     "credible",
     "encoder_seconds",
     "engine_words",
@@ -86,6 +87,13 @@ NO_SPEECH_THRESHOLD = 0.6
 LOG_PROB_THRESHOLD = -1.0
 COMPRESSION_RATIO_THRESHOLD = 2.4
 """Whisper's own thresholds (the values its reference implementation uses for fallback)."""
+ANOMALOUS_PROBABILITY = 0.15
+SHORTEST_WORD_SECONDS = 0.133
+LONGEST_WORD_SECONDS = 2.0
+ANOMALY_WORDS = 8
+ANOMALY_SCORE = 3.0
+"""What :func:`anomalous` calls a made-up word, and how many make a segment: the values of
+openai-whisper's hallucination check (``word_anomaly_score``, ``is_segment_anomaly``)."""
 
 BATCH_DEADLINE_SECONDS = 30.0
 """A batch job waits behind live decodes due within this long: a live session is waiting."""
@@ -144,13 +152,42 @@ def credible(segment: Any) -> bool:
 
     Dropped: a segment Whisper thinks is probably not speech (``no_speech_prob``) *and* decoded
     with low confidence (``avg_logprob``), the rule its reference implementation uses to skip
-    silent windows; and one whose text compresses too well (``compression_ratio``), the mark
-    of a decoder stuck repeating itself ("Thank you. Thank you. Thank you.").
+    silent windows; one whose text compresses too well (``compression_ratio``), the mark
+    of a decoder stuck repeating itself ("Thank you. Thank you. Thank you."); and one whose
+    words look made up (:func:`anomalous`).
     """
     doubtful = (
         segment.no_speech_prob > NO_SPEECH_THRESHOLD and segment.avg_logprob < LOG_PROB_THRESHOLD
     )
-    return not doubtful and segment.compression_ratio <= COMPRESSION_RATIO_THRESHOLD
+    repeating = segment.compression_ratio > COMPRESSION_RATIO_THRESHOLD
+    return not (doubtful or repeating or anomalous(segment))
+
+
+def anomalous(segment: Any) -> bool:
+    """Whether a segment's words look made up, by the test Whisper's reference code uses.
+
+    Speech-like sound with no words in it (a crowd's babble, speech played backwards, a
+    voice under loud chatter) passes the voice activity filter, and Whisper reads sentences
+    into it ("Thank you very much.", "I agree. I agree.") too short for the compression
+    check and decoded, on the whole, with confidence enough. Their words give them away:
+    improbable (:data:`ANOMALOUS_PROBABILITY`), or squeezed into less time than a word takes,
+    or stretched over more than :data:`LONGEST_WORD_SECONDS`. A segment is dropped when its
+    first :data:`ANOMALY_WORDS` words score :data:`ANOMALY_SCORE` or more, or about one per
+    word (:func:`_anomaly`): openai-whisper's ``is_segment_anomaly``, which it applies around
+    silences only.
+    """
+    words = [word for word in segment.words or () if split_punctuation(str(word.word))[0]]
+    score = sum(_anomaly(word) for word in words[:ANOMALY_WORDS])
+    return bool(words) and (score >= ANOMALY_SCORE or score + 0.01 >= len(words[:ANOMALY_WORDS]))
+
+
+def _anomaly(word: Any) -> float:
+    """How unlike a spoken word a Whisper word is: 0 for a likely word of a likely length."""
+    duration = float(word.end) - float(word.start)
+    improbable = 1.0 if float(word.probability) < ANOMALOUS_PROBABILITY else 0.0
+    squeezed = max(0.0, SHORTEST_WORD_SECONDS - duration) * 15
+    stretched = max(0.0, duration - LONGEST_WORD_SECONDS)
+    return improbable + squeezed + stretched
 
 
 def engine_words(segments: Iterable[Any], offset: float) -> list[EngineWord]:

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pytest
+from faster_whisper.transcribe import Segment, Word
 from speechmatics.batch import AsyncClient as BatchClient
 from speechmatics.batch import TranscriptionConfig as BatchConfig
 from speechmatics.rt import AsyncClient as RealtimeClient
@@ -33,7 +34,14 @@ from speechmatics_modes.local._model_files import (
 )
 from speechmatics_modes.local._results import Labels, Sentencer, batch_results
 from speechmatics_modes.local._speech_detector import SileroFrames, SpeechDetector
-from speechmatics_modes.local._whisper import WhisperEngine, encoder_seconds, split_punctuation
+from speechmatics_modes.local._whisper import (
+    WhisperEngine,
+    anomalous,
+    credible,
+    encoder_seconds,
+    engine_words,
+    split_punctuation,
+)
 from speechmatics_modes.local._whisper_stream import (
     MAX_WINDOW_SECONDS,
     PAUSE_SECONDS,
@@ -160,6 +168,59 @@ def test_a_model_name_may_download_only_because_the_user_named_it() -> None:
 )
 def test_split_punctuation(token: str, expected: tuple[str, str]) -> None:
     assert split_punctuation(token) == expected
+
+
+def segment(*words: tuple[str, float, float, float]) -> Segment:
+    """A segment as faster-whisper gives it: confident, not repeating, (text, start, end, p)."""
+    return Segment(
+        id=1,
+        seek=0,
+        start=words[0][1],
+        end=words[-1][2],
+        text="".join(text for text, *_ in words),
+        tokens=[],
+        avg_logprob=-0.3,
+        compression_ratio=1.2,
+        no_speech_prob=0.05,
+        words=[Word(start, end, text, probability) for text, start, end, probability in words],
+        temperature=0.0,
+    )
+
+
+def test_a_segment_of_likely_words_is_kept() -> None:
+    heard = segment(
+        (" And", 0.0, 0.2, 0.9),
+        (" so,", 0.2, 0.5, 0.8),
+        (" my", 0.5, 0.6, 0.95),  # short words are fine: 0.1 s scores only 0.5
+        (" fellow", 0.6, 1.0, 0.2),  # so is one doubtful word among likely ones
+        (" Americans", 1.0, 1.7, 0.9),
+        (" .", 1.7, 1.7, 0.9),  # a lone mark is not a word
+    )
+    assert credible(heard)
+    assert engine_words([heard], 0.0)[-1].text == "Americans"
+
+
+@pytest.mark.parametrize(
+    "made_up",
+    [
+        # a phrase read into a crowd's babble: every word improbable
+        ((" I", 0.0, 0.3, 0.12), (" agree.", 0.3, 0.8, 0.1)),
+        # three improbable words among eight
+        tuple((f" w{i}", i * 0.3, i * 0.3 + 0.3, 0.1 if i < 3 else 0.9) for i in range(8)),
+        # words squeezed into no time: no one speaks that fast
+        tuple((f" w{i}", i * 0.02, i * 0.02 + 0.02, 0.9) for i in range(4)),
+        # one word stretched over four seconds
+        ((" Thank", 0.0, 0.3, 0.9), (" you.", 0.3, 4.3, 0.9)),
+    ],
+    ids=["improbable", "three-of-eight", "squeezed", "stretched"],
+)
+def test_a_segment_whose_words_look_made_up_is_dropped(
+    made_up: tuple[tuple[str, float, float, float], ...],
+) -> None:
+    heard = segment(*made_up)
+    assert anomalous(heard)
+    assert not credible(heard)
+    assert engine_words([heard], 0.0) == []
 
 
 def test_engine_punctuation_becomes_attached_results_and_ends_sentences() -> None:
