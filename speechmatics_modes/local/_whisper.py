@@ -147,7 +147,7 @@ def split_punctuation(token: str) -> tuple[str, str]:
     return word, "." if chosen == "…" else chosen
 
 
-def credible(segment: Any) -> bool:
+def credible(segment: Any, *, heard_again: bool = False) -> bool:
     """Whether a faster-whisper segment is worth keeping, by Whisper's own evidence.
 
     Dropped: a segment Whisper thinks is probably not speech (``no_speech_prob``) *and* decoded
@@ -155,15 +155,23 @@ def credible(segment: Any) -> bool:
     silent windows; one whose text compresses too well (``compression_ratio``), the mark
     of a decoder stuck repeating itself ("Thank you. Thank you. Thank you."); and one whose
     words look made up (:func:`anomalous`).
+
+    Args:
+        segment: One segment of a decode.
+        heard_again: The words will be heard again by a later decode before any is final (a
+            live stream's interim decode), so dropping them loses nothing for good: a segment
+            Whisper thinks probably not speech is dropped however confident the decoder was.
+            Interim decodes of a crowd's babble heard it as speech with no more than that
+            doubt ("no_speech_prob" 0.6-0.8) and their vote made finals of it.
     """
-    doubtful = (
-        segment.no_speech_prob > NO_SPEECH_THRESHOLD and segment.avg_logprob < LOG_PROB_THRESHOLD
+    doubtful = segment.no_speech_prob > NO_SPEECH_THRESHOLD and (
+        heard_again or segment.avg_logprob < LOG_PROB_THRESHOLD
     )
     repeating = segment.compression_ratio > COMPRESSION_RATIO_THRESHOLD
-    return not (doubtful or repeating or anomalous(segment))
+    return not (doubtful or repeating or anomalous(segment, heard_again=heard_again))
 
 
-def anomalous(segment: Any) -> bool:
+def anomalous(segment: Any, *, heard_again: bool = False) -> bool:
     """Whether a segment's words look made up, by the test Whisper's reference code uses.
 
     Speech-like sound with no words in it (a crowd's babble, speech played backwards, a
@@ -171,14 +179,25 @@ def anomalous(segment: Any) -> bool:
     into it ("Thank you very much.", "I agree. I agree.") too short for the compression
     check and decoded, on the whole, with confidence enough. Their words give them away:
     improbable (:data:`ANOMALOUS_PROBABILITY`), or squeezed into less time than a word takes,
-    or stretched over more than :data:`LONGEST_WORD_SECONDS`. A segment is dropped when its
-    first :data:`ANOMALY_WORDS` words score :data:`ANOMALY_SCORE` or more, or about one per
-    word (:func:`_anomaly`): openai-whisper's ``is_segment_anomaly``, which it applies around
-    silences only.
+    or stretched over more than :data:`LONGEST_WORD_SECONDS` (:func:`_anomaly`). A segment
+    is made up when its first :data:`ANOMALY_WORDS` words score about one each, or
+    :data:`ANOMALY_SCORE` in all: openai-whisper's ``is_segment_anomaly``, which it applies
+    around silences only.
+
+    Applied everywhere, the second half of that test cost real speech under loud chatter:
+    Whisper gives short words it cannot place no length (2 points each), and a whole
+    sentence was dropped for three of them. So where dropping loses the words for good (a
+    decode whose words are final, unless ``heard_again``), a segment scoring 3 is made up
+    only if Whisper also thinks its words more likely wrong than right (mean probability
+    under one half).
     """
     words = [word for word in segment.words or () if split_punctuation(str(word.word))[0]]
-    score = sum(_anomaly(word) for word in words[:ANOMALY_WORDS])
-    return bool(words) and (score >= ANOMALY_SCORE or score + 0.01 >= len(words[:ANOMALY_WORDS]))
+    first = words[:ANOMALY_WORDS]
+    if not first:
+        return False
+    score = sum(_anomaly(word) for word in first)
+    doubted = sum(float(word.probability) for word in first) / len(first) < 0.5
+    return score + 0.01 >= len(first) or (score >= ANOMALY_SCORE and (heard_again or doubted))
 
 
 def _anomaly(word: Any) -> float:
@@ -190,15 +209,19 @@ def _anomaly(word: Any) -> float:
     return improbable + squeezed + stretched
 
 
-def engine_words(segments: Iterable[Any], offset: float) -> list[EngineWord]:
-    """The words of the :func:`credible` segments, ``offset`` seconds later.
+def engine_words(
+    segments: Iterable[Any], offset: float, *, heard_again: bool = False
+) -> list[EngineWord]:
+    """The words of the :func:`credible` segments (``heard_again``: see there), times shifted.
+
+    Times are ``offset`` seconds later than the decode's.
 
     A token that is punctuation only (rare: faster-whisper merges marks into words) joins the
     word before it.
     """
     words: list[EngineWord] = []
     for segment in segments:
-        if not credible(segment):
+        if not credible(segment, heard_again=heard_again):
             continue
         for word in segment.words or ():
             text, mark = split_punctuation(str(word.word))
@@ -420,7 +443,7 @@ class WhisperEngine:
                 compression_ratio_threshold=COMPRESSION_RATIO_THRESHOLD,
                 **options,
             )
-            return engine_words(segments, offset)
+            return engine_words(segments, offset, heard_again=not final)
 
         if optional:
             return await queue.try_run(transcribe, idle=idle)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import tracemalloc
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -205,8 +206,8 @@ def test_a_segment_of_likely_words_is_kept() -> None:
     [
         # a phrase read into a crowd's babble: every word improbable
         ((" I", 0.0, 0.3, 0.12), (" agree.", 0.3, 0.8, 0.1)),
-        # three improbable words among eight
-        tuple((f" w{i}", i * 0.3, i * 0.3 + 0.3, 0.1 if i < 3 else 0.9) for i in range(8)),
+        # three improbable words among eight, the rest doubtful too
+        tuple((f" w{i}", i * 0.3, i * 0.3 + 0.3, 0.1 if i < 3 else 0.5) for i in range(8)),
         # words squeezed into no time: no one speaks that fast
         tuple((f" w{i}", i * 0.02, i * 0.02 + 0.02, 0.9) for i in range(4)),
         # one word stretched over four seconds
@@ -221,6 +222,24 @@ def test_a_segment_whose_words_look_made_up_is_dropped(
     assert anomalous(heard)
     assert not credible(heard)
     assert engine_words([heard], 0.0) == []
+
+
+def test_a_decode_heard_again_drops_what_a_final_decode_keeps() -> None:
+    """Words that are final once kept are lost if dropped, so a final decode keeps a segment
+    Whisper is sure of even with words it could not place in time (under loud chatter it
+    gives short words no length); an interim decode's words will be heard again, so there
+    the anomaly test alone decides, as does Whisper's guess that it heard no speech."""
+    placed_badly = segment(
+        *((f" w{i}", i * 0.3, i * 0.3 + (0.0 if i % 3 == 0 else 0.3), 0.9) for i in range(8))
+    )
+    assert credible(placed_badly)  # 3 zero-length words score 6, but Whisper is sure of them
+    assert anomalous(placed_badly, heard_again=True)
+    assert not credible(placed_badly, heard_again=True)
+    no_speech = replace(
+        segment((" And", 0.0, 0.3, 0.8), (" so", 0.3, 0.6, 0.8)), no_speech_prob=0.7
+    )
+    assert credible(no_speech)  # decoded with confidence: Whisper's own rule keeps it
+    assert not credible(no_speech, heard_again=True)
 
 
 def test_engine_punctuation_becomes_attached_results_and_ends_sentences() -> None:
