@@ -42,12 +42,12 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AsyncExitStack
 from contextvars import ContextVar
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 import anyio.to_thread
@@ -66,6 +66,8 @@ __all__ = [
     "STREAMS_PER_WORKER",
     "WhisperEngine",
     "WhisperFailure",
+    "WhisperSegment",
+    "WhisperWord",
     "anomalous",
     "credible",
     "encoder_seconds",
@@ -133,6 +135,32 @@ _LEADING_MARKS = "\"'([{¿¡-«"
 _TRAILING_MARKS = ".,?!:;\"')]}-»…"
 
 
+class WhisperWord(Protocol):
+    """What this module reads of a faster-whisper word (faster-whisper ships no type hints)."""
+
+    @property
+    def start(self) -> float: ...
+    @property
+    def end(self) -> float: ...
+    @property
+    def word(self) -> str: ...
+    @property
+    def probability(self) -> float: ...
+
+
+class WhisperSegment(Protocol):
+    """What this module reads of a faster-whisper segment: Whisper's evidence, and its words."""
+
+    @property
+    def no_speech_prob(self) -> float: ...
+    @property
+    def avg_logprob(self) -> float: ...
+    @property
+    def compression_ratio(self) -> float: ...
+    @property
+    def words(self) -> Sequence[WhisperWord] | None: ...
+
+
 def split_punctuation(token: str) -> tuple[str, str]:
     r"""Split a Whisper word (``" me,"``) into the word and the mark after it (``("me", ",")``).
 
@@ -147,7 +175,7 @@ def split_punctuation(token: str) -> tuple[str, str]:
     return word, "." if chosen == "…" else chosen
 
 
-def credible(segment: Any, *, heard_again: bool = False) -> bool:
+def credible(segment: WhisperSegment, *, heard_again: bool = False) -> bool:
     """Whether a faster-whisper segment is worth keeping, by Whisper's own evidence.
 
     Dropped: a segment Whisper thinks is probably not speech (``no_speech_prob``) *and* decoded
@@ -171,7 +199,7 @@ def credible(segment: Any, *, heard_again: bool = False) -> bool:
     return not (doubtful or repeating or anomalous(segment, heard_again=heard_again))
 
 
-def anomalous(segment: Any, *, heard_again: bool = False) -> bool:
+def anomalous(segment: WhisperSegment, *, heard_again: bool = False) -> bool:
     """Whether a segment's words look made up, by the test Whisper's reference code uses.
 
     Speech-like sound with no words in it (a crowd's babble, speech played backwards, a
@@ -191,26 +219,26 @@ def anomalous(segment: Any, *, heard_again: bool = False) -> bool:
     only if Whisper also thinks its words more likely wrong than right (mean probability
     under one half).
     """
-    words = [word for word in segment.words or () if split_punctuation(str(word.word))[0]]
+    words = [word for word in segment.words or () if split_punctuation(word.word)[0]]
     first = words[:ANOMALY_WORDS]
     if not first:
         return False
     score = sum(_anomaly(word) for word in first)
-    doubted = sum(float(word.probability) for word in first) / len(first) < 0.5
+    doubted = sum(word.probability for word in first) / len(first) < 0.5
     return score + 0.01 >= len(first) or (score >= ANOMALY_SCORE and (heard_again or doubted))
 
 
-def _anomaly(word: Any) -> float:
+def _anomaly(word: WhisperWord) -> float:
     """How unlike a spoken word a Whisper word is: 0 for a likely word of a likely length."""
-    duration = float(word.end) - float(word.start)
-    improbable = 1.0 if float(word.probability) < ANOMALOUS_PROBABILITY else 0.0
+    duration = word.end - word.start
+    improbable = 1.0 if word.probability < ANOMALOUS_PROBABILITY else 0.0
     squeezed = max(0.0, SHORTEST_WORD_SECONDS - duration) * 15
     stretched = max(0.0, duration - LONGEST_WORD_SECONDS)
     return improbable + squeezed + stretched
 
 
 def engine_words(
-    segments: Iterable[Any], offset: float, *, heard_again: bool = False
+    segments: Iterable[WhisperSegment], offset: float, *, heard_again: bool = False
 ) -> list[EngineWord]:
     """The words of the :func:`credible` segments (``heard_again``: see there), times shifted.
 
@@ -224,9 +252,9 @@ def engine_words(
         if not credible(segment, heard_again=heard_again):
             continue
         for word in segment.words or ():
-            text, mark = split_punctuation(str(word.word))
+            text, mark = split_punctuation(word.word)
             if text:
-                start = offset + float(word.start)
+                start = offset + float(word.start)  # numpy's floats become Python's here
                 end = max(start, offset + float(word.end))
                 confidence = min(1.0, max(0.0, float(word.probability)))
                 words.append(EngineWord(text, start, end, confidence, mark))
