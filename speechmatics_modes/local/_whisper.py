@@ -138,27 +138,19 @@ _TRAILING_MARKS = ".,?!:;\"')]}-»…"
 class WhisperWord(Protocol):
     """What this module reads of a faster-whisper word (faster-whisper ships no type hints)."""
 
-    @property
-    def start(self) -> float: ...
-    @property
-    def end(self) -> float: ...
-    @property
-    def word(self) -> str: ...
-    @property
-    def probability(self) -> float: ...
+    start: float
+    end: float
+    word: str
+    probability: float
 
 
 class WhisperSegment(Protocol):
     """What this module reads of a faster-whisper segment: Whisper's evidence, and its words."""
 
-    @property
-    def no_speech_prob(self) -> float: ...
-    @property
-    def avg_logprob(self) -> float: ...
-    @property
-    def compression_ratio(self) -> float: ...
-    @property
-    def words(self) -> Sequence[WhisperWord] | None: ...
+    no_speech_prob: float
+    avg_logprob: float
+    compression_ratio: float
+    words: list[WhisperWord] | None
 
 
 def split_punctuation(token: str) -> tuple[str, str]:
