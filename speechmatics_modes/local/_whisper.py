@@ -150,7 +150,10 @@ class WhisperSegment(Protocol):
     no_speech_prob: float
     avg_logprob: float
     compression_ratio: float
-    words: list[WhisperWord] | None
+
+    @property
+    def words(self) -> Sequence[WhisperWord] | None:
+        """Its words, if the decode timed them (``word_timestamps``)."""
 
 
 def split_punctuation(token: str) -> tuple[str, str]:
