@@ -10,8 +10,8 @@ the other benchmarks use; this module only adds what should give *no* words:
 * applause-like bursts (hundreds of short decaying noise claps),
 * speech-like sound with no words in it: each speech clip played backwards, and a crowd's
   babble of several voices backwards,
-* each speech clip followed (and preceded) by one of those noises, so that words invented in a noisy
-  tail show up as insertions against the reference,
+* each speech clip followed (and preceded) by one of the noises above (not silence), so that
+  words invented in a noisy tail show up as insertions against the reference,
 * the speech clips joined into one stream, full band and through a telephone's band (300 to
   3400 Hz), where voice activity detection is least sure of itself.
 

@@ -33,8 +33,10 @@ cut by Silero VAD); this module owns the model, the decode options and the evide
   (:data:`INTERIM_PADDING_SECONDS`): it is most of a live session's work. Batch keeps the full
   window.
 * **Whisper's own doubts are heeded** (:func:`credible`): a segment it thinks is probably not
-  speech and decoded with low confidence, or whose text compresses like a loop, is dropped, in
-  batch and real time alike. No list of phrases is involved.
+  speech and decoded with low confidence, whose text compresses like a loop, or whose words
+  look made up (:func:`anomalous`) is dropped, in batch and real time alike. A live interim
+  decode, whose words are heard again before any is final, doubts more. No list of phrases
+  is involved.
 """
 
 from __future__ import annotations
@@ -96,6 +98,8 @@ ANOMALY_WORDS = 8
 ANOMALY_SCORE = 3.0
 """What :func:`anomalous` calls a made-up word, and how many make a segment: the values of
 openai-whisper's hallucination check (``word_anomaly_score``, ``is_segment_anomaly``)."""
+DOUBTED_PROBABILITY = 0.5
+"""Words whose mean probability is under this, Whisper thinks more likely wrong than right."""
 
 BATCH_DEADLINE_SECONDS = 30.0
 """A batch job waits behind live decodes due within this long: a live session is waiting."""
@@ -211,15 +215,15 @@ def anomalous(segment: WhisperSegment, *, heard_again: bool = False) -> bool:
     Whisper gives short words it cannot place no length (2 points each), and a whole
     sentence was dropped for three of them. So where dropping loses the words for good (a
     decode whose words are final, unless ``heard_again``), a segment scoring 3 is made up
-    only if Whisper also thinks its words more likely wrong than right (mean probability
-    under one half).
+    only if Whisper also thinks its words more likely wrong than right
+    (:data:`DOUBTED_PROBABILITY`).
     """
     words = [word for word in segment.words or () if split_punctuation(word.word)[0]]
     first = words[:ANOMALY_WORDS]
     if not first:
         return False
     score = sum(_anomaly(word) for word in first)
-    doubted = sum(word.probability for word in first) / len(first) < 0.5
+    doubted = sum(word.probability for word in first) / len(first) < DOUBTED_PROBABILITY
     return score + 0.01 >= len(first) or (score >= ANOMALY_SCORE and (heard_again or doubted))
 
 
