@@ -44,7 +44,7 @@ async def paced_chunks(
     pcm: bytes, pace: float | None, marks: dict[str, float]
 ) -> AsyncIterator[bytes]:
     """The audio in 100 ms chunks, at ``pace`` times real time (``None``: as fast as taken)."""
-    started = time.perf_counter()
+    started = marks["first_chunk_sent"] = time.perf_counter()
     for index, start in enumerate(range(0, len(pcm), CHUNK)):
         if pace is not None:
             ahead = index * 0.1 / pace - (time.perf_counter() - started)

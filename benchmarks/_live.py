@@ -19,6 +19,7 @@ from benchmarks._server import Server
 from benchmarks._wer import word_error_rate
 from speechmatics_modes import (
     AudioFormat,
+    Conversation,
     EndOfUtterance,
     Final,
     ServerError,
@@ -38,6 +39,8 @@ KEEP_UP_SECONDS = 1.5
 """A session keeps up if its last final comes at most this long after its audio ended."""
 FORCE_AT = 0.6
 """How far into a clip ForceEndOfUtterance is sent (mid-utterance for every test clip)."""
+TURN_SILENCE_SECONDS = 2.0
+"""Silence sent after each clip in a turn-taking session, so its last utterance can end."""
 SETTLE_SECONDS = 2.0
 """Pause between rounds of sessions, so the server has released the last round's slots."""
 
@@ -160,3 +163,33 @@ async def forced_answers(server: Server, clips: list[bytes]) -> list[float]:
     """:func:`forced_answer` for each clip in turn: one session at a time (an idle server)."""
     where = client_settings(server)
     return [await forced_answer(where, pcm) for pcm in clips]
+
+
+async def turn_delays(where: Settings, pcm: bytes, trigger: float) -> list[float]:
+    """How long a voice agent waits to reply: for each EndOfUtterance of a paced session that
+    asks for them at ``trigger``, the seconds from the end of the turn's last final word to its
+    arrival, counted as audio sent at real-time pace (so decoding time is included)."""
+    marks: dict[str, float] = {}
+    options = LIVE.model_copy(
+        update={"conversation_config": Conversation(end_of_utterance_silence_trigger=trigger)}
+    )
+    audio = pcm + bytes(round(TURN_SILENCE_SECONDS * BYTES_PER_SECOND))
+    delays: list[float] = []
+    last_word_end: float | None = None
+    async with stream(
+        paced_chunks(audio, 1.0, marks), options=options, audio_format=FORMAT, settings=where
+    ) as events:
+        async for event in events:
+            if isinstance(event, Final) and event.words:
+                last_word_end = event.words[-1].end
+            elif isinstance(event, EndOfUtterance) and last_word_end is not None:
+                sent = time.perf_counter() - marks["first_chunk_sent"]
+                delays.append(sent - last_word_end)
+                last_word_end = None
+    return delays
+
+
+async def turn_taking(server: Server, clips: list[bytes], trigger: float) -> list[float]:
+    """:func:`turn_delays` of each clip in turn, one session at a time (an idle server)."""
+    where = client_settings(server)
+    return [delay for pcm in clips for delay in await turn_delays(where, pcm, trigger)]
