@@ -148,6 +148,16 @@ def test_finals_are_capitalised_and_end_with_a_full_stop() -> None:
     assert stop["is_eos"] is True
 
 
+def test_an_utterance_the_engine_ended_with_a_comma_gets_no_full_stop_after_it() -> None:
+    session = started()
+    comma = EngineWord("world", 1.0, 1.4, 0.8, ",")
+    (message,) = sent(session.recognized(StreamUpdate((HELLO, comma), (), False)))
+    assert message["metadata"]["transcript"] == "Hello world,"
+    assert sent(session.recognized(StreamUpdate((), (), True))) == []
+    (message,) = sent(session.recognized(StreamUpdate((HELLO,), (), True)))
+    assert message["metadata"]["transcript"] == "hello."
+
+
 def test_speaker_only_with_speaker_diarization() -> None:
     session = started(diarization="speaker", enable_partials=True)
     final, partial = sent(session.recognized(StreamUpdate((HELLO,), (WORLD,), True)))
