@@ -75,26 +75,37 @@ class Sentencer:
     """Turns a stream of engine words into results, remembering where sentences start.
 
     One per real-time session (or per batch file): the state is whether the next word opens
-    a sentence and so takes a capital.
+    a sentence and so takes a capital, and whether the last word carried a mark of its own.
     """
 
     labels: Labels
     at_sentence_start: bool = True
+    after_mark: bool = False
+    """The last final word carried the engine's own punctuation mark."""
 
     def words(self, words: Iterable[EngineWord]) -> list[dict[str, Any]]:
         """Results for final words (and their punctuation), continuing the current sentence."""
+        words = list(words)
         results, self.at_sentence_start = self._shape(words, self.at_sentence_start)
+        if words:
+            self.after_mark = bool(words[-1].punctuation)
         return results
+
+    def end_sentence(self, at: float) -> list[dict[str, Any]]:
+        """The full stop that ends the current sentence at a pause (``at`` seconds), if any.
+
+        None where no sentence is open, or where the engine ended the last word with a mark of
+        its own: that mark stands (a comma, not ",.").
+        """
+        if self.at_sentence_start or self.after_mark:
+            return []
+        self.at_sentence_start = True
+        return [self._punctuation(".", at, is_eos=True)]
 
     def preview(self, words: Iterable[EngineWord]) -> list[dict[str, Any]]:
         """Results for partial words: shaped the same, but the sentence state is untouched."""
         results, _ = self._shape(words, self.at_sentence_start)
         return results
-
-    def full_stop(self, at: float) -> dict[str, Any]:
-        """The full stop ending the current sentence at ``at`` seconds; the next word opens one."""
-        self.at_sentence_start = True
-        return self._punctuation(".", at, is_eos=True)
 
     def _shape(
         self, words: Iterable[EngineWord], sentence_start: bool
@@ -142,9 +153,8 @@ def batch_results(words: Sequence[EngineWord], labels: Labels) -> list[dict[str,
     for index, word in enumerate(words):
         results.extend(sentencer.words([word]))
         following = words[index + 1] if index + 1 < len(words) else None
-        paused = following is None or following.start - word.end >= SENTENCE_PAUSE
-        if paused and not word.punctuation:
-            results.append(sentencer.full_stop(word.end))
+        if following is None or following.start - word.end >= SENTENCE_PAUSE:
+            results.extend(sentencer.end_sentence(word.end))
     return results
 
 

@@ -40,8 +40,6 @@ class ChannelTrack:
     """The engine closed an utterance with speech in it; EndOfUtterance is due once the
     trigger's worth of audio has followed its last word."""
     last_final_end: float = 0.0
-    last_final_marked: bool = False
-    """The last final word carried the engine's own punctuation mark."""
 
     @property
     def seconds(self) -> float:
@@ -79,22 +77,16 @@ class ChannelTrack:
     def finals(self, update: StreamUpdate, *, forced: bool) -> dict[str, Any] | None:
         """The ``AddTranscript`` for words the engine made final, if there is anything to say.
 
-        An utterance's end closes its sentence with a full stop, unless the engine ended it
-        with a mark of its own: a comma stands, as in batch, rather than becoming ",.".
+        An utterance's end closes its sentence as a pause does in batch
+        (:meth:`~speechmatics_modes.local._results.Sentencer.end_sentence`).
         """
         finals = _after(update.finals, self.last_final_end)
         results = self.sentencer.words(finals)
         if finals:
             self.speech_since_eou = True
             self.last_final_end = finals[-1].end
-            self.last_final_marked = bool(finals[-1].punctuation)
-        closes_sentence = (
-            (update.utterance_ended or forced)
-            and not self.sentencer.at_sentence_start
-            and not self.last_final_marked
-        )
-        if closes_sentence:
-            results.append(self.sentencer.full_stop(self.last_final_end))
+        if update.utterance_ended or forced:
+            results += self.sentencer.end_sentence(self.last_final_end)
         if not results and not forced:
             return None
         start = results[0]["start_time"] if results else self.last_final_end
