@@ -421,25 +421,30 @@ async def _a_worker_holding_submitted_jobs(
     *,
     after_submissions: int,
 ) -> tuple[subprocess.Popen[bytes], list[tuple[object, ...]]]:
-    """Whichever worker holds submitted jobs once the run is under way, and those inputs.
+    """Whichever worker holds submitted jobs once the run is under way, stopped (SIGSTOP), and
+    those inputs.
 
     Which worker wins the free slots is the scheduler's business, not this test's: waiting for
-    one chosen worker to hold a job could wait for a run that finishes without it.
+    one chosen worker to hold a job could wait for a run that finishes without it. The worker
+    is stopped before its inputs are read, so it cannot finish one of them between the read
+    and the kill (it did once, and that input was never taken over).
     """
     by_pid = {worker.pid: worker for worker in workers}
+    query = "SELECT id, worker FROM speechmatics_modes_inputs WHERE state = 'submitted'"
     with anyio.fail_after(WORKER_SECONDS):
         while True:
             await anyio.sleep(0.05)
             if server.stats.jobs_submitted < after_submissions:
                 continue
-            rows = await sql(
-                url, "SELECT id, worker FROM speechmatics_modes_inputs WHERE state = 'submitted'"
-            )
-            for _, worker in rows:
+            for _, worker in await sql(url, query):
                 pid = int(str(worker).split(":")[-2])
-                if pid in by_pid:
-                    held = [(row[0],) for row in rows if row[1] == worker]
+                if pid not in by_pid:
+                    continue
+                by_pid[pid].send_signal(signal.SIGSTOP)
+                held = [(row[0],) for row in await sql(url, query) if row[1] == worker]
+                if held:
                     return by_pid[pid], held
+                by_pid[pid].send_signal(signal.SIGCONT)
 
 
 async def _all_jobs(server: LocalServer) -> list[object]:
