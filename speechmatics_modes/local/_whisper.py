@@ -101,6 +101,11 @@ openai-whisper's hallucination check (``word_anomaly_score``, ``is_segment_anoma
 DOUBTED_PROBABILITY = 0.5
 """Words whose mean probability is under this, Whisper thinks more likely wrong than right."""
 
+SHORTEST_WINDOW_SECONDS = 0.05
+"""A live window shorter than this holds no word and is not decoded: faster-whisper's word
+alignment raises ``IndexError`` on one under 20 ms (two mel frames), and a decode that raises
+ends its session."""
+
 BATCH_DEADLINE_SECONDS = 30.0
 """A batch job waits behind live decodes due within this long: a live session is waiting."""
 
@@ -448,6 +453,8 @@ class WhisperEngine:
         """
         model, queue = self._running()
         seconds = len(audio) / ENGINE_SAMPLE_RATE
+        if seconds < SHORTEST_WINDOW_SECONDS:
+            return []
         careful = final and not quick
         options: dict[str, Any] = {
             "max_new_tokens": int(8 + _TOKENS_PER_SECOND * seconds),

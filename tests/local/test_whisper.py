@@ -332,6 +332,17 @@ async def test_a_live_decode_encodes_only_its_audio_and_some_padding(
         assert word_error_rate([clip.reference], [text_of(heard)]) <= errors[1] + 0.1
 
 
+@pytest.mark.anyio
+async def test_a_window_too_short_to_hold_a_word_gives_none(engine: WhisperEngine) -> None:
+    """Windows of a few milliseconds, decoded straight through faster-whisper, raised
+    IndexError in its word alignment (under two mel frames), which ended the session."""
+    rng = np.random.default_rng(0)
+    for samples in (1, 160, 319):
+        audio = (0.01 * rng.standard_normal(samples)).astype(np.float32)
+        for final in (False, True):
+            assert await engine.decode(audio, 3.0, final=final, deadline=0.0) == []
+
+
 def test_telephone_band_speech_is_heard_as_speech_where_full_band_is(
     speech_clips: list[Clip],
 ) -> None:
