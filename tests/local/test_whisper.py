@@ -334,8 +334,8 @@ async def test_a_live_decode_encodes_only_its_audio_and_some_padding(
 
 @pytest.mark.anyio
 async def test_a_window_too_short_to_hold_a_word_gives_none(engine: WhisperEngine) -> None:
-    """Windows of a few milliseconds, decoded straight through faster-whisper, raised
-    IndexError in its word alignment (under two mel frames), which ended the session."""
+    """Windows of a few milliseconds, decoded straight through faster-whisper, raise
+    IndexError in its word alignment (under two mel frames), which would end the session."""
     rng = np.random.default_rng(0)
     for samples in (1, 160, 319):
         audio = (0.01 * rng.standard_normal(samples)).astype(np.float32)
