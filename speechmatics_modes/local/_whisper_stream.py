@@ -7,8 +7,9 @@ Whisper's 30 s: :mod:`~speechmatics_modes.local._whisper`). Decisions, and why:
 * **Utterances, not fragments.** :class:`~speechmatics_modes.local._speech_detector.SpeechDetector`
   (Silero VAD) finds where speech stops. When a pause of :data:`PAUSE_SECONDS` ends an
   utterance, it is decoded once, with batch's options, and all its words become final: the
-  decoder sees each phrase whole, as batch does. Audio the detector never calls speech is never
-  decoded, so room tone, music and applause give no words.
+  decoder sees each phrase whole, as batch does (in a session waiting for EndOfUtterance,
+  from a little before its last final word: :data:`REACH_SECONDS`). Audio the detector
+  never calls speech is never decoded, so room tone, music and applause give no words.
 * **A sentence hears what follows it, when there is time.** Decoded alone, the end of a
   sentence is heard without the words after it (tiny.en heard J. F. Kennedy's "And so my
   fellow Americans", closed by a 0.8 s pause, as "And so am I fellow Americans"). When
@@ -39,7 +40,8 @@ Whisper's 30 s: :mod:`~speechmatics_modes.local._whisper`). Decisions, and why:
   needs). The tail is decoded greedily, in one pass
   (:data:`~speechmatics_modes.local._whisper.QUICK_BEAM_SIZE`). Decoded without the start of
   its sentence, it is heard less well, so EndOfStream, where nobody waits for the answer,
-  decodes the whole utterance. Either end,
+  decodes the whole utterance (or, in a session waiting for EndOfUtterance, from a little
+  before its last final: :meth:`~WhisperStream._final_start`). Either end,
   once the server has read it behind audio still being fed, makes the stream :meth:`hurry
   <WhisperStream.hurry>`: the interim decode under way is no longer waited for (with partials
   on, a session decodes every half second of audio, and a forced end waited up to 0.25 s
@@ -55,9 +57,13 @@ Whisper's 30 s: :mod:`~speechmatics_modes.local._whisper`). Decisions, and why:
   of an utterance tiny.en flickers between versions from one decode to the next. Deadlines
   count from when the audio *arrived* (wall time; audio read in a burst after a decode is
   taken to have come at real-time pace), so audio sent faster than real time is decoded in
-  large steps. An interim decode of a long utterance hears only its last
-  :data:`INTERIM_REACH_SECONDS` of finals (the words before are settled), so its cost stays
-  flat however long the speaker goes on.
+  large steps.
+* **An interim decode reaches back only a little before the last final**
+  (:data:`REACH_SECONDS`): the words before it are settled, and the decode needs only enough
+  of them to hear the next ones in context, so its cost stays flat however long the speaker
+  goes on. So does the decode that closes an utterance in a session that waits for
+  EndOfUtterance, which waits for that decode; other sessions' closing decodes hear the
+  whole utterance, which measured a little more accurate.
 * **Finals are final.** Each decode re-hears words already committed; they are found again by
   aligning the texts (and, failing that, by time) and skipped. No final word starts before the
   previous final ended: starts are clamped to it.
@@ -91,11 +97,11 @@ from speechmatics_modes.local._speech_detector import (
 __all__ = [
     "FLUSH_CONTEXT_SECONDS",
     "FLUSH_SECONDS",
-    "INTERIM_REACH_SECONDS",
     "LOOKAHEAD_SECONDS",
     "MAX_WINDOW_SECONDS",
     "PARTIAL_INTERVAL",
     "PAUSE_SECONDS",
+    "REACH_SECONDS",
     "SHORTEST_PAUSE_SECONDS",
     "Decoder",
     "Look",
@@ -126,8 +132,9 @@ MIN_INTERIM_STEP = 0.5
 """Seconds of new audio an interim decode needs, at least; more when decodes take longer, so
 a stream never spends more time decoding than its audio lasts (a server that fell behind,
 decoding on every 100 ms chunk, stopped reading its socket and the client's pings timed out)."""
-INTERIM_REACH_SECONDS = 3.0
-"""An interim decode hears at most this much of its utterance before the last final word.
+REACH_SECONDS = 3.0
+"""An interim decode hears at most this much of its utterance before the last final word (so
+does a closing decode that EndOfUtterance waits for: :meth:`WhisperStream._final_start`).
 
 Every interim decode used to hear the open utterance from its start, so in a long one (10 s
 without a pause) each decode cost more than the last, and with four live sessions on two
@@ -588,14 +595,15 @@ class WhisperStream:
         No decode is needed when a pause decode covered the speech (which ended at
         ``speech_end``). In a ``hurry`` (ForceEndOfUtterance) at most :data:`FLUSH_SECONDS`
         are decoded: the words before them become final as the latest looks heard them.
+        Where it decodes from: :meth:`_final_start`.
         """
         done = self._pause_decode
         settled: list[EngineWord] = []
         if done is not None and done.until >= speech_end:
             words: list[EngineWord] | None = done.words
         else:
-            context = PRE_ROLL_SECONDS
-            if hurry and start - PRE_ROLL_SECONDS < until - FLUSH_SECONDS:
+            start, context = self._final_start(start)
+            if hurry and start - context < until - FLUSH_SECONDS:
                 settled = self._settle(until - FLUSH_SECONDS)
                 if self._committed_end > start:
                     start, context = self._committed_end, FLUSH_CONTEXT_SECONDS
@@ -627,8 +635,9 @@ class WhisperStream:
         """
         if self._pause_decode is None:
             until = self._audio_end
+            begin, context = self._final_start(start)
             words = await self._interim_decode_window(
-                start, until, final=True, deadline=self._clock(), optional=True
+                begin, until, final=True, deadline=self._clock(), optional=True, context=context
             )
             if words is None:
                 return StreamUpdate(partial=self._partial)
@@ -786,13 +795,27 @@ class WhisperStream:
             if self._detector.had_speech(word.start - SPEECH_MARGIN, word.end + SPEECH_MARGIN)
         ]
 
+    def _final_start(self, start: float) -> tuple[float, float]:
+        """Where a decode that closes the utterance begun at ``start`` starts, and its context.
+
+        From its start, so the words still open are heard with all their sentence, unless the
+        session waits for EndOfUtterance, which waits for this decode: then it reaches back as
+        an interim decode does (:meth:`_recent_start`). Through the server at real-time pace
+        (``max_delay`` 1 s) that brought EndOfUtterance at a 0.5 s trigger from 0.98-1.19 s to
+        0.84-1.14 s after the last word on average, and the worst from 1.74-2.31 s to
+        1.35-1.94 s; decoding from the start cost a long utterance's close up to 1 s.
+        """
+        if self._turns_wanted:
+            return self._recent_start(start)
+        return start, PRE_ROLL_SECONDS
+
     def _recent_start(self, start: float) -> tuple[float, float]:
-        """Where an interim decode of the utterance begun at ``start`` starts, and its context.
+        """Where a decode of the utterance begun at ``start`` starts, and its context.
 
         In a long utterance: at a final word's end (between two words), at most
-        :data:`INTERIM_REACH_SECONDS` before the last final, with no audio before it.
+        :data:`REACH_SECONDS` before the last final, with no audio before it.
         """
-        reach = self._committed_end - INTERIM_REACH_SECONDS
+        reach = self._committed_end - REACH_SECONDS
         if reach <= start:
             return start, PRE_ROLL_SECONDS
         return self._between_words_from(reach), 0.0

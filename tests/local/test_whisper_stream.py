@@ -23,11 +23,11 @@ from speechmatics_modes.local._whisper_stream import (
     EDGE_SECONDS,
     FLUSH_CONTEXT_SECONDS,
     FLUSH_SECONDS,
-    INTERIM_REACH_SECONDS,
     LOOKAHEAD_SECONDS,
     MIN_INTERIM_STEP,
     PARTIAL_INTERVAL,
     PAUSE_SECONDS,
+    REACH_SECONDS,
     SHORTEST_PAUSE_SECONDS,
     Decoder,
     Look,
@@ -399,13 +399,15 @@ async def test_flush_in_a_pause_needs_no_decode_of_its_own() -> None:
 
 
 async def spoken_words(
-    count: int, *, max_delay: float, seconds: float
+    count: int, *, max_delay: float, seconds: float, trigger: float = 0.0
 ) -> tuple[ScriptedDecoder, PacedRun]:
     """``count`` words, one every 0.5 s from 0.5 s with no pause, in ``seconds`` of audio fed at
-    real time with partials; each must come out final once, in order, none misheard."""
+    real time with partials (EndOfUtterance at ``trigger``, 0 for none); each must come out
+    final once, in order, none misheard."""
     script = [word(f"w{index}", 0.5 + 0.5 * index, 0.9 + 0.5 * index) for index in range(count)]
     decoder = ScriptedDecoder(script)
     run = paced(decoder, max_delay=max_delay, partials=True)
+    run.stream.end_utterances_after(trigger)
     await run.feed(speech_audio([(0.5, script[-1].end)], seconds))
     finals = [w for w, _ in run.finals]
     assert [w.text for w in finals] == [w.text for w in script], "none misheard, none twice"
@@ -755,18 +757,24 @@ async def test_a_coming_end_drops_the_interim_decode_under_way() -> None:
 
 
 @pytest.mark.anyio
-async def test_interim_decodes_reach_back_only_a_little_before_the_last_final() -> None:
+@pytest.mark.parametrize("trigger", [0.0, 0.5])
+async def test_decodes_reach_back_only_a_little_before_the_last_final(trigger: float) -> None:
     """12 s without a pause at max_delay 1 s: each interim decode starts at a final word's end at
-    most INTERIM_REACH_SECONDS before the last final, so its cost does not grow with the
-    utterance; the utterance's own decode, at the pause, still hears it whole."""
-    decoder, _ = await spoken_words(24, max_delay=1.0, seconds=13.5)
+    most REACH_SECONDS before the last final, so its cost does not grow with the utterance.
+    The utterance's own decode at the pause hears it whole, unless the session waits for
+    EndOfUtterance (which waits for that decode): then it reaches back as the interims do."""
+    decoder, _ = await spoken_words(24, max_delay=1.0, seconds=13.5, trigger=trigger)
     interims = [(start, end) for start, end, final in decoder.calls if not final]
     reached = [(start, end) for start, end in interims if start > 0.5]
     assert len(reached) >= len(interims) // 2, "most of the utterance is decoded after 3 s"
     word_ends = {w.end for w in decoder.words}
     for start, end in reached:
         assert any(start == pytest.approx(end_of_word) for end_of_word in word_ends)
-        assert end - start <= INTERIM_REACH_SECONDS + 2.0  # the words max_delay leaves open
+        assert end - start <= REACH_SECONDS + 2.0  # the words max_delay leaves open
     *_, (start, end, final) = decoder.calls
     assert final
-    assert start < 0.5
+    if trigger:
+        assert any(start == pytest.approx(end_of_word) for end_of_word in word_ends)
+        assert end - start <= REACH_SECONDS + 2.0
+    else:
+        assert start < 0.5
