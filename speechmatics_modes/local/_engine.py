@@ -31,6 +31,7 @@ __all__ = [
     "StreamingRecognizer",
     "force_end_of_utterance",
     "hurry",
+    "joins_backlog",
     "open_tuned",
     "retune",
     "stream_capacity",
@@ -73,7 +74,8 @@ class StreamUpdate:
 class StreamingRecognizer(Protocol):
     """Incremental recognition for one real-time session. One per session: never shared.
 
-    Four methods are optional, so recognisers written before them keep working:
+    Four methods and an attribute are optional, so recognisers written before them keep
+    working:
 
     * ``retune(*, max_delay: float, partials: bool) -> None``, called when
       ``SetRecognitionConfig`` changes either mid-session (without it, a recogniser keeps
@@ -90,7 +92,10 @@ class StreamingRecognizer(Protocol):
       of a stream nobody is in such a hurry);
     * ``hurry() -> None``, called as soon as a ForceEndOfUtterance or EndOfStream arrives,
       while audio sent before it may still be waiting to be fed: work whose only use is
-      before the end (a partial) can be dropped, so the end is answered sooner.
+      before the end (a partial) can be dropped, so the end is answered sooner;
+    * ``joins_backlog: bool``, true if the audio that came while a :meth:`feed` ran may be
+      fed in one piece after it (see :func:`joins_backlog`); without it, each message's audio
+      is fed on its own.
     """
 
     async def feed(self, pcm: bytes) -> StreamUpdate:
@@ -219,6 +224,17 @@ def _end_utterances_after(stream: StreamingRecognizer, seconds: float) -> None:
     take: Callable[[float], None] | None = getattr(stream, "end_utterances_after", None)
     if take is not None:
         take(seconds)
+
+
+def joins_backlog(stream: StreamingRecognizer) -> bool:
+    """Whether ``stream`` takes the audio that came while it was busy in one feed.
+
+    A recogniser whose feeds take long (a decode) hears everything that has come, not only the
+    next message's audio, and sees a pause in it at once. One that is quick to feed, such as a
+    scripted engine in a protocol test, is better fed message by message: what it says then
+    follows the client's chunks, not the server's timing.
+    """
+    return getattr(stream, "joins_backlog", False) is True
 
 
 def hurry(stream: StreamingRecognizer) -> None:

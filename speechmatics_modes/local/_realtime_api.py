@@ -9,7 +9,9 @@ on that one client, as with the service.
 
 Reading ahead lets a ForceEndOfUtterance (or EndOfStream) be seen while the engine is still
 busy with the audio before it: the engine is told to drop the interim work it is doing (a
-partial decode, as long as the answer itself), which the end makes moot.
+partial decode, as long as the answer itself), which the end makes moot. It also lets the
+audio that came during a decode be fed in one piece when the decode ends, to a stream that
+asks for it (:meth:`_Connection._with_audio_behind`).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import logging
 import uuid
 from collections import deque
 from collections.abc import Awaitable, Iterable
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 import anyio.to_thread
@@ -33,6 +35,7 @@ from speechmatics_modes.local._engine import (
     StreamingRecognizer,
     force_end_of_utterance,
     hurry,
+    joins_backlog,
     open_tuned,
     retune,
 )
@@ -155,6 +158,13 @@ class RealtimeApi:
         return self._faults
 
 
+def _audio_channel(actions: list[Action]) -> str | Literal[False] | None:
+    """The channel of a message that only brought audio (answers and one feed), else False."""
+    feeds = [action for action in actions if isinstance(action, Feed)]
+    only_audio = len(feeds) == 1 and all(isinstance(a, Send | Feed) for a in actions)
+    return feeds[0].channel if only_audio else False
+
+
 class _SessionOver(Exception):
     """The socket is gone (closed, dropped, or a fault ended it): stop pumping."""
 
@@ -250,15 +260,50 @@ class _Connection:
         """Do what the reader queued, in order: feed the engine, flush it, answer."""
         try:
             async with from_reader:
-                async for actions, audio_seconds in from_reader:
-                    ends = any(isinstance(a, Flush) and a.end_of_stream for a in actions)
-                    if ends and self._fault is not None and self._fault.at_end_of_stream:
-                        async with self._lock:
-                            await self._end_with_fault()
-                        return
-                    await self._run_locked(actions, audio_seconds)
+                async for read in from_reader:
+                    for actions, audio_seconds in self._with_audio_behind(read, from_reader):
+                        ends = any(isinstance(a, Flush) and a.end_of_stream for a in actions)
+                        if ends and self._fault is not None and self._fault.at_end_of_stream:
+                            async with self._lock:
+                                await self._end_with_fault()
+                            return
+                        await self._run_locked(actions, audio_seconds)
         finally:
             worked.set()
+
+    def _with_audio_behind(
+        self, read: _Read, from_reader: MemoryObjectReceiveStream[_Read]
+    ) -> list[_Read]:
+        """``read``, with the audio already read behind it joined to its feed.
+
+        While a decode runs, the audio that arrives meanwhile waits here; fed a chunk at a
+        time, the next decode would hear only the first of it, and a pause in the rest would be
+        seen only a decode later. Joined, the engine hears all that has come. Each message's
+        acknowledgement still goes, in order, before the joined feed. A message that is not
+        only audio ends the join and is returned after it, to run in its turn. Only for a
+        stream that asks for it (:func:`joins_backlog`), and not in a session with a fault to
+        inject, which counts the audio fed message by message.
+        """
+        actions, audio_seconds = read
+        channel = _audio_channel(actions)
+        if channel is False or self._fault is not None:
+            return [read]
+        stream = self._streams.get(channel)
+        if stream is None or not joins_backlog(stream):
+            return [read]
+        sends = [action for action in actions if isinstance(action, Send)]
+        pcm = [action.pcm for action in actions if isinstance(action, Feed)]
+        while True:
+            try:
+                following = from_reader.receive_nowait()
+            except (anyio.WouldBlock, anyio.EndOfStream):
+                following = None
+            if following is None or _audio_channel(following[0]) != channel:
+                joined: _Read = ([*sends, Feed(b"".join(pcm), channel)], audio_seconds)
+                return [joined] if following is None else [joined, following]
+            more, audio_seconds = following
+            sends += [action for action in more if isinstance(action, Send)]
+            pcm += [action.pcm for action in more if isinstance(action, Feed)]
 
     async def _run_locked(self, actions: list[Action], audio_seconds: float) -> None:
         """Run what a message asked for; ``audio_seconds``: the session's audio once it came."""

@@ -166,6 +166,11 @@ SPEECH_MARGIN = 0.2
 LOOKAHEAD_SECONDS = 2.0
 """Audio after an utterance that its final decode hears, when ``max_delay`` leaves time to wait
 for it and nobody waits for EndOfUtterance (:class:`_Held`)."""
+HEARING_PIECE_SECONDS = 0.1
+"""Fed audio is heard this much at a time (:meth:`WhisperStream.feed`). The server feeds what
+came while a decode ran in one go, and a second of it may hold two pauses, each closing an
+utterance that needs its own final decode and EndOfUtterance, or a quiet stretch that closes
+one only if it is checked while the stretch lasts."""
 
 
 class WhisperFailure(ServerError):
@@ -360,6 +365,10 @@ class _Arrivals:
 class WhisperStream:
     """One real-time session's :class:`StreamingRecognizer` over the engine's shared decoder."""
 
+    joins_backlog = True
+    """Audio that came during a decode is taken in one feed: the next decode hears all of it,
+    and a pause in it is seen at once (:func:`~speechmatics_modes.local._engine.joins_backlog`)."""
+
     def __init__(
         self,
         decode: Decoder,
@@ -378,6 +387,8 @@ class WhisperStream:
         self._clock = clock
         self._audio: Audio = np.zeros(0, dtype=np.float32)
         self._audio_start = 0.0
+        self._unheard: Audio = np.zeros(0, dtype=np.float32)
+        """Audio fed but not heard yet (:meth:`feed`): it is not in :attr:`_audio`."""
         self._odd_byte = b""
         self._arrivals = _Arrivals(deque(), deque())
         self._committed: list[EngineWord] = []
@@ -397,25 +408,44 @@ class WhisperStream:
     @property
     def buffered_seconds(self) -> float:
         """Seconds of audio held for decoding: bounded, however long the session."""
-        return len(self._audio) / ENGINE_SAMPLE_RATE
+        return (len(self._audio) + len(self._unheard)) / ENGINE_SAMPLE_RATE
 
     @property
     def _audio_end(self) -> float:
-        return self._audio_start + self.buffered_seconds
+        """Where the audio heard so far ends."""
+        return self._audio_start + len(self._audio) / ENGINE_SAMPLE_RATE
 
     @property
     def _committed_end(self) -> float:
         return self._committed[-1].end if self._committed else 0.0
 
     async def feed(self, pcm: bytes) -> StreamUpdate:
-        """Take audio; decode when an utterance ends, or when partials or ``max_delay`` ask."""
+        """Take audio; decode when an utterance ends, or when partials or ``max_delay`` ask.
+
+        The audio is heard :data:`HEARING_PIECE_SECONDS` at a time, as if fed so, but only
+        the last piece may start an interim decode (the others' would hear stale audio), and
+        hearing stops at the first piece that made words final or ended an utterance: the
+        rest waits for the next feed, or a flush.
+        """
         self._check_open()
         data = self._odd_byte + pcm
         whole = len(data) - len(data) % 2
         self._odd_byte = data[whole:]
         audio = np.frombuffer(data[:whole], dtype="<i2").astype(np.float32) / np.float32(32768)
-        self._audio = np.concatenate((self._audio, audio))
+        self._unheard = np.concatenate((self._unheard, audio))
         now = self._clock()
+        piece = round(HEARING_PIECE_SECONDS * ENGINE_SAMPLE_RATE)
+        update = StreamUpdate(partial=self._partial)
+        while len(self._unheard):
+            audio, self._unheard = self._unheard[:piece], self._unheard[piece:]
+            update = await self._hear(audio, now, newest=not len(self._unheard))
+            if update.finals or update.utterance_ended:
+                break
+        return update
+
+    async def _hear(self, audio: Audio, now: float, *, newest: bool) -> StreamUpdate:
+        """Hear one piece of audio read at ``now``; an interim decode only for the ``newest``."""
+        self._audio = np.concatenate((self._audio, audio))
         self._arrivals.add(self._audio_end, now, waited=self._decode_seconds)
         ended = self._detector.push(audio)
         if ended:
@@ -442,6 +472,8 @@ class WhisperStream:
         if self._pausing_seconds() >= self._detector.pause / 2:
             return await self._pause(start)
         self._pause_decode = None  # the speaker went on
+        if not newest:
+            return StreamUpdate(partial=self._partial)
         return await self._interim(start, now)
 
     async def flush(self) -> StreamUpdate:
@@ -470,8 +502,11 @@ class WhisperStream:
     async def _end_utterance(self, *, hurry: bool) -> StreamUpdate:
         self._check_open()
         self._hurried = False
-        start = self._detector.utterance_start
-        utterance = self._detector.close()
+        unheard, self._unheard = self._unheard, self._unheard[:0]
+        self._audio = np.concatenate((self._audio, unheard))  # all of it: it ends anyway
+        ended = self._detector.push(unheard)
+        start = ended[0].start if ended else self._detector.utterance_start
+        utterance = self._detector.close() or (ended[-1] if ended else None)
         held, self._held = self._held, None
         if held is not None:
             speech_end = held.until if utterance is None else utterance.end
@@ -521,7 +556,7 @@ class WhisperStream:
     async def aclose(self) -> None:
         """Drop the audio; the model stays with the engine."""
         self._closed = True
-        self._audio = np.zeros(0, dtype=np.float32)
+        self._audio = self._unheard = np.zeros(0, dtype=np.float32)
 
     async def _end_of_speech(self, start: float, until: float, speech_end: float) -> StreamUpdate:
         """A pause ended the utterance begun at ``start``: make its words final, or hold them.

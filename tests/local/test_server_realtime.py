@@ -252,6 +252,55 @@ async def test_audio_after_end_of_stream_is_warned_before_end_of_transcript(
     assert messages[-1] == {"message": "EndOfTranscript"}
 
 
+class _BusyStream(ScriptedStream):
+    """Records what each feed brought; the first waits at the gate (a decode that takes long)."""
+
+    def __init__(self, engine: _BusyEngine) -> None:
+        super().__init__(engine, final_lag=0.0)
+        self._busy = engine
+        self.joins_backlog = engine.joins
+
+    async def feed(self, pcm: bytes) -> StreamUpdate:
+        self._busy.fed.append(len(pcm))
+        if len(self._busy.fed) == 1:
+            await self._busy.gate.wait()
+        return await super().feed(pcm)
+
+
+class _BusyEngine(ScriptedEngine):
+    def __init__(self, *, joins: bool) -> None:
+        super().__init__(scripted_engine().words)
+        self.joins = joins
+        self.gate = anyio.Event()
+        self.fed: list[int] = []
+
+    async def open_stream(self, *, max_delay: float, partials: bool = True) -> ScriptedStream:
+        return _BusyStream(self)
+
+
+@pytest.mark.parametrize("joins", [True, False])
+async def test_audio_read_while_the_engine_is_busy_reaches_it_in_one_feed(
+    joins: bool, no_leaks: None
+) -> None:
+    """Chunks that came during a long decode are fed together when it ends, so the engine's
+    next decode hears all of them (a pause among them is seen at once, not a decode later);
+    each chunk is still acknowledged, in order. Only if the stream asks: a quick one is fed
+    each message's audio, so what it says follows the client's chunks, not the timing."""
+    engine = _BusyEngine(joins=joins)
+    chunk = pcm_bytes(0.1)
+    async with LocalServer(engine=engine) as server, connect(server) as socket:
+        await started(socket)
+        for _ in range(6):
+            await socket.send_bytes(chunk)
+        assert await eventually(lambda: server.stats.audio_frames == 6)
+        engine.gate.set()  # the first decode ends with five chunks read behind it
+        await socket.send_json({"message": "EndOfStream", "last_seq_no": 6})
+        messages = await until_closed(socket)
+    assert engine.fed == [len(chunk), 5 * len(chunk)] if joins else [len(chunk)] * 6
+    assert [m["seq_no"] for m in of_kind(messages, "AudioAdded")] == [1, 2, 3, 4, 5, 6]
+    assert messages[-1] == {"message": "EndOfTranscript"}
+
+
 class _TurnsEngine(ScriptedEngine):
     """Records the EndOfUtterance triggers its streams are told of."""
 

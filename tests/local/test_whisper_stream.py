@@ -243,6 +243,49 @@ async def test_a_short_end_of_utterance_trigger_ends_utterances_at_pauses_that_s
 
 
 @pytest.mark.anyio
+async def test_two_utterances_fed_at_once_end_one_at_a_time() -> None:
+    """The server feeds what came while a decode ran in one go: two turns in it get a final
+    decode and an end each (so each its EndOfUtterance), the second at the next feed."""
+    script = [word("yes", 0.3, 0.6), word("no", 0.9, 1.2)]
+    run = paced(ScriptedDecoder(script), max_delay=4.0, partials=False)
+    run.stream.end_utterances_after(0.25)
+    audio = speech_audio([(0.3, 0.6), (0.9, 1.2)], 2.0)
+    first = await run.stream.feed(audio)
+    second = await run.stream.feed(speech_audio([], 0.1))
+    assert [(w.text, first.utterance_ended) for w in first.finals] == [("yes", True)]
+    assert [(w.text, second.utterance_ended) for w in second.finals] == [("no", True)]
+    assert not (await run.stream.flush()).finals
+
+
+@pytest.mark.anyio
+async def test_a_flush_hears_all_the_audio_fed_even_past_an_utterance_s_end() -> None:
+    """Audio fed after a pause ended an utterance waits for the next feed; a flush that comes
+    first hears it, and makes its words final."""
+    script = [word("yes", 0.3, 0.6), word("no", 0.9, 1.2)]
+    run = paced(ScriptedDecoder(script), max_delay=4.0, partials=False)
+    run.stream.end_utterances_after(0.25)
+    first = await run.stream.feed(speech_audio([(0.3, 0.6), (0.9, 1.2)], 1.3))
+    assert [w.text for w in first.finals] == ["yes"]
+    assert [w.text for w in (await run.stream.flush()).finals] == ["no"]
+
+
+@pytest.mark.anyio
+async def test_a_breath_in_audio_fed_at_once_still_ends_a_quick_turn() -> None:
+    """A quiet stretch the detector calls speech ends a quick turn only if it is checked while
+    it lasts: audio fed in one go is heard a piece at a time, so it still does."""
+    script = [word("the", 0.5, 1.0), word("cat", 1.1, 2.0), word("sat", 2.9, 3.4)]
+    run = paced(ScriptedDecoder(script), max_delay=4.0, partials=False, hears=sound_frames)
+    run.stream.end_utterances_after(0.25)
+    audio = speech_audio([(0.5, 2.0), (2.9, 3.4)], 4.5, quiet=[(2.0, 2.9)])
+    first = await run.stream.feed(audio)
+    second = await run.stream.feed(speech_audio([], 0.1))
+    assert [w.text for w in first.finals] == ["the", "cat"]
+    assert first.utterance_ended
+    assert [w.text for w in second.finals] == ["sat"]
+    assert second.utterance_ended
+
+
+@pytest.mark.anyio
 @pytest.mark.parametrize("trigger", [0.0, 0.25])
 async def test_quick_turns_end_an_utterance_in_a_breath_the_detector_calls_speech(
     trigger: float,
