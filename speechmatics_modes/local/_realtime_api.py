@@ -291,19 +291,19 @@ class _Connection:
         stream = self._streams.get(channel)
         if stream is None or not joins_backlog(stream):
             return [read]
-        sends = [action for action in actions if isinstance(action, Send)]
-        pcm = [action.pcm for action in actions if isinstance(action, Feed)]
-        while True:
+        sends: list[Action] = []
+        pcm: list[bytes] = []
+        following: _Read | None = read
+        while following is not None and _audio_channel(following[0]) == channel:
+            more, audio_seconds = following
+            sends += [action for action in more if isinstance(action, Send)]
+            pcm += [action.pcm for action in more if isinstance(action, Feed)]
             try:
                 following = from_reader.receive_nowait()
             except (anyio.WouldBlock, anyio.EndOfStream):
                 following = None
-            if following is None or _audio_channel(following[0]) != channel:
-                joined: _Read = ([*sends, Feed(b"".join(pcm), channel)], audio_seconds)
-                return [joined] if following is None else [joined, following]
-            more, audio_seconds = following
-            sends += [action for action in more if isinstance(action, Send)]
-            pcm += [action.pcm for action in more if isinstance(action, Feed)]
+        joined: _Read = ([*sends, Feed(b"".join(pcm), channel)], audio_seconds)
+        return [joined] if following is None else [joined, following]
 
     async def _run_locked(self, actions: list[Action], audio_seconds: float) -> None:
         """Run what a message asked for; ``audio_seconds``: the session's audio once it came."""
