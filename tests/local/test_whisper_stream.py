@@ -243,6 +243,25 @@ async def test_a_short_end_of_utterance_trigger_ends_utterances_at_pauses_that_s
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize("trigger", [0.0, 0.25, 0.5])
+async def test_only_a_session_waiting_for_the_turn_decodes_its_pause_quickly(
+    trigger: float,
+) -> None:
+    """The decode at a pause makes the utterance's words final and, in a session that asks for
+    EndOfUtterance, the client waits for it: there it is greedy with an interim's padding
+    (quick), elsewhere it has batch's options."""
+    decoder = ScriptedDecoder([word("the", 0.5, 1.0), word("cat", 1.1, 2.0)])
+    run = paced(decoder, max_delay=4.0, partials=False, lookahead=0)
+    run.stream.end_utterances_after(trigger)
+    await run.feed(speech_audio([(0.5, 1.0), (1.1, 2.0)], 3.0))
+    assert commits(run) == [["the", "cat"]]
+    closing = [
+        quick for (*_, final), quick in zip(decoder.calls, decoder.quick, strict=True) if final
+    ]
+    assert closing == [trigger > 0]
+
+
+@pytest.mark.anyio
 async def test_two_utterances_fed_at_once_end_one_at_a_time() -> None:
     """The server feeds what came while a decode ran in one go: two turns in it get a final
     decode and an end each (so each its EndOfUtterance), the second at the next feed."""
