@@ -49,9 +49,13 @@ class Sound:
         return len(self.pcm) / (2 * RATE)
 
 
+def _dbfs(signal: Samples) -> float:
+    rms = float(np.sqrt(np.mean(np.square(signal))))
+    return 20 * float(np.log10(rms)) if rms else -120.0
+
+
 def _at_dbfs(signal: Samples, dbfs: float) -> Samples:
-    rms = float(np.sqrt(np.mean(np.square(signal)))) or 1.0
-    scaled: Samples = signal * (10 ** (dbfs / 20) / rms)
+    scaled: Samples = signal * 10 ** ((dbfs - _dbfs(signal)) / 20)
     return scaled
 
 
@@ -201,11 +205,31 @@ def speech_like(speech: list[Sound], seconds: float = 8.0) -> list[Sound]:
     rng = np.random.default_rng([SEED, 2000])
     count = int(seconds * RATE)
     for talkers in BABBLE_TALKERS:
-        crowd = np.zeros(count)
-        for index in rng.choice(len(voices), talkers, replace=False):
-            looped = np.resize(voices[index], count)
-            crowd += _at_dbfs(np.roll(looped, int(rng.integers(count))), -26)
+        crowd = _crowd(rng, voices, talkers, count)
         sounds.append(Sound(f"babble-{talkers}", _pcm(_at_dbfs(crowd, -26)), ""))
+    return sounds
+
+
+def _crowd(rng: np.random.Generator, voices: list[Samples], talkers: int, count: int) -> Samples:
+    """``talkers`` of ``voices`` at equal loudness, each looped from a random point."""
+    crowd = np.zeros(count)
+    for index in rng.choice(len(voices), talkers, replace=False):
+        looped = np.resize(voices[index], count)
+        crowd += _at_dbfs(np.roll(looped, int(rng.integers(count))), -26)
+    return crowd
+
+
+def under_babble(speech: list[Sound], below_db: float = 5.0, talkers: int = 4) -> list[Sound]:
+    """Each speech clip under the babble of ``talkers`` others played backwards, ``below_db``
+    quieter: real speech the recogniser should hear where :func:`speech_like` is only sound."""
+    rng = np.random.default_rng([SEED, 3000])
+    sounds = []
+    for clip in speech:
+        voice = _speech_samples(clip.pcm)
+        others = [_speech_samples(o.pcm)[::-1] for o in speech if o is not clip]
+        crowd = _at_dbfs(_crowd(rng, others, talkers, len(voice)), _dbfs(voice) - below_db)
+        name = f"{clip.name}+babble-{below_db:g}dB"
+        sounds.append(Sound(name, _pcm(voice + crowd), clip.reference))
     return sounds
 
 

@@ -74,7 +74,15 @@ from benchmarks._live import (
 from benchmarks._report import publish
 from benchmarks._server import Server, server_process
 from benchmarks._wer import word_error_rate
-from benchmarks.devset import Sound, joined, noisy_tails, non_speech, speech_like, telephone
+from benchmarks.devset import (
+    Sound,
+    joined,
+    noisy_tails,
+    non_speech,
+    speech_like,
+    telephone,
+    under_babble,
+)
 from benchmarks.engine_accuracy import CHUNK_BYTES, load_clips, text
 from speechmatics_modes.local import Engine, EngineWord, SessionLimits
 from speechmatics_modes.local._engine import force_end_of_utterance, open_tuned, stream_capacity
@@ -210,6 +218,7 @@ async def force_end_of_utterance_seconds(engine: Engine, sounds: list[Sound]) ->
 async def measure_whisper(workdir: Path, speech: list[Sound]) -> dict[str, Any]:
     references = [sound.reference for sound in speech]
     tails = noisy_tails(speech)
+    crowded = under_babble(speech)
     quiet = non_speech()
     wordless = speech_like(speech)
     streams = {"one_stream": joined(speech)}
@@ -228,6 +237,7 @@ async def measure_whisper(workdir: Path, speech: list[Sound]) -> dict[str, Any]:
                 "wer": word_error_rate(references, batch_text),
                 "rtf": batch_rtf,
                 "tails_wer": word_error_rate(references, await batch(engine, tails, workdir)),
+                "babble_wer": word_error_rate(references, await batch(engine, crowded, workdir)),
                 "non_speech_words": sum(
                     len(t.split()) for t in await batch(engine, quiet, workdir)
                 ),
@@ -241,6 +251,9 @@ async def measure_whisper(workdir: Path, speech: list[Sound]) -> dict[str, Any]:
                 "rtf": stream_rtf,
                 "tails_wer": word_error_rate(
                     references, [text(await unpaced(engine, s.pcm)) for s in tails]
+                ),
+                "babble_wer": word_error_rate(
+                    references, [text(await unpaced(engine, s.pcm)) for s in crowded]
                 ),
                 "non_speech_words": sum([len(await unpaced(engine, s.pcm)) for s in quiet]),
                 "speech_like_words": sum([len(await unpaced(engine, s.pcm)) for s in wordless]),
@@ -383,6 +396,8 @@ def table(results: dict[str, Any]) -> str:
         f"| WER, that stream through a telephone's band, paced, partials on, max_delay 1 s | "
         f"{batch['telephone_wer']:.3f} | {live['telephone_paced_wer']:.3f} |",
         f"| WER, speech with noisy tails | {batch['tails_wer']:.3f} | {live['tails_wer']:.3f} |",
+        f"| WER, speech under four talkers' babble 5 dB below it | {batch['babble_wer']:.3f} | "
+        f"{live['babble_wer']:.3f} (unpaced) |",
         f"| words heard in 7 non-speech clips | {batch['non_speech_words']} | "
         f"{live['non_speech_words']} |",
         f"| words heard in {batch['speech_like_clips']} speech-like clips without words (voices "

@@ -41,6 +41,7 @@ from speechmatics_modes.local._whisper import (
     credible,
     encoder_seconds,
     engine_words,
+    guessed,
     split_punctuation,
 )
 from speechmatics_modes.local._whisper_stream import (
@@ -240,6 +241,36 @@ def test_a_decode_heard_again_drops_what_a_final_decode_keeps() -> None:
     )
     assert credible(no_speech)  # decoded with confidence: Whisper's own rule keeps it
     assert not credible(no_speech, heard_again=True)
+
+
+FLUENT_GUESS = (
+    (" It's", 0.0, 0.3, 0.45),
+    (" the", 0.3, 0.45, 0.6),
+    (" current", 0.45, 0.9, 0.3),
+    (" of", 0.9, 1.05, 0.4),
+    (" life.", 1.05, 1.5, 0.35),
+)
+"""A sentence read into speech played backwards: likely-looking words, each doubted."""
+
+
+@pytest.mark.parametrize(
+    ("avg_logprob", "words", "dropped"),
+    [
+        (-0.8, FLUENT_GUESS, True),
+        (-0.6, FLUENT_GUESS, False),  # tokens above an even chance: not a guess throughout
+        (-0.8, ((" ask", 0.0, 0.3, 0.05), (" not", 0.3, 0.6, 0.89)), False),  # one doubted word
+        (-0.8, ((" And", 0.0, 0.2, 0.6), (" so", 0.2, 0.5, 0.7), (" my", 0.5, 0.7, 0.4)), False),
+    ],
+    ids=["guessed", "tokens-likely", "one-of-two-doubted", "most-words-likely"],
+)
+def test_a_segment_whisper_only_guessed_at_is_dropped(
+    avg_logprob: float, words: tuple[tuple[str, float, float, float], ...], dropped: bool
+) -> None:
+    heard = replace(segment(*words), avg_logprob=avg_logprob)
+    assert not anomalous(heard)  # the anomaly test alone keeps all of these
+    assert guessed(heard) is dropped
+    assert credible(heard) is not dropped
+    assert (engine_words([heard], 0.0) == []) is dropped
 
 
 def test_engine_punctuation_becomes_attached_results_and_ends_sentences() -> None:
