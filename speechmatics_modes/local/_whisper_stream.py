@@ -211,7 +211,8 @@ def after_committed(
     The texts are aligned first: a re-heard final word can move in time (a word at the end of
     one window is often squeezed to nothing, then given its real length by the next decode),
     so comparing times alone finalised "Captain" twice. Where the last committed word is not
-    found near its time, a word counts as new if its midpoint lies after the last final.
+    found near its time, a word counts as new if its midpoint lies after the last final,
+    unless it is that final heard again, longer (:func:`_extends`).
     Every new word starts no earlier than the previous one ended. A word the texts say is new
     is kept even if Whisper squeezed it before the last final's end (at that end, lasting no
     time): an earlier decode may have stretched the final word over it ("the" 4.86-5.5 s,
@@ -233,6 +234,8 @@ def after_committed(
             rest = hypothesis[last.b + last.size :]
         else:
             rest = [w for w in hypothesis if (w.start + w.end) / 2 > end]
+            if rest and _extends(rest[0], committed[-1]):
+                rest = rest[1:]
     words: list[EngineWord] = []
     for word in rest:
         if word.start < end:
@@ -240,6 +243,17 @@ def after_committed(
         words.append(word)
         end = word.end
     return words
+
+
+def _extends(word: EngineWord, final: EngineWord) -> bool:
+    """Whether ``word`` is the ``final`` word heard again, longer, over the same time.
+
+    Whisper writes some spoken words as one token: an interim decode that heard "eighteen"
+    made "18" final, and the closing decode, hearing "eighteen thirteen", wrote "1813" from
+    the same instant. Taken as new, the number was heard twice ("in 18 1813").
+    """
+    longer = _norm(word) != _norm(final) and _norm(word).startswith(_norm(final))
+    return longer and word.start < final.end
 
 
 @dataclass(frozen=True)

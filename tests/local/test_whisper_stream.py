@@ -668,6 +668,14 @@ def test_when_the_last_final_is_not_reheard_time_decides() -> None:
     assert after_committed(hypothesis, committed)[0].start == 1.7
 
 
+def test_a_final_heard_again_as_the_start_of_a_longer_word_is_not_new() -> None:
+    committed = [word("in", 5.9, 6.1), word("18", 6.1, 6.5)]
+    hypothesis = [word("in", 5.9, 6.1), word("1813", 6.15, 7.0), word("he", 7.2, 7.4)]
+    assert [w.text for w in after_committed(hypothesis, committed)] == ["he"]
+    later = [word("in", 5.9, 6.1), word("1813", 6.5, 7.0)]  # heard after the final: new
+    assert [w.text for w in after_committed(later, committed)] == ["1813"]
+
+
 def test_a_new_word_squeezed_under_the_last_final_is_kept_not_lost() -> None:
     committed = [word("of", 4.72, 4.86), word("the", 4.86, 5.5)]
     hypothesis = [
