@@ -224,9 +224,10 @@ def under_babble(speech: list[Sound], below_db: float = 5.0, talkers: int = 4) -
     quieter: real speech the recogniser should hear where :func:`speech_like` is only sound."""
     rng = np.random.default_rng([SEED, 3000])
     sounds = []
-    for clip in speech:
+    backwards = [_speech_samples(clip.pcm)[::-1] for clip in speech]
+    for index, clip in enumerate(speech):
         voice = _speech_samples(clip.pcm)
-        others = [_speech_samples(o.pcm)[::-1] for o in speech if o is not clip]
+        others = backwards[:index] + backwards[index + 1 :]
         crowd = _at_dbfs(_crowd(rng, others, talkers, len(voice)), _dbfs(voice) - below_db)
         name = f"{clip.name}+babble-{below_db:g}dB"
         sounds.append(Sound(name, _pcm(voice + crowd), clip.reference))

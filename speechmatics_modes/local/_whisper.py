@@ -225,7 +225,7 @@ def guessed(segment: WhisperSegment) -> bool:
     the 5 dB babble (WER 0.268 -> 0.380). Most words, not their mean: one improbable word in
     a short segment ("ask" at 0.05 before "not" at 0.89) is not a guess throughout.
     """
-    words = [word for word in segment.words or () if split_punctuation(word.word)[0]]
+    words = _spoken_words(segment)
     if segment.avg_logprob >= math.log(DOUBTED_PROBABILITY):
         return False
     doubted = sum(1 for word in words if word.probability < DOUBTED_PROBABILITY)
@@ -252,13 +252,18 @@ def anomalous(segment: WhisperSegment, *, heard_again: bool = False) -> bool:
     only if Whisper also thinks its words more likely wrong than right
     (:data:`DOUBTED_PROBABILITY`).
     """
-    words = [word for word in segment.words or () if split_punctuation(word.word)[0]]
+    words = _spoken_words(segment)
     first = words[:ANOMALY_WORDS]
     if not first:
         return False
     score = sum(_anomaly(word) for word in first)
     doubted = sum(word.probability for word in first) / len(first) < DOUBTED_PROBABILITY
     return score + 0.01 >= len(first) or (score >= ANOMALY_SCORE and (heard_again or doubted))
+
+
+def _spoken_words(segment: WhisperSegment) -> list[WhisperWord]:
+    """A segment's words that are words, not a lone punctuation mark."""
+    return [word for word in segment.words or () if split_punctuation(word.word)[0]]
 
 
 def _anomaly(word: WhisperWord) -> float:
