@@ -743,7 +743,7 @@ class WhisperStream:
         wanted = self._partials and now - self._last_interim >= PARTIAL_INTERVAL
         looked = self._looks[-1].audio_end if self._looks else oldest
         stale = self._audio_end - max(oldest, looked) >= LOOK_SECONDS
-        if not (must or wanted or stale):
+        if not (must or wanted or stale) or (not must and self._turn_may_be_ending()):
             return StreamUpdate(partial=self._partial)
         self._last_interim = now
         self._interim_audio_end = self._audio_end
@@ -767,6 +767,17 @@ class WhisperStream:
         self._partial = tuple(after_committed(words, self._committed))
         self._trim()
         return StreamUpdate(finals, self._partial)
+
+    def _turn_may_be_ending(self) -> bool:
+        """Whether a client may be waiting for this turn's end: the audio ends in a pause.
+
+        A stream decodes one window at a time, so an interim decode started as a pause begins
+        holds up the pause's own decode, and EndOfUtterance with it, by up to a decode's time.
+        In a session asking for EndOfUtterance only the decodes ``max_delay`` needs are made
+        there; partials wait until the speaker goes on (a chunk later, if the pause was a stop
+        consonant's silence).
+        """
+        return self._turns_wanted and self._pausing_seconds() > 0
 
     def _due_before(self, now: float) -> float:
         """Words ending before this must be final now, or miss ``max_delay``.

@@ -327,6 +327,25 @@ async def test_a_turn_ends_in_a_breath_the_detector_calls_speech(trigger: float)
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize("speech_end", [1.5, 1.6, 1.7, 1.8, 1.9, 2.0, 2.1, 2.2, 2.3, 2.4, 2.5, 2.6])
+async def test_a_session_waiting_for_the_turn_starts_no_partial_in_a_pause(
+    speech_end: float,
+) -> None:
+    """Decodes take 0.3 s here. A partial's decode started as the speaker pauses would hold
+    up the pause's decode, which EndOfUtterance waits for: wherever the pause falls in the
+    rhythm of the partials, none is started in it."""
+    decoder = ScriptedDecoder([word("the", 0.5, 1.0), word("cat", 1.1, speech_end)])
+    decoder.seconds = 0.3
+    run = paced(decoder, max_delay=4.0, partials=True, lookahead=0)
+    run.stream.end_utterances_after(0.25)
+    await run.feed(speech_audio([(0.5, speech_end)], speech_end + 1.0))
+    assert commits(run) == [["the", "cat"]]
+    interims = [end for _, end, final in decoder.calls if not final]
+    assert interims
+    assert all(end <= speech_end + 1e-6 for end in interims)
+
+
+@pytest.mark.anyio
 async def test_a_click_in_soft_speech_does_not_make_the_speech_quiet() -> None:
     """Soft speech with a 20 ms click 38 dB above it, in a session asking for quick turns: the
     click is no measure of the speaker's level, so no word is taken for a breath and lost."""
