@@ -743,7 +743,8 @@ class WhisperStream:
         wanted = self._partials and now - self._last_interim >= PARTIAL_INTERVAL
         looked = self._looks[-1].audio_end if self._looks else oldest
         stale = self._audio_end - max(oldest, looked) >= LOOK_SECONDS
-        if not (must or wanted or stale) or (not must and self._turn_may_be_ending()):
+        may_look = (wanted or stale) and not self._turn_may_be_ending()
+        if not (must or may_look):
             return StreamUpdate(partial=self._partial)
         self._last_interim = now
         self._interim_audio_end = self._audio_end
