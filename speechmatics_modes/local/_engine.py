@@ -74,7 +74,7 @@ class StreamUpdate:
 class StreamingRecognizer(Protocol):
     """Incremental recognition for one real-time session. One per session: never shared.
 
-    Four methods and an attribute are optional, so recognisers written before them keep
+    Five methods and an attribute are optional, so recognisers written before them keep
     working:
 
     * ``retune(*, max_delay: float, partials: bool) -> None``, called when
@@ -86,6 +86,10 @@ class StreamingRecognizer(Protocol):
       follows the close of an utterance, so a recogniser that closes utterances at pauses of
       its own length can close them at pauses about this short, answering a short trigger
       sooner (without it, EndOfUtterance waits for the recogniser's own pause);
+    * ``finish_entities(allowed: bool) -> None``, called the same way, false when the
+      session's ``max_delay_mode`` is "fixed": whether a word may wait past ``max_delay`` to
+      be part of a whole entity (a number heard to its end; without it, ``max_delay`` is
+      kept whatever the mode);
     * ``async force_end_of_utterance() -> StreamUpdate``, called for ForceEndOfUtterance
       instead of :meth:`flush`, for an engine that can answer faster than its flush at some
       cost in accuracy (a client forcing the end of a turn waits for the answer; at the end
@@ -203,12 +207,15 @@ class StreamSettings:
     """Whether the session shows partials (engines for which they cost work skip it if not)."""
     end_of_utterance_trigger: float = 0.0
     """The session's ``end_of_utterance_silence_trigger``; 0 when EndOfUtterance is off."""
+    flexible_delay: bool = True
+    """The session's ``max_delay_mode`` is "flexible" (its default): a word may wait past
+    ``max_delay`` to be part of a whole entity (a number)."""
 
 
 async def open_tuned(engine: Engine, settings: StreamSettings) -> StreamingRecognizer:
     """Open a stream on ``engine`` as a session's ``settings`` ask, the optional parts too."""
     stream = await engine.open_stream(max_delay=settings.max_delay, partials=settings.partials)
-    _end_utterances_after(stream, settings.end_of_utterance_trigger)
+    _take_optional(stream, settings)
     return stream
 
 
@@ -217,13 +224,19 @@ def retune(stream: StreamingRecognizer, settings: StreamSettings) -> None:
     take: Callable[..., None] | None = getattr(stream, "retune", None)
     if take is not None:
         take(max_delay=settings.max_delay, partials=settings.partials)
-    _end_utterances_after(stream, settings.end_of_utterance_trigger)
+    _take_optional(stream, settings)
 
 
-def _end_utterances_after(stream: StreamingRecognizer, seconds: float) -> None:
-    take: Callable[[float], None] | None = getattr(stream, "end_utterances_after", None)
-    if take is not None:
-        take(seconds)
+def _take_optional(stream: StreamingRecognizer, settings: StreamSettings) -> None:
+    """Give ``stream`` the settings only some recognisers take, through the methods it has."""
+    end_utterances_after: Callable[[float], None] | None = getattr(
+        stream, "end_utterances_after", None
+    )
+    if end_utterances_after is not None:
+        end_utterances_after(settings.end_of_utterance_trigger)
+    finish_entities: Callable[[bool], None] | None = getattr(stream, "finish_entities", None)
+    if finish_entities is not None:
+        finish_entities(settings.flexible_delay)
 
 
 def joins_backlog(stream: StreamingRecognizer) -> bool:

@@ -231,11 +231,18 @@ class _Config:
     end_of_utterance_trigger: float
     final_speakers: bool
     max_delay: float = DEFAULT_MAX_DELAY
+    flexible_delay: bool = True
+    """``max_delay_mode`` is "flexible", the service's default."""
 
     @property
     def stream_settings(self) -> StreamSettings:
         """What the engine streams are asked for."""
-        return StreamSettings(self.max_delay, self.enable_partials, self.end_of_utterance_trigger)
+        return StreamSettings(
+            self.max_delay,
+            self.enable_partials,
+            self.end_of_utterance_trigger,
+            flexible_delay=self.flexible_delay,
+        )
 
 
 @dataclass
@@ -563,6 +570,8 @@ class RealtimeProtocol:
             self._config.enable_partials = config.enable_partials
         if config.max_delay is not None:
             self._config.max_delay = config.max_delay
+        if config.max_delay_mode is not None:
+            self._config.flexible_delay = config.max_delay_mode == "flexible"
         conversation = config.conversation_config
         if conversation is not None and conversation.end_of_utterance_silence_trigger is not None:
             self._config.end_of_utterance_trigger = conversation.end_of_utterance_silence_trigger

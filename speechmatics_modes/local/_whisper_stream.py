@@ -54,7 +54,9 @@ Whisper's 30 s: :mod:`~speechmatics_modes.local._whisper`). Decisions, and why:
   much of what follows as the caller's latency permits; never while it lies within
   :data:`EDGE_SECONDS` of the decoded audio's end. What it is final *as* is put to a vote of
   the last :data:`VOTERS` decodes that heard it whole (:func:`due_finals`): on the first words
-  of an utterance tiny.en flickers between versions from one decode to the next. Deadlines
+  of an utterance tiny.en flickers between versions from one decode to the next. A number
+  waits until a word after it shows it was heard whole (:func:`numbers_heard_whole`), unless
+  the session's ``max_delay_mode`` is "fixed". Deadlines
   count from when the audio *arrived* (wall time; audio read in a burst after a decode is
   taken to have come at real-time pace), so audio sent faster than real time is decoded in
   large steps.
@@ -95,6 +97,7 @@ from speechmatics_modes.local._speech_detector import (
 )
 
 __all__ = [
+    "ENTITY_SECONDS",
     "FLUSH_CONTEXT_SECONDS",
     "FLUSH_SECONDS",
     "LOOKAHEAD_SECONDS",
@@ -109,6 +112,7 @@ __all__ = [
     "WhisperStream",
     "after_committed",
     "due_finals",
+    "numbers_heard_whole",
 ]
 
 Audio = npt.NDArray[np.float32]
@@ -166,6 +170,9 @@ SPEECH_MARGIN = 0.2
 LOOKAHEAD_SECONDS = 2.0
 """Audio after an utterance that its final decode hears, when ``max_delay`` leaves time to wait
 for it and nobody waits for EndOfUtterance (:class:`_Held`)."""
+ENTITY_SECONDS = 2.0
+"""How much longer than ``max_delay`` a number may wait to be heard whole, when the session's
+``max_delay_mode`` is "flexible" (:func:`numbers_heard_whole`)."""
 HEARING_PIECE_SECONDS = 0.1
 """Fed audio is heard this much at a time (:meth:`WhisperStream.feed`). The server feeds what
 came while a decode ran in one go, and a second of it may hold two pauses, each closing an
@@ -308,6 +315,39 @@ def due_finals(
     return [replace(word, end=min(word.end, boundary)) for word in chosen]
 
 
+def numbers_heard_whole(
+    finals: Sequence[EngineWord], latest: Look, *, overdue: float
+) -> list[EngineWord]:
+    """``finals`` less a number at their end that the speaker may not have finished.
+
+    Whisper writes a spoken number in digits, and a decode that hears the start of one writes
+    what it heard so far: "in eighteen thirteen", cut after "eighteen", is "in 18". Made final,
+    the number stayed short, for good ("Flight 17" for "Flight 1742"), and the final's end,
+    before the rest of the number, made EndOfUtterance look late. A number is made final once
+    ``latest`` heard a word that is not a number after it, whole (ending :data:`EDGE_SECONDS`
+    before the decode's audio does), or once it ended before ``overdue``: the service's
+    ``max_delay_mode`` "flexible", which may wait past ``max_delay`` to finish an entity.
+    """
+    whole = len(finals)
+    while whole and _is_number(finals[whole - 1]) and finals[whole - 1].end > overdue:
+        whole -= 1
+    if whole == len(finals):
+        return list(finals)
+    end = finals[-1].end
+    after = next((w for w in latest.words if (w.start + w.end) / 2 > end), None)
+    if after is not None and not _is_number(after) and after.end <= latest.audio_end - EDGE_SECONDS:
+        return list(finals)
+    return list(finals[:whole])
+
+
+_NUMBER_PREFIXES = "$£€¥#'+-"
+
+
+def _is_number(word: EngineWord) -> bool:
+    """Whether Whisper wrote ``word`` as a number ("1813", "$5", "3:30", "4th", "'90s")."""
+    return word.text.lstrip(_NUMBER_PREFIXES)[:1].isdigit()
+
+
 def _text(words: Sequence[EngineWord]) -> tuple[str, ...]:
     return tuple(_norm(word) for word in words)
 
@@ -416,6 +456,7 @@ class WhisperStream:
         self._hurried = False
         self._interim_decode: anyio.CancelScope | None = None
         self._turns_wanted = False
+        self._flexible = True
         self._held: _Held | None = None
 
     @property
@@ -533,6 +574,13 @@ class WhisperStream:
         """Take a ``max_delay`` and partials set mid-session (``SetRecognitionConfig``)."""
         self._max_delay = max_delay
         self._partials = partials
+
+    def finish_entities(self, allowed: bool) -> None:
+        """Whether a number may wait past ``max_delay`` to be heard whole (``max_delay_mode``).
+
+        Allowed ("flexible", the service's default), :func:`numbers_heard_whole` decides.
+        """
+        self._flexible = allowed
 
     def end_utterances_after(self, seconds: float) -> None:
         """Close utterances at pauses as short as the session's EndOfUtterance trigger.
@@ -762,12 +810,15 @@ class WhisperStream:
         if words is None:
             return StreamUpdate(partial=self._partial)
         look = Look(tuple(words), self._audio_end)
-        finals = tuple(due_finals(look, self._looks, self._committed, due_before=due_before))
+        finals = due_finals(look, self._looks, self._committed, due_before=due_before)
+        if self._flexible:
+            overdue = self._due_before(now - ENTITY_SECONDS)
+            finals = numbers_heard_whole(finals, look, overdue=overdue)
         self._commit(finals)
         self._looks.append(look)
         self._partial = tuple(after_committed(words, self._committed))
         self._trim()
-        return StreamUpdate(finals, self._partial)
+        return StreamUpdate(tuple(finals), self._partial)
 
     def _turn_may_be_ending(self) -> bool:
         """Whether a client may be waiting for this turn's end: the audio ends in a pause.

@@ -37,7 +37,8 @@ def started(limits: SessionLimits | None = None, **config: Any) -> RealtimeProto
     actions = session.receive_text(json.dumps(start), 0.0)
     partials = config.get("enable_partials", False)
     trigger = config.get("conversation_config", {}).get("end_of_utterance_silence_trigger", 0.0)
-    settings = StreamSettings(config.get("max_delay", 4.0), partials, trigger)
+    flexible = config.get("max_delay_mode", "flexible") == "flexible"
+    settings = StreamSettings(config.get("max_delay", 4.0), partials, trigger, flexible)
     assert actions == [OpenStream(settings)]
     assert sent(session.started())[0]["message"] == "RecognitionStarted"
     return session
@@ -369,6 +370,18 @@ def test_the_end_of_utterance_trigger_reaches_the_engine_streams_when_it_changes
         Retune(StreamSettings(4.0, False, end_of_utterance_trigger=0.3))
     ]
     assert session.receive_text(json.dumps(change), 0.0) == []
+
+
+def test_max_delay_mode_reaches_the_engine_streams_at_the_start_and_when_it_changes() -> None:
+    """Flexible, the default, lets an engine hold a number past max_delay until it is whole;
+    fixed keeps max_delay (``started`` checks the start)."""
+    session = started(max_delay_mode="fixed")
+    config = {"max_delay_mode": "flexible"}
+    change = {"message": "SetRecognitionConfig", "transcription_config": config}
+    assert session.receive_text(json.dumps(change), 0.0) == [
+        Retune(StreamSettings(4.0, False, flexible_delay=True))
+    ]
+    started(max_delay=2.0)  # no mode: flexible
 
 
 def test_get_speakers_answers_now_or_at_the_end() -> None:

@@ -302,11 +302,12 @@ async def test_audio_read_while_the_engine_is_busy_reaches_it_in_one_feed(
 
 
 class _TurnsEngine(ScriptedEngine):
-    """Records the EndOfUtterance triggers its streams are told of."""
+    """Records the EndOfUtterance triggers and ``max_delay_mode`` its streams are told of."""
 
     def __init__(self) -> None:
         super().__init__(scripted_engine().words)
         self.triggers: list[float] = []
+        self.entities: list[bool] = []
 
     async def open_stream(self, *, max_delay: float, partials: bool = True) -> ScriptedStream:
         return _TurnsStream(self)
@@ -316,30 +317,45 @@ class _TurnsStream(ScriptedStream):
     def __init__(self, engine: _TurnsEngine) -> None:
         super().__init__(engine, final_lag=0.0)
         self._triggers = engine.triggers
+        self._entities = engine.entities
 
     def end_utterances_after(self, seconds: float) -> None:
         self._triggers.append(seconds)
 
+    def finish_entities(self, allowed: bool) -> None:
+        self._entities.append(allowed)
 
-async def test_engine_streams_hear_the_end_of_utterance_trigger_and_its_changes(
-    no_leaks: None,
-) -> None:
+
+async def told_after(start: dict[str, Any], changes: list[dict[str, Any]]) -> _TurnsEngine:
+    """The engine of a session started with ``start`` and reconfigured with each of ``changes``."""
     engine = _TurnsEngine()
     async with LocalServer(engine=engine) as server, connect(server) as socket:
-        await started(socket, conversation_config={"end_of_utterance_silence_trigger": 0.25})
-        for trigger in (0.25, 0.0):  # the first changes nothing
-            conversation = {"end_of_utterance_silence_trigger": trigger}
+        await started(socket, **start)
+        for change in changes:
             await socket.send_json(
-                {
-                    "message": "SetRecognitionConfig",
-                    "transcription_config": {"conversation_config": conversation},
-                }
+                {"message": "SetRecognitionConfig", "transcription_config": change}
             )
         await send_audio(socket, pcm_bytes(0.2))
         await socket.send_json({"message": "EndOfStream", "last_seq_no": 1})
         messages = await until_closed(socket)
     assert messages[-1] == {"message": "EndOfTranscript"}
+    return engine
+
+
+async def test_engine_streams_hear_the_end_of_utterance_trigger_and_its_changes(
+    no_leaks: None,
+) -> None:
+    def trigger(seconds: float) -> dict[str, Any]:
+        return {"conversation_config": {"end_of_utterance_silence_trigger": seconds}}
+
+    engine = await told_after(trigger(0.25), [trigger(0.25), trigger(0.0)])  # 1st: no change
     assert engine.triggers == [0.25, 0.0]
+
+
+async def test_engine_streams_hear_max_delay_mode_and_its_changes(no_leaks: None) -> None:
+    fixed, flexible = {"max_delay_mode": "fixed"}, {"max_delay_mode": "flexible"}
+    engine = await told_after(fixed, [fixed, flexible])  # the first changes nothing
+    assert engine.entities == [False, True]
 
 
 async def test_session_limit_warns_then_ends_with_1008(no_leaks: None) -> None:

@@ -21,6 +21,7 @@ from speechmatics_modes.local import EngineWord
 from speechmatics_modes.local._speech_detector import FRAME_SAMPLES, SpeechDetector
 from speechmatics_modes.local._whisper_stream import (
     EDGE_SECONDS,
+    ENTITY_SECONDS,
     FLUSH_CONTEXT_SECONDS,
     FLUSH_SECONDS,
     LOOKAHEAD_SECONDS,
@@ -34,6 +35,7 @@ from speechmatics_modes.local._whisper_stream import (
     WhisperStream,
     after_committed,
     due_finals,
+    numbers_heard_whole,
 )
 
 RATE = 16_000
@@ -731,6 +733,67 @@ def test_an_earlier_version_made_final_ends_where_the_latest_decode_s_due_words_
     stretched = Look((word("antecedents", 3.4, 4.24), word("the", 4.86, 5.5)), 5.9)
     chosen = due_finals(latest, [stretched, stretched], [], due_before=5.3)
     assert [(w.text, w.end) for w in chosen] == [("antecedents", 4.24), ("the", 5.26)]
+
+
+def test_a_number_is_final_once_a_word_after_it_is_heard_whole_or_it_is_overdue() -> None:
+    due = [word("in", 5.9, 6.1), word("18", 6.1, 6.5)]
+    alone = Look(tuple(due), 7.0)
+    assert numbers_heard_whole(due, alone, overdue=0.0) == due[:1], "the speaker may go on"
+    followed = Look((*due, word("he", 6.6, 6.9)), 7.5)
+    assert numbers_heard_whole(due, followed, overdue=0.0) == due
+    cut = Look((*due, word("he", 6.6, 7.3)), 7.5)  # within the edge: maybe half a word
+    assert numbers_heard_whole(due, cut, overdue=0.0) == due[:1]
+    digits = Look((*due, word("13", 6.6, 6.9)), 7.5)  # "18 13": still one number, maybe
+    assert numbers_heard_whole(due, digits, overdue=0.0) == due[:1]
+    assert numbers_heard_whole(due, alone, overdue=6.6) == due, "waited long enough"
+    for last in ("May", "MP3"):
+        words = [word("in", 5.9, 6.1), word(last, 6.1, 6.5)]
+        assert numbers_heard_whole(words, Look(tuple(words), 7.0), overdue=0.0) == words
+    price = [word("costs", 5.9, 6.1), word("$5", 6.1, 6.5)]
+    assert numbers_heard_whole(price, Look(tuple(price), 7.0), overdue=0.0) == price[:1]
+
+
+@dataclass
+class CutNumbers:
+    """As Whisper does: a number cut by the window's end is written as its first digits,
+    ending long before the window does ("17" for "seventeen forty-", not "17?" at the edge)."""
+
+    inner: ScriptedDecoder
+
+    async def __call__(
+        self, audio: npt.NDArray[np.float32], offset: float, **options: Any
+    ) -> list[EngineWord] | None:
+        heard = await self.inner(audio, offset, **options)
+        return [
+            replace(w, text=w.text[:-1], end=w.start + 0.3)
+            if w.text.endswith("?") and w.text[:-1].isdigit()
+            else w
+            for w in heard or []
+        ]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("flexible", [True, False])
+async def test_a_number_waits_to_be_heard_whole_when_max_delay_mode_is_flexible(
+    flexible: bool,
+) -> None:
+    script = [
+        word("Flight", 0.5, 0.9),
+        word("1742", 1.0, 2.6),
+        word("to", 2.7, 2.9),
+        word("Boston", 3.0, 3.5),
+    ]
+    decoder = ScriptedDecoder(script)
+    run = paced(decoder, max_delay=1.0, partials=True, through=CutNumbers(decoder), lookahead=0)
+    run.stream.finish_entities(flexible)
+    await run.feed(speech_audio([(0.5, 3.5)], 5.0))
+    texts = [w.text for w, _ in run.finals]
+    if not flexible:  # max_delay kept: the start of the number was made final alone
+        assert texts[:2] == ["Flight", "17"]
+        return
+    assert texts == ["Flight", "1742", "to", "Boston"]
+    number, at = run.finals[1]
+    assert at <= number.end + 1.0 + ENTITY_SECONDS
 
 
 def test_decodes_that_disagree_are_weighed_by_whisper_s_confidence() -> None:
