@@ -812,8 +812,7 @@ class WhisperStream:
         look = Look(tuple(words), self._audio_end)
         finals = due_finals(look, self._looks, self._committed, due_before=due_before)
         if self._flexible:
-            overdue = self._due_before(now - ENTITY_SECONDS)
-            finals = numbers_heard_whole(finals, look, overdue=overdue)
+            finals = numbers_heard_whole(finals, look, overdue=due_before - ENTITY_SECONDS)
         self._commit(finals)
         self._looks.append(look)
         self._partial = tuple(after_committed(words, self._committed))
