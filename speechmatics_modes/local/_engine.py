@@ -29,6 +29,7 @@ __all__ = [
     "StreamSettings",
     "StreamUpdate",
     "StreamingRecognizer",
+    "arriving",
     "force_end_of_utterance",
     "hurry",
     "joins_backlog",
@@ -74,7 +75,7 @@ class StreamUpdate:
 class StreamingRecognizer(Protocol):
     """Incremental recognition for one real-time session. One per session: never shared.
 
-    Five methods and an attribute are optional, so recognisers written before them keep
+    Six methods and an attribute are optional, so recognisers written before them keep
     working:
 
     * ``retune(*, max_delay: float, partials: bool) -> None``, called when
@@ -97,6 +98,10 @@ class StreamingRecognizer(Protocol):
     * ``hurry() -> None``, called as soon as a ForceEndOfUtterance or EndOfStream arrives,
       while audio sent before it may still be waiting to be fed: work whose only use is
       before the end (a partial) can be dropped, so the end is answered sooner;
+    * ``arriving(pcm: bytes) -> None``, called with each message's audio as soon as it is
+      read, before it is fed (a :meth:`feed` may be running): a recogniser that sees a pause
+      begin in it can drop work whose only use was before the pause, so the turn's end is
+      answered sooner;
     * ``joins_backlog: bool``, true if the audio that came while a :meth:`feed` ran may be
       fed in one piece after it (see :func:`joins_backlog`); without it, each message's audio
       is fed on its own.
@@ -255,6 +260,13 @@ def hurry(stream: StreamingRecognizer) -> None:
     told: Callable[[], None] | None = getattr(stream, "hurry", None)
     if told is not None:
         told()
+
+
+def arriving(stream: StreamingRecognizer, pcm: bytes) -> None:
+    """Show ``stream`` audio just read, before it is fed, if it listens."""
+    told: Callable[[bytes], None] | None = getattr(stream, "arriving", None)
+    if told is not None:
+        told(pcm)
 
 
 def force_end_of_utterance(stream: StreamingRecognizer) -> Awaitable[StreamUpdate]:

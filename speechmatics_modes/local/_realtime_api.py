@@ -33,6 +33,7 @@ from speechmatics_modes.local._audio import AudioDecodeError
 from speechmatics_modes.local._engine import (
     Engine,
     StreamingRecognizer,
+    arriving,
     force_end_of_utterance,
     hurry,
     joins_backlog,
@@ -244,15 +245,29 @@ class _Connection:
                 # warned about before EndOfTranscript, as the service does.
                 await self._run_actions(actions)
                 continue
-            for action in actions:
-                stream = self._streams.get(action.channel) if isinstance(action, Flush) else None
-                if stream is not None:
-                    hurry(stream)
+            self._tell_ahead(actions)
             try:
                 await to_engine.send((actions, self._session.audio_seconds))
             except anyio.BrokenResourceError:  # the worker ended the session (a fault)
                 return False
         return False
+
+    def _tell_ahead(self, actions: list[Action]) -> None:
+        """Tell the streams, before the worker gets to it, what a message brought.
+
+        An end (EndOfStream, ForceEndOfUtterance) makes its stream :func:`hurry`; audio is
+        shown to its stream :func:`arriving`, which may see a pause in it while it decodes.
+        """
+        for action in actions:
+            if not isinstance(action, Flush | Feed):
+                continue
+            stream = self._streams.get(action.channel)
+            if stream is None:
+                continue
+            if isinstance(action, Flush):
+                hurry(stream)
+            else:
+                arriving(stream, action.pcm)
 
     async def _work(
         self, from_reader: MemoryObjectReceiveStream[_Read], worked: anyio.Event

@@ -13,9 +13,10 @@ function for the Silero model faster-whisper ships, carried across calls so a st
 
 from __future__ import annotations
 
+import copy
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -104,6 +105,14 @@ class SileroFrames:
         )
         probabilities: npt.NDArray[np.float32] = np.asarray(output, dtype=np.float32).reshape(-1)
         return probabilities
+
+    def fork(self) -> SileroFrames:
+        """A copy that goes on from this one's state, sharing the model.
+
+        A call replaces the state's arrays and never changes them, so a shallow copy is
+        independent.
+        """
+        return copy.copy(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,6 +205,24 @@ class SpeechDetector:
         if start is None or self._speech_count * FRAME_SECONDS < MIN_SPEECH_SECONDS:
             return None
         return Utterance(start * FRAME_SECONDS, (self._last_speech + 1) * FRAME_SECONDS)
+
+    def fork(self) -> SpeechDetector:
+        """A copy to hear audio ahead with, leaving this detector as it is.
+
+        The real-time stream hears, with a fork, the audio that arrives while it decodes
+        (:meth:`~speechmatics_modes.local._whisper_stream.WhisperStream.arriving`), to see a
+        pause begin before it has the audio itself. A probability function with a ``fork()``
+        (:class:`SileroFrames`, which is recurrent) is forked with it; one without is taken
+        to keep no state. The fork keeps no record of which frames were speech.
+        """
+        fork: Callable[[], FrameProbabilities] | None = getattr(self.probabilities, "fork", None)
+        return replace(
+            self,
+            probabilities=self.probabilities if fork is None else fork(),
+            speech_frames=[],
+            kept_from=self.frames,
+            _recent=deque(self._recent, maxlen=SUSTAIN_FRAMES),
+        )
 
     def had_speech(self, start: float, end: float) -> bool:
         """Whether any frame overlapping ``start``..``end`` (seconds) was speech."""

@@ -32,6 +32,9 @@ Whisper's 30 s: :mod:`~speechmatics_modes.local._whisper`). Decisions, and why:
   detector often calls a breath or an echo after it speech), the utterance closes then;
   otherwise, once the pause is long enough, those words are its finals without a second decode.
   Either way EndOfUtterance and ForceEndOfUtterance do not wait for a decode after the pause.
+  In a session waiting for EndOfUtterance, the audio that arrives while an interim decode
+  runs is heard ahead (:meth:`~WhisperStream.arriving`): a pause beginning there drops that
+  decode, so the pause's decode does not wait for it either.
 * **ForceEndOfUtterance decodes only the tail** (:data:`FLUSH_SECONDS`) of a long open
   utterance: a decode's cost grows with its window, and it should be answered within about
   0.3 s. The words before the tail become final as the latest interim decodes heard them;
@@ -78,7 +81,8 @@ from __future__ import annotations
 import time
 from bisect import bisect_right
 from collections import defaultdict, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from difflib import SequenceMatcher
 from itertools import takewhile
@@ -348,6 +352,13 @@ def _is_number(word: EngineWord) -> bool:
     return word.text.lstrip(_NUMBER_PREFIXES)[:1].isdigit()
 
 
+def _samples(data: bytes) -> tuple[Audio, bytes]:
+    """The float samples of ``data`` (s16le), and the odd byte left over, if any."""
+    whole = len(data) - len(data) % 2
+    audio = np.frombuffer(data[:whole], dtype="<i2").astype(np.float32) / np.float32(32768)
+    return audio, data[whole:]
+
+
 def _text(words: Sequence[EngineWord]) -> tuple[str, ...]:
     return tuple(_norm(word) for word in words)
 
@@ -458,6 +469,10 @@ class WhisperStream:
         self._turns_wanted = False
         self._flexible = True
         self._held: _Held | None = None
+        self._ahead: SpeechDetector | None = None
+        """While an interim decode runs in a session waiting for turns: a fork of the
+        detector, hearing the audio that arrives meanwhile (:meth:`arriving`)."""
+        self._ahead_odd_byte = b""
 
     @property
     def buffered_seconds(self) -> float:
@@ -482,10 +497,7 @@ class WhisperStream:
         rest waits for the next feed, or a flush.
         """
         self._check_open()
-        data = self._odd_byte + pcm
-        whole = len(data) - len(data) % 2
-        self._odd_byte = data[whole:]
-        audio = np.frombuffer(data[:whole], dtype="<i2").astype(np.float32) / np.float32(32768)
+        audio, self._odd_byte = _samples(self._odd_byte + pcm)
         self._unheard = np.concatenate((self._unheard, audio))
         now = self._clock()
         piece = round(HEARING_PIECE_SECONDS * ENGINE_SAMPLE_RATE)
@@ -541,6 +553,29 @@ class WhisperStream:
         latest interim decodes heard them (:data:`FLUSH_SECONDS`).
         """
         return await self._end_utterance(hurry=True)
+
+    def arriving(self, pcm: bytes) -> None:
+        """Audio read while a feed runs, to be fed after it: a pause in it drops the decode.
+
+        In a session waiting for EndOfUtterance, a turn that ended while an interim decode ran
+        waited for that decode before its pause was even heard (the server feeds the audio
+        that came meanwhile only after it), then for the pause's own decode: with the machine
+        busy, both were slow. A fork of the detector hears that audio as it arrives; once it
+        shows the pause that starts the pause's decode, the interim decode is dropped as by
+        :meth:`hurry` (it runs on to its end on its worker, unheard), the feed returns, and
+        the pause's decode starts on the next worker free.
+        """
+        ahead = self._ahead
+        if ahead is None:
+            return
+        audio, self._ahead_odd_byte = _samples(self._ahead_odd_byte + pcm)
+        ended = ahead.push(audio)
+        pausing = ahead.utterance_start is not None and (
+            self._pausing_seconds(ahead) >= ahead.pause / 2
+        )
+        if (ended or pausing) and self._interim_decode is not None:
+            self._ahead = None
+            self._interim_decode.cancel()
 
     def hurry(self) -> None:
         """A flush or forced end is on its way, behind audio still to be fed: skip interim work.
@@ -601,8 +636,10 @@ class WhisperStream:
         self._turns_wanted = seconds > 0
         self._detector.pause = max(SHORTEST_PAUSE_SECONDS, seconds) if quick else PAUSE_SECONDS
 
-    def _pausing_seconds(self) -> float:
+    def _pausing_seconds(self, detector: SpeechDetector | None = None) -> float:
         """How long the speaker seems to have paused: quiet counts too if a turn is awaited.
+
+        As heard by ``detector``; by default the stream's own.
 
         Silero calls a breath after a phrase speech; in a session asking for EndOfUtterance
         a quiet stretch (:data:`~speechmatics_modes.local._speech_detector.QUIET_DB`) starts
@@ -615,9 +652,8 @@ class WhisperStream:
         Sessions that want no EndOfUtterance keep Silero's pauses: there quiet stretches split
         sentences at breaths, which tiny.en hears better whole (unpaced WER 0.031 to 0.040).
         """
-        if self._turns_wanted:
-            return self._detector.quiet_seconds
-        return self._detector.silence_seconds
+        heard = self._detector if detector is None else detector
+        return heard.quiet_seconds if self._turns_wanted else heard.silence_seconds
 
     async def aclose(self) -> None:
         """Drop the audio; the model stays with the engine."""
@@ -798,15 +834,16 @@ class WhisperStream:
         self._interim_audio_end = self._audio_end
         deadline = now + (0.0 if must else self._max_delay)
         begin, context = self._recent_start(start)
-        words = await self._interim_decode_window(
-            begin,
-            self._audio_end,
-            final=False,
-            deadline=deadline,
-            optional=not must,
-            idle=not (must or wanted),
-            context=context,
-        )
+        with self._hearing_ahead():
+            words = await self._interim_decode_window(
+                begin,
+                self._audio_end,
+                final=False,
+                deadline=deadline,
+                optional=not must,
+                idle=not (must or wanted),
+                context=context,
+            )
         if words is None:
             return StreamUpdate(partial=self._partial)
         look = Look(tuple(words), self._audio_end)
@@ -818,6 +855,17 @@ class WhisperStream:
         self._partial = tuple(after_committed(words, self._committed))
         self._trim()
         return StreamUpdate(tuple(finals), self._partial)
+
+    @contextmanager
+    def _hearing_ahead(self) -> Iterator[None]:
+        """In a session waiting for turns, hear the audio arriving meanwhile (:meth:`arriving`)."""
+        if self._turns_wanted:
+            self._ahead, self._ahead_odd_byte = self._detector.fork(), self._odd_byte
+            self._ahead.push(self._unheard)
+        try:
+            yield
+        finally:
+            self._ahead = None
 
     def _turn_may_be_ending(self) -> bool:
         """Whether a client may be waiting for this turn's end: the audio ends in a pause.

@@ -253,7 +253,8 @@ async def test_audio_after_end_of_stream_is_warned_before_end_of_transcript(
 
 
 class _BusyStream(ScriptedStream):
-    """Records what each feed brought; the first waits at the gate (a decode that takes long)."""
+    """Records what each feed brought, and the audio it was shown arriving (before its feed);
+    the first feed waits at the gate (a decode that takes long)."""
 
     def __init__(self, engine: _BusyEngine) -> None:
         super().__init__(engine, final_lag=0.0)
@@ -266,6 +267,9 @@ class _BusyStream(ScriptedStream):
             await self._busy.gate.wait()
         return await super().feed(pcm)
 
+    def arriving(self, pcm: bytes) -> None:
+        self._busy.arrived.append(len(pcm))
+
 
 class _BusyEngine(ScriptedEngine):
     def __init__(self, *, joins: bool) -> None:
@@ -273,6 +277,8 @@ class _BusyEngine(ScriptedEngine):
         self.joins = joins
         self.gate = anyio.Event()
         self.fed: list[int] = []
+        self.arrived: list[int] = []
+        """The length of each audio message shown arriving."""
 
     async def open_stream(self, *, max_delay: float, partials: bool = True) -> ScriptedStream:
         return _BusyStream(self)
@@ -285,7 +291,9 @@ async def test_audio_read_while_the_engine_is_busy_reaches_it_in_one_feed(
     """Chunks that came during a long decode are fed together when it ends, so the engine's
     next decode hears all of them (a pause among them is seen at once, not a decode later);
     each chunk is still acknowledged, in order. Only if the stream asks: a quick one is fed
-    each message's audio, so what it says follows the client's chunks, not the timing."""
+    each message's audio, so what it says follows the client's chunks, not the timing.
+    Either way each chunk is shown to the stream as it arrives, during the decode (a stream
+    that sees a pause begin there may drop the decode)."""
     engine = _BusyEngine(joins=joins)
     chunk = pcm_bytes(0.1)
     async with LocalServer(engine=engine) as server, connect(server) as socket:
@@ -293,6 +301,8 @@ async def test_audio_read_while_the_engine_is_busy_reaches_it_in_one_feed(
         for _ in range(6):
             await socket.send_bytes(chunk)
         assert await eventually(lambda: server.stats.audio_frames == 6)
+        assert engine.fed == [len(chunk)]
+        assert engine.arrived == [len(chunk)] * 6, "shown as read, while the first is fed"
         engine.gate.set()  # the first decode ends with five chunks read behind it
         await socket.send_json({"message": "EndOfStream", "last_seq_no": 6})
         messages = await until_closed(socket)

@@ -34,7 +34,7 @@ from speechmatics_modes.local._model_files import (
     verify_model_files,
 )
 from speechmatics_modes.local._results import Labels, Sentencer, batch_results
-from speechmatics_modes.local._speech_detector import SileroFrames, SpeechDetector
+from speechmatics_modes.local._speech_detector import FRAME_SAMPLES, SileroFrames, SpeechDetector
 from speechmatics_modes.local._whisper import (
     WhisperEngine,
     anomalous,
@@ -386,6 +386,32 @@ def test_telephone_band_speech_is_heard_as_speech_where_full_band_is(
     full_band, narrow = (speech_frames(sound) for sound in (speech, telephone(speech)))
     assert full_band.mean() > 0.5
     assert narrow[full_band].mean() >= 0.9
+
+
+def test_a_fork_of_the_detector_hears_ahead_as_the_detector_will(
+    speech_clips: list[Clip],
+) -> None:
+    """The stream hears audio ahead with a fork of its detector: the fork must decide as the
+    detector itself later does on the same audio, and leave it as it was (Silero is
+    recurrent: its probabilities must match to the last bit). Split mid-frame, as a stream's
+    chunks are."""
+    samples = float_samples(read_pcm(speech_clips[0].path))
+    split = len(samples) // 2 + 100
+    detector = SpeechDetector(SileroFrames(), pause=PAUSE_SECONDS)
+    detector.push(samples[:split])
+    fork = detector.fork()
+    ahead = fork.push(samples[split:])
+    heard_so_far = len(detector.speech_frames)
+    assert detector.push(samples[split:]) == ahead
+    assert detector.speech_frames[heard_so_far:] == fork.speech_frames
+    assert (detector.quiet_seconds, detector.frames) == (fork.quiet_seconds, fork.frames)
+
+    frames = SileroFrames()
+    whole = len(samples) // FRAME_SAMPLES * FRAME_SAMPLES
+    middle = whole // 2 // FRAME_SAMPLES * FRAME_SAMPLES
+    frames(samples[:middle])
+    probabilities = frames.fork()(samples[middle:whole])
+    assert np.array_equal(frames(samples[middle:whole]), probabilities)
 
 
 def speech_frames(sound: Sound) -> npt.NDArray[np.bool_]:

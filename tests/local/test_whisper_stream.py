@@ -908,6 +908,47 @@ async def test_a_coming_end_drops_the_interim_decode_under_way() -> None:
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize("arriving", ["a pause", "more speech"])
+async def test_a_pause_arriving_during_an_interim_decode_drops_it(arriving: str) -> None:
+    """A session waiting for EndOfUtterance hears ahead the audio read while an interim decode
+    runs (it is fed only after the decode): a pause beginning in it drops the decode, so the
+    pause's own decode and EndOfUtterance need not wait for it; more speech leaves it be.
+    Either way every word is final once, at the end of the turn."""
+    script = [word("the", 0.5, 0.8)]
+    decoder = ScriptedDecoder(script)
+    stalled, release = anyio.Event(), anyio.Event()
+    dropped: list[bool] = []
+
+    async def slow_decoder(
+        audio: npt.NDArray[np.float32], offset: float, **options: Any
+    ) -> list[EngineWord] | None:
+        if not options["final"] and not stalled.is_set():  # the first interim decode is slow
+            stalled.set()
+            try:
+                await release.wait()
+            except anyio.get_cancelled_exc_class():
+                dropped.append(True)
+                raise
+        return await decoder(audio, offset, **options)
+
+    run = paced(decoder, max_delay=10.0, partials=True, through=slow_decoder)
+    run.stream.end_utterances_after(0.25)
+    following = speech_audio([(0.0, 0.2)] if arriving == "more speech" else [], 0.2)
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as group:
+            group.start_soon(run.feed, speech_audio([(0.5, 0.8)], 0.8))
+            await stalled.wait()
+            assert decoder.calls == [], "stalled in the decode of the speech's last chunk"
+            run.stream.arriving(following)
+            await anyio.wait_all_tasks_blocked()
+            assert dropped == ([True] if arriving == "a pause" else [])
+            release.set()
+        await run.feed(following + speech_audio([], 0.6))
+    assert [w for w, _ in run.finals] == script
+    assert run.stream.buffered_seconds < 1.0
+
+
+@pytest.mark.anyio
 @pytest.mark.parametrize("trigger", [0.0, 0.5])
 async def test_decodes_reach_back_only_a_little_before_the_last_final(trigger: float) -> None:
     """12 s without a pause at max_delay 1 s: each interim decode starts at a final word's end at
