@@ -908,12 +908,18 @@ async def test_a_coming_end_drops_the_interim_decode_under_way() -> None:
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize("arriving", ["a pause", "more speech"])
-async def test_a_pause_arriving_during_an_interim_decode_drops_it(arriving: str) -> None:
-    """A session waiting for EndOfUtterance hears ahead the audio read while an interim decode
+@pytest.mark.parametrize(
+    ("arriving", "trigger", "drops"),
+    [("a pause", 0.25, True), ("more speech", 0.25, False), ("a pause", 0.5, False)],
+)
+async def test_a_pause_arriving_during_an_interim_decode_drops_it(
+    arriving: str, trigger: float, drops: bool
+) -> None:
+    """A session waiting for quick turns hears ahead the audio read while an interim decode
     runs (it is fed only after the decode): a pause beginning in it drops the decode, so the
-    pause's own decode and EndOfUtterance need not wait for it; more speech leaves it be.
-    Either way every word is final once, at the end of the turn."""
+    pause's own decode and EndOfUtterance need not wait for it; more speech leaves it be, and
+    so does a session whose trigger leaves the decode time to end. Either way every word is
+    final once, at the end of the turn."""
     script = [word("the", 0.5, 0.8)]
     decoder = ScriptedDecoder(script)
     stalled, release = anyio.Event(), anyio.Event()
@@ -932,7 +938,7 @@ async def test_a_pause_arriving_during_an_interim_decode_drops_it(arriving: str)
         return await decoder(audio, offset, **options)
 
     run = paced(decoder, max_delay=10.0, partials=True, through=slow_decoder)
-    run.stream.end_utterances_after(0.25)
+    run.stream.end_utterances_after(trigger)
     following = speech_audio([(0.0, 0.2)] if arriving == "more speech" else [], 0.2)
     with anyio.fail_after(10):
         async with anyio.create_task_group() as group:
@@ -941,7 +947,7 @@ async def test_a_pause_arriving_during_an_interim_decode_drops_it(arriving: str)
             assert decoder.calls == [], "stalled in the decode of the speech's last chunk"
             run.stream.arriving(following)
             await anyio.wait_all_tasks_blocked()
-            assert dropped == ([True] if arriving == "a pause" else [])
+            assert dropped == ([True] if drops else [])
             release.set()
         await run.feed(following + speech_audio([], 0.6))
     assert [w for w, _ in run.finals] == script
