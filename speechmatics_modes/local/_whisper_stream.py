@@ -472,7 +472,6 @@ class WhisperStream:
         self._ahead: SpeechDetector | None = None
         """While an interim decode runs in a session waiting for quick turns: a fork of the
         detector, hearing the audio that arrives meanwhile (:meth:`arriving`)."""
-        self._ahead_odd_byte = b""
 
     @property
     def buffered_seconds(self) -> float:
@@ -535,7 +534,7 @@ class WhisperStream:
             return await self._finish(start, self._audio_end, self._audio_end)
         if self._detector.speech_seconds < MIN_SPEECH_SECONDS:
             return StreamUpdate()  # maybe a click: not worth a decode yet
-        if self._pausing_seconds() >= self._detector.pause / 2:
+        if self._pause_decode_due():
             return await self._pause(start)
         self._pause_decode = None  # the speaker went on
         if not newest:
@@ -568,14 +567,10 @@ class WhisperStream:
         ahead = self._ahead
         if ahead is None:
             return
-        audio, self._ahead_odd_byte = _samples(self._ahead_odd_byte + pcm)
-        ended = ahead.push(audio)
-        pausing = ahead.utterance_start is not None and (
-            self._pausing_seconds(ahead) >= ahead.pause / 2
-        )
-        if (ended or pausing) and self._interim_decode is not None:
+        audio, _ = _samples(pcm)  # the server feeds whole samples
+        if ahead.push(audio) or self._pause_decode_due(ahead):
             self._ahead = None
-            self._interim_decode.cancel()
+            self._drop_interim_decode()
 
     def hurry(self) -> None:
         """A flush or forced end is on its way, behind audio still to be fed: skip interim work.
@@ -585,6 +580,10 @@ class WhisperStream:
         anyway, and the client is waiting for that answer.
         """
         self._hurried = True
+        self._drop_interim_decode()
+
+    def _drop_interim_decode(self) -> None:
+        """Stop waiting for the interim decode under way, if any (it runs on, unheard)."""
         if self._interim_decode is not None:
             self._interim_decode.cancel()
 
@@ -635,6 +634,14 @@ class WhisperStream:
         quick = 0 < seconds < PAUSE_SECONDS
         self._turns_wanted = seconds > 0
         self._detector.pause = max(SHORTEST_PAUSE_SECONDS, seconds) if quick else PAUSE_SECONDS
+
+    def _pause_decode_due(self, detector: SpeechDetector | None = None) -> bool:
+        """Whether the open utterance has paused half a pause, when its pause is decoded.
+
+        As heard by ``detector``; by default the stream's own (no utterance open: no pause).
+        """
+        heard = self._detector if detector is None else detector
+        return self._pausing_seconds(heard) >= heard.pause / 2
 
     def _pausing_seconds(self, detector: SpeechDetector | None = None) -> float:
         """How long the speaker seems to have paused: quiet counts too if a turn is awaited.
@@ -867,8 +874,8 @@ class WhisperStream:
         through the server at a 0.5 s trigger, dropping it made no turn reliably sooner and
         WER 0.4-1.2 points worse, in every pair; at 0.25 s it made fewer turns late in each.
         """
-        if self._turns_wanted and self._detector.pause < PAUSE_SECONDS:
-            self._ahead, self._ahead_odd_byte = self._detector.fork(), self._odd_byte
+        if self._detector.pause < PAUSE_SECONDS:  # a trigger that short: end_utterances_after
+            self._ahead = self._detector.fork()
             self._ahead.push(self._unheard)
         try:
             yield
