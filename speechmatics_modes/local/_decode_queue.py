@@ -12,7 +12,8 @@ such work uses spare capacity only.
 A caller may stop waiting for its decode: a session whose client forces the end of an
 utterance drops the partial decode it was waiting for, so that the answer need not wait for
 it. A thread cannot be stopped, so the decode runs on to its end in the queue's own task and
-keeps its worker until then: no more decodes ever run at once than there are workers.
+keeps its worker until then: no more decodes ever run at once than there are workers. A
+caller that may still use what it stopped waiting for passes ``late``, which gets it.
 
 Decodes are not batched: on a 2-core CPU one CTranslate2 call over four sessions' windows cost
 about 0.9 of four separate calls, and every window in it would wait for the slowest, so the
@@ -66,24 +67,39 @@ class DecodeQueue:
         self._running = None
         await self._exits.__aexit__(exc_type, exc, tb)
 
-    async def run(self, work: Callable[[], T], *, deadline: float) -> T:
-        """Run ``work`` in a thread on the next worker; wait behind earlier deadlines."""
-        await self._acquire(deadline)
-        return await self._run_taken(work)
+    async def run(
+        self, work: Callable[[], T], *, deadline: float, late: Callable[[T], None] | None = None
+    ) -> T:
+        """Run ``work`` in a thread on the next worker; wait behind earlier deadlines.
 
-    async def try_run(self, work: Callable[[], T], *, idle: bool = False) -> T | None:
+        ``late`` gets the result if the caller was cancelled while ``work`` ran.
+        """
+        await self._acquire(deadline)
+        return await self._run_taken(work, late)
+
+    async def try_run(
+        self,
+        work: Callable[[], T],
+        *,
+        idle: bool = False,
+        late: Callable[[T], None] | None = None,
+    ) -> T | None:
         """Run ``work`` in a thread if a worker is free now and nobody waits; else ``None``.
 
         With ``idle``, only if every worker is free: work for an otherwise idle engine (a look
         that makes a later flush faster) must never leave a busy one short of a worker.
+        ``late``: as for :meth:`run`.
         """
         if self._free < (self.workers if idle else 1) or self._waiting:
             return None
         self._free -= 1
-        return await self._run_taken(work)
+        return await self._run_taken(work, late)
 
-    async def _run_taken(self, work: Callable[[], T]) -> T:
-        """Run ``work`` on the worker just taken, in the queue's task, which frees it after."""
+    async def _run_taken(self, work: Callable[[], T], late: Callable[[T], None] | None) -> T:
+        """Run ``work`` on the worker just taken, in the queue's task, which frees it after.
+
+        If the caller stops waiting, the result goes to ``late`` (if any) when it comes.
+        """
         running = self._running
         if running is None:
             self._release()
@@ -91,6 +107,7 @@ class DecodeQueue:
         done = anyio.Event()
         outcome: list[T] = []
         failure: list[Exception] = []
+        caller_waits = True
 
         async def hold_worker() -> None:
             try:
@@ -100,9 +117,17 @@ class DecodeQueue:
             finally:
                 self._release()
                 done.set()
+            if outcome and late is not None and not caller_waits:
+                late(outcome[0])
 
         running.start_soon(hold_worker)
-        await done.wait()
+        try:
+            await done.wait()
+        except BaseException:
+            caller_waits = False
+            if outcome and late is not None:  # it came just as the caller stopped waiting
+                late(outcome[0])
+            raise
         if failure:
             raise failure[0]
         if not outcome:  # the queue closed before the work could start

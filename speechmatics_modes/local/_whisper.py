@@ -44,7 +44,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AsyncExitStack
 from contextvars import ContextVar
 from pathlib import Path
@@ -465,6 +465,7 @@ class WhisperEngine:
         optional: bool = False,
         idle: bool = False,
         quick: bool = False,
+        late: Callable[[list[EngineWord]], None] | None = None,
     ) -> list[EngineWord] | None:
         """Decode a stream's window in a worker thread; times start at ``offset``.
 
@@ -479,6 +480,8 @@ class WhisperEngine:
             idle: With ``optional``: skip unless every worker is free right now.
             quick: Wanted within about 0.3 s (a forced end): as an interim decode, but
                 greedy (:data:`QUICK_BEAM_SIZE`), whatever ``final`` says.
+            late: Gets the words if the caller stopped waiting for them
+                (:meth:`DecodeQueue.run <speechmatics_modes.local._decode_queue.DecodeQueue.run>`).
 
         At most :data:`_TOKENS_PER_SECOND` tokens per second of audio are generated, so a word
         cut off at the end of the window cannot send decoding into a loop. There is no text
@@ -514,8 +517,8 @@ class WhisperEngine:
             return engine_words(segments, offset, heard_again=not final)
 
         if optional:
-            return await queue.try_run(transcribe, idle=idle)
-        return await queue.run(transcribe, deadline=deadline)
+            return await queue.try_run(transcribe, idle=idle, late=late)
+        return await queue.run(transcribe, deadline=deadline, late=late)
 
     def _running(self) -> tuple[Any, DecodeQueue]:
         if self._model is None or self._queue is None:

@@ -32,9 +32,10 @@ Whisper's 30 s: :mod:`~speechmatics_modes.local._whisper`). Decisions, and why:
   detector often calls a breath or an echo after it speech), the utterance closes then;
   otherwise, once the pause is long enough, those words are its finals without a second decode.
   Either way EndOfUtterance and ForceEndOfUtterance do not wait for a decode after the pause.
-  In a session waiting for EndOfUtterance at a trigger shorter than that pause, the audio
-  that arrives while an interim decode runs is heard ahead (:meth:`~WhisperStream.arriving`):
-  a pause beginning there drops that decode, so the pause's decode does not wait for it.
+  In a session waiting for EndOfUtterance, the audio that arrives while an interim decode
+  runs is heard ahead (:meth:`~WhisperStream.arriving`): a pause beginning there drops that
+  decode, so the pause's decode does not wait for it; the dropped decode's words still count
+  when they come in time (:meth:`~WhisperStream._salvage`).
 * **ForceEndOfUtterance decodes only the tail** (:data:`FLUSH_SECONDS`) of a long open
   utterance: a decode's cost grows with its window, and it should be answered within about
   0.3 s. The words before the tail become final as the latest interim decodes heard them;
@@ -201,11 +202,12 @@ class Decoder(Protocol):
         optional: bool,
         idle: bool = False,
         quick: bool = False,
+        late: Callable[[list[EngineWord]], None] | None = None,
     ) -> list[EngineWord] | None:
         """Words heard; ``None`` if ``optional`` and no worker (``idle``: not all) was free.
 
         ``quick``: a forced end waits for these words, so speed matters more than the last
-        bit of accuracy.
+        bit of accuracy. ``late`` gets the words if the caller stopped waiting for them.
         """
         ...
 
@@ -372,6 +374,18 @@ class _PauseDecode:
 
 
 @dataclass(frozen=True)
+class _Dropped:
+    """An interim decode dropped for a pause heard ahead (:meth:`WhisperStream.arriving`).
+
+    It ran on to its end on its worker; what it heard still counts as a look at the open
+    utterance, and the words ``max_delay`` made due when it started are still due.
+    """
+
+    look: Look
+    due_before: float
+
+
+@dataclass(frozen=True)
 class _Held:
     """A closed utterance whose final decode waits for the speech that follows it.
 
@@ -470,8 +484,12 @@ class WhisperStream:
         self._flexible = True
         self._held: _Held | None = None
         self._ahead: SpeechDetector | None = None
-        """While an interim decode runs in a session waiting for quick turns: a fork of the
+        """While an interim decode runs in a session waiting for EndOfUtterance: a fork of the
         detector, hearing the audio that arrives meanwhile (:meth:`arriving`)."""
+        self._dropped: _Dropped | None = None
+        self._utterances = 0
+        """Counts utterances closed (or never opened), so a dropped decode's words that come
+        after its utterance closed are not taken for the next one's."""
 
     @property
     def buffered_seconds(self) -> float:
@@ -556,7 +574,7 @@ class WhisperStream:
     def arriving(self, pcm: bytes) -> None:
         """Audio read while a feed runs, to be fed after it: a pause in it drops the decode.
 
-        In a session waiting for quick turns, a turn that ended while an interim decode ran
+        In a session waiting for EndOfUtterance, a turn that ended while an interim decode ran
         waited for that decode before its pause was even heard (the server feeds the audio
         that came meanwhile only after it), then for the pause's own decode: with the machine
         busy, both were slow. A fork of the detector hears that audio as it arrives; once it
@@ -809,11 +827,13 @@ class WhisperStream:
     ) -> StreamUpdate:
         """The open utterance ended with ``words``: the new ones become final.
 
-        They follow the ``settled`` ones, which a forced end made final just before.
+        They follow the ``settled`` ones, which a forced end made final just before, and the
+        words an interim decode dropped for the pause found due (:meth:`_salvage`).
         """
+        salvaged = self._salvage()
         fresh = after_committed(words, self._committed)
         self._commit(fresh)
-        finals = (*settled, *fresh)
+        finals = (*settled, *salvaged, *fresh)
         self._forget_open()
         self._trim()
         return StreamUpdate(finals, (), utterance_ended=True)
@@ -823,6 +843,34 @@ class WhisperStream:
         self._looks.clear()
         self._partial = ()
         self._pause_decode = None
+        self._dropped = None
+        self._utterances += 1
+
+    def _salvage(self) -> list[EngineWord]:
+        """Make final the words due when an interim decode dropped for a pause started.
+
+        Dropping it (:meth:`arriving`) let the pause's decode start at once, but that decode
+        is greedy in a session waiting for EndOfUtterance, and it decided words ``max_delay``
+        had made due, which the dropped decode would have made final with its beam and the
+        looks' vote: through the server at a 0.5 s trigger that cost 0.4-1.2 points of WER.
+        The dropped decode runs to its end anyway, and nearly always before the pause's: its
+        words are taken as if it had been waited for (they come with the close, a little
+        later than they would have). If they come too late, the pause's decode's words are
+        final instead.
+        """
+        dropped, self._dropped = self._dropped, None
+        if dropped is None:
+            return []
+        finals = self._due_words(dropped.look, dropped.due_before)
+        self._commit(finals)
+        return finals
+
+    def _due_words(self, look: Look, due_before: float) -> list[EngineWord]:
+        """The words ``look`` makes final (:func:`due_finals`, :func:`numbers_heard_whole`)."""
+        finals = due_finals(look, self._looks, self._committed, due_before=due_before)
+        if self._flexible:
+            finals = numbers_heard_whole(finals, look, overdue=due_before - ENTITY_SECONDS)
+        return finals
 
     async def _interim(self, start: float, now: float) -> StreamUpdate:
         """Between pauses: a partial, and whichever words ``max_delay`` makes due."""
@@ -841,44 +889,54 @@ class WhisperStream:
         self._interim_audio_end = self._audio_end
         deadline = now + (0.0 if must else self._max_delay)
         begin, context = self._recent_start(start)
-        with self._hearing_ahead():
+        audio_end = self._audio_end
+        with self._hearing_ahead() as ahead:
             words = await self._interim_decode_window(
                 begin,
-                self._audio_end,
+                audio_end,
                 final=False,
                 deadline=deadline,
                 optional=not must,
                 idle=not (must or wanted),
                 context=context,
+                late=self._keep_dropped(audio_end, due_before) if ahead else None,
             )
         if words is None:
             return StreamUpdate(partial=self._partial)
-        look = Look(tuple(words), self._audio_end)
-        finals = due_finals(look, self._looks, self._committed, due_before=due_before)
-        if self._flexible:
-            finals = numbers_heard_whole(finals, look, overdue=due_before - ENTITY_SECONDS)
+        if self._dropped is not None:  # the speaker went on after a dropped decode
+            self._looks.append(self._dropped.look)
+            self._dropped = None
+        look = Look(tuple(words), audio_end)
+        finals = self._due_words(look, due_before)
         self._commit(finals)
         self._looks.append(look)
         self._partial = tuple(after_committed(words, self._committed))
         self._trim()
         return StreamUpdate(tuple(finals), self._partial)
 
-    @contextmanager
-    def _hearing_ahead(self) -> Iterator[None]:
-        """In a session waiting for quick turns, hear the audio arriving meanwhile.
+    def _keep_dropped(
+        self, audio_end: float, due_before: float
+    ) -> Callable[[list[EngineWord]], None]:
+        """Where the words of an interim decode (up to ``audio_end``) go if it is dropped."""
+        utterance = self._utterances
 
-        Only where the trigger is shorter than :data:`PAUSE_SECONDS` (:meth:`arriving`): with
-        longer ones the pause's decode starts early enough that an interim decode under way
-        seldom makes the turn late, and the decode dropped cost its due words its beam and
-        its vote (they were made final by the pause's greedy decode instead). Side by side
-        through the server at a 0.5 s trigger, dropping it made no turn reliably sooner and
-        WER 0.4-1.2 points worse, in every pair; at 0.25 s it made fewer turns late in each.
+        def keep(words: list[EngineWord]) -> None:
+            if self._utterances == utterance:  # still open
+                self._dropped = _Dropped(Look(tuple(words), audio_end), due_before)
+
+        return keep
+
+    @contextmanager
+    def _hearing_ahead(self) -> Iterator[bool]:
+        """In a session waiting for EndOfUtterance, hear the audio arriving meanwhile.
+
+        Yields whether it does (:meth:`arriving`).
         """
-        if self._detector.pause < PAUSE_SECONDS:  # a trigger that short: end_utterances_after
+        if self._turns_wanted:
             self._ahead = self._detector.fork()
             self._ahead.push(self._unheard)
         try:
-            yield
+            yield self._ahead is not None
         finally:
             self._ahead = None
 
@@ -932,8 +990,12 @@ class WhisperStream:
         idle: bool = False,
         context: float = PRE_ROLL_SECONDS,
         quick: bool = False,
+        late: Callable[[list[EngineWord]], None] | None = None,
     ) -> list[EngineWord] | None:
-        """Decode a window whose words are not needed yet; ``None`` if :meth:`hurry` dropped it."""
+        """Decode a window whose words are not needed yet; ``None`` if :meth:`hurry` dropped it.
+
+        ``late`` gets its words if it was dropped.
+        """
         if self._hurried:
             return None
         with anyio.CancelScope() as self._interim_decode:
@@ -947,6 +1009,7 @@ class WhisperStream:
                     idle=idle,
                     context=context,
                     quick=quick,
+                    late=late,
                 )
             finally:
                 self._interim_decode = None
@@ -963,8 +1026,12 @@ class WhisperStream:
         idle: bool = False,
         context: float = PRE_ROLL_SECONDS,
         quick: bool = False,
+        late: Callable[[list[EngineWord]], None] | None = None,
     ) -> list[EngineWord] | None:
-        """Decode from ``context`` seconds before ``start`` to ``until``; keep speech's words."""
+        """Decode from ``context`` seconds before ``start`` to ``until``; keep speech's words.
+
+        ``late`` gets them (speech's) if the caller stopped waiting.
+        """
         begin = self._window_start(start, until, context)
         first = round((begin - self._audio_start) * ENGINE_SAMPLE_RATE)
         last = round((until - self._audio_start) * ENGINE_SAMPLE_RATE)
@@ -977,10 +1044,15 @@ class WhisperStream:
             optional=optional,
             idle=idle,
             quick=quick,
+            late=None if late is None else lambda words: late(self._spoken(words)),
         )
         if words is None:
             return None
         self._decode_seconds = 0.7 * self._decode_seconds + 0.3 * (self._clock() - began)
+        return self._spoken(words)
+
+    def _spoken(self, words: list[EngineWord]) -> list[EngineWord]:
+        """The ``words`` that overlap speech: the detector's evidence against made-up words."""
         return [
             word
             for word in words

@@ -69,28 +69,34 @@ async def test_a_cancelled_waiter_passes_its_turn_on() -> None:
         assert await queue.try_run(lambda: "free") == "free"
 
 
-async def test_a_decode_nobody_waits_for_keeps_its_worker_until_it_ends() -> None:
+@pytest.mark.parametrize("optional", [False, True])
+async def test_a_decode_nobody_waits_for_keeps_its_worker_until_it_ends(optional: bool) -> None:
     """A session that drops a partial decode gets on at once; the thread cannot be stopped, so
-    its worker is not handed out again until it ends: never more decodes than workers."""
+    its worker is not handed out again until it ends: never more decodes than workers. Its
+    result goes to ``late``, once, when it comes."""
     started, finish = threading.Event(), threading.Event()
-    finished: list[str] = []
+    late: list[str] = []
 
     def decode() -> str:
         started.set()
         finish.wait(WAIT)
-        finished.append("partial")
         return "partial"
 
     async with DecodeQueue(1) as queue:
+        run = (
+            partial(queue.try_run, decode, late=late.append)
+            if optional
+            else partial(queue.run, decode, deadline=0.0, late=late.append)
+        )
         with anyio.fail_after(WAIT):
             async with anyio.create_task_group() as group:
-                group.start_soon(partial(queue.run, decode, deadline=0.0))
+                group.start_soon(run)
                 assert await anyio.to_thread.run_sync(started.wait, WAIT)
                 group.cancel_scope.cancel()  # the caller stops waiting
-        assert finished == []
+        assert late == []
         assert await queue.try_run(lambda: "next") is None, "its worker is still decoding"
         finish.set()
-    assert finished == ["partial"], "the queue's block waited for the decode to end"
+    assert late == ["partial"], "the queue's block waited for the decode to end"
 
 
 async def test_a_failed_decode_raises_in_its_caller_and_frees_its_worker() -> None:

@@ -90,7 +90,9 @@ class ScriptedDecoder:
         optional: bool,
         idle: bool = False,
         quick: bool = False,
+        late: Callable[[list[EngineWord]], None] | None = None,
     ) -> list[EngineWord] | None:
+        """Never dropped (the queue's part: see the tests that drop decodes), so no ``late``."""
         end = offset + len(audio) / RATE
         self.calls.append((offset, end, final))
         self.quick.append(quick)
@@ -910,16 +912,21 @@ async def test_a_coming_end_drops_the_interim_decode_under_way() -> None:
 @pytest.mark.anyio
 @pytest.mark.parametrize(
     ("arriving", "trigger", "drops"),
-    [("a pause", 0.25, True), ("more speech", 0.25, False), ("a pause", 0.5, False)],
+    [
+        ("a pause", 0.25, True),
+        ("a pause", 0.5, True),
+        ("more speech", 0.25, False),
+        ("a pause", 0.0, False),
+    ],
 )
 async def test_a_pause_arriving_during_an_interim_decode_drops_it(
     arriving: str, trigger: float, drops: bool
 ) -> None:
-    """A session waiting for quick turns hears ahead the audio read while an interim decode
+    """A session waiting for EndOfUtterance hears ahead the audio read while an interim decode
     runs (it is fed only after the decode): a pause beginning in it drops the decode, so the
     pause's own decode and EndOfUtterance need not wait for it; more speech leaves it be, and
-    so does a session whose trigger leaves the decode time to end. Either way every word is
-    final once, at the end of the turn."""
+    so does a session that wants no EndOfUtterance. Either way every word is final once, at
+    the end of the turn."""
     script = [word("the", 0.5, 0.8)]
     decoder = ScriptedDecoder(script)
     stalled, release = anyio.Event(), anyio.Event()
@@ -939,7 +946,7 @@ async def test_a_pause_arriving_during_an_interim_decode_drops_it(
 
     run = paced(decoder, max_delay=10.0, partials=True, through=slow_decoder)
     run.stream.end_utterances_after(trigger)
-    following = speech_audio([(0.0, 0.2)] if arriving == "more speech" else [], 0.2)
+    following = speech_audio([(0.0, 0.3)] if arriving == "more speech" else [], 0.3)
     with anyio.fail_after(10):
         async with anyio.create_task_group() as group:
             group.start_soon(run.feed, speech_audio([(0.5, 0.8)], 0.8))
@@ -950,7 +957,67 @@ async def test_a_pause_arriving_during_an_interim_decode_drops_it(
             assert dropped == ([True] if drops else [])
             release.set()
         await run.feed(following + speech_audio([], 0.6))
+        await run.flush()
     assert [w for w, _ in run.finals] == script
+    assert run.stream.buffered_seconds < 1.0
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("comes", ["before the close", "after the close"])
+async def test_a_dropped_decodes_due_words_are_final_as_it_heard_them(comes: str) -> None:
+    """A decode dropped for a pause heard ahead runs on to its end. If its words come before
+    the pause's decode closes the utterance, the words max_delay had made due when it started
+    are final as it heard them (here in capitals), as if it had been waited for; the pause's
+    decode gives the rest. Words that come after the close are not taken for the next
+    utterance's. Either way each word is final once."""
+    script = [word("w0", 0.5, 0.9), word("w1", 1.0, 1.35), word("w2", 1.4, 1.75)]
+    decoder = ScriptedDecoder(script)
+    stalled, release = anyio.Event(), anyio.Event()
+
+    async with anyio.create_task_group() as queue:  # where a dropped decode runs on
+
+        async def slow_decoder(
+            audio: npt.NDArray[np.float32],
+            offset: float,
+            *,
+            late: Callable[[list[EngineWord]], None] | None = None,
+            **options: Any,
+        ) -> list[EngineWord] | None:
+            words = await decoder(audio, offset, **options)
+            if options["final"] or stalled.is_set() or offset + len(audio) / RATE < 1.8:
+                return words
+            stalled.set()  # the decode of the speech's last chunk is slow
+            try:
+                await anyio.sleep_forever()
+            finally:
+                assert late is not None
+                heard = [replace(w, text=w.text.upper()) for w in words or ()]
+                queue.start_soon(deliver, late, heard)
+            return None
+
+        async def deliver(
+            late: Callable[[list[EngineWord]], None], heard: list[EngineWord]
+        ) -> None:
+            await release.wait()
+            late(heard)
+
+        run = paced(decoder, max_delay=1.0, partials=True, through=slow_decoder)
+        run.stream.end_utterances_after(0.25)
+        pause = speech_audio([], 0.2)
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as group:
+                group.start_soon(run.feed, speech_audio([(0.5, 1.8)], 1.8))
+                await stalled.wait()
+                run.stream.arriving(pause)
+            if comes == "before the close":
+                release.set()
+                await anyio.wait_all_tasks_blocked()
+            await run.feed(pause + speech_audio([], 0.4))
+            release.set()
+    finals = [w for w, _ in run.finals]
+    assert [w.text.lower() for w in finals] == ["w0", "w1", "w2"]
+    assert_final_once_and_in_order(finals)
+    assert [w.text for w in finals][1] == ("W1" if comes == "before the close" else "w1")
     assert run.stream.buffered_seconds < 1.0
 
 
