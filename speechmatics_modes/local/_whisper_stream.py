@@ -377,8 +377,8 @@ class _PauseDecode:
 class _Dropped:
     """An interim decode dropped for a pause heard ahead (:meth:`WhisperStream.arriving`).
 
-    It ran on to its end on its worker; what it heard still counts as a look at the open
-    utterance, and the words ``max_delay`` made due when it started are still due.
+    It ran on to its end on its worker; the words ``max_delay`` made due when it started are
+    still due when the pause closes the utterance (:meth:`WhisperStream._salvage`).
     """
 
     look: Look
@@ -853,7 +853,7 @@ class WhisperStream:
         is greedy in a session waiting for EndOfUtterance, and it decided words ``max_delay``
         had made due, which the dropped decode would have made final with its beam and the
         looks' vote: through the server at a 0.5 s trigger that cost 0.4-1.2 points of WER.
-        The dropped decode runs to its end anyway, and nearly always before the pause's: its
+        The dropped decode runs to its end anyway, and usually before the pause's: its
         words are taken as if it had been waited for (they come with the close, a little
         later than they would have). If they come too late, the pause's decode's words are
         final instead.
@@ -903,9 +903,7 @@ class WhisperStream:
             )
         if words is None:
             return StreamUpdate(partial=self._partial)
-        if self._dropped is not None:  # the speaker went on after a dropped decode
-            self._looks.append(self._dropped.look)
-            self._dropped = None
+        self._dropped = None  # the speaker went on: this decode decides what is due now
         look = Look(tuple(words), audio_end)
         finals = self._due_words(look, due_before)
         self._commit(finals)

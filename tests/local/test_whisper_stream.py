@@ -963,13 +963,14 @@ async def test_a_pause_arriving_during_an_interim_decode_drops_it(
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize("comes", ["before the close", "after the close"])
+@pytest.mark.parametrize("comes", ["before the close", "after the close", "before more speech"])
 async def test_a_dropped_decodes_due_words_are_final_as_it_heard_them(comes: str) -> None:
     """A decode dropped for a pause heard ahead runs on to its end. If its words come before
     the pause's decode closes the utterance, the words max_delay had made due when it started
-    are final as it heard them (here in capitals), as if it had been waited for; the pause's
-    decode gives the rest. Words that come after the close are not taken for the next
-    utterance's. Either way each word is final once."""
+    are final as it heard them (here "x1", surer than the others' "w1"), as if it had been
+    waited for; the pause's decode gives the rest. If the speaker goes on instead, the next
+    interim decode decides what is due, and words that come after the close are not taken
+    for the next utterance's. Either way each word is final once."""
     script = [word("w0", 0.5, 0.9), word("w1", 1.0, 1.35), word("w2", 1.4, 1.75)]
     decoder = ScriptedDecoder(script)
     stalled, release = anyio.Event(), anyio.Event()
@@ -991,7 +992,9 @@ async def test_a_dropped_decodes_due_words_are_final_as_it_heard_them(comes: str
                 await anyio.sleep_forever()
             finally:
                 assert late is not None
-                heard = [replace(w, text=w.text.upper()) for w in words or ()]
+                heard = [
+                    replace(w, text=w.text.replace("w", "x"), confidence=1.0) for w in words or ()
+                ]
                 queue.start_soon(deliver, late, heard)
             return None
 
@@ -1009,15 +1012,17 @@ async def test_a_dropped_decodes_due_words_are_final_as_it_heard_them(comes: str
                 group.start_soon(run.feed, speech_audio([(0.5, 1.8)], 1.8))
                 await stalled.wait()
                 run.stream.arriving(pause)
-            if comes == "before the close":
+            if comes != "after the close":
                 release.set()
                 await anyio.wait_all_tasks_blocked()
+            if comes == "before more speech":
+                await run.feed(speech_audio([(0.15, 1.0)], 1.0))
             await run.feed(pause + speech_audio([], 0.4))
             release.set()
-    finals = [w for w, _ in run.finals]
-    assert [w.text.lower() for w in finals] == ["w0", "w1", "w2"]
-    assert_final_once_and_in_order(finals)
-    assert [w.text for w in finals][1] == ("W1" if comes == "before the close" else "w1")
+        await run.flush()
+    finals = [w.text for w, _ in run.finals]
+    assert finals[:3] == ["w0", "x1" if comes == "before the close" else "w1", "w2"]
+    assert_final_once_and_in_order([w for w, _ in run.finals])
     assert run.stream.buffered_seconds < 1.0
 
 
