@@ -72,7 +72,8 @@ class DecodeQueue:
     ) -> T:
         """Run ``work`` in a thread on the next worker; wait behind earlier deadlines.
 
-        ``late`` gets the result if the caller was cancelled while ``work`` ran.
+        ``late`` gets the result if the caller was cancelled while ``work`` ran. It runs in
+        the queue's own task, so it must not raise (an error there would end the queue).
         """
         await self._acquire(deadline)
         return await self._run_taken(work, late)
