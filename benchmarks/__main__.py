@@ -17,6 +17,7 @@ BENCHMARKS = (
     "rollover",
     "rollover_speech",
     "controls",
+    "simulate",
 )
 
 

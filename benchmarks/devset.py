@@ -12,6 +12,9 @@ the other benchmarks use; this module only adds what should give *no* words:
   babble of several voices backwards,
 * each speech clip followed (and preceded) by one of the noises above (not silence), so that
   words invented in a noisy tail show up as insertions against the reference,
+* each speech clip with a pause cut into it between two words a second or so after its
+  speech begins, so that a short phrase stands alone between two pauses, as when a speaker
+  hesitates (where the words are is for the caller to say),
 * the speech clips joined into one stream, full band and through a telephone's band (300 to
   3400 Hz), where voice activity detection is least sure of itself.
 
@@ -231,6 +234,20 @@ def under_babble(speech: list[Sound], below_db: float = 5.0, talkers: int = 4) -
         crowd = _at_dbfs(_crowd(rng, others, talkers, len(voice)), _dbfs(voice) - below_db)
         name = f"{clip.name}+babble-{below_db:g}dB"
         sounds.append(Sound(name, _pcm(voice + crowd), clip.reference))
+    return sounds
+
+
+def phrase_alone(speech: list[Sound], cuts: list[float], pause_seconds: float = 0.8) -> list[Sound]:
+    """Each clip with ``pause_seconds`` of silence cut into it at its ``cuts`` (seconds; a
+    boundary between two words, a second or so in): its first words stand alone between two
+    pauses, as in "And so, my fellow Americans: ask not, what your country can do for you",
+    where a decoder hearing "ask not" alone may doubt it all."""
+    sounds = []
+    for sound, cut in zip(speech, cuts, strict=True):
+        voice = _speech_samples(sound.pcm)
+        at = round(cut * RATE)
+        paused = np.concatenate((voice[:at], np.zeros(round(pause_seconds * RATE)), voice[at:]))
+        sounds.append(Sound(f"{sound.name}+pause", _pcm(paused), sound.reference))
     return sounds
 
 
