@@ -23,6 +23,10 @@ Whisper's 30 s: :mod:`~speechmatics_modes.local._whisper`). Decisions, and why:
   (:meth:`~WhisperStream.end_utterances_after`), down to :data:`SHORTEST_PAUSE_SECONDS`;
   any session asking for EndOfUtterance also at quiet stretches (a breath) the detector
   still calls speech, once Whisper heard no word there for a whole pause.
+* **A phrase heard alone may give no words.** tiny.en, hearing under a second between two
+  pauses, may doubt it all ("ask not", between "my fellow Americans" and "what your
+  country"). Speech that gave no words is decoded again with the utterance after it, if that
+  begins within :data:`JOIN_GAP_SECONDS`, as batch hears it (:meth:`~WhisperStream._joined`).
 * **No left context from earlier utterances.** Adding the previous sentence to the window
   made tiny.en now and then stop after that sentence and
   drop the new one, or hear its last word again with new times; the window starts
@@ -105,6 +109,7 @@ __all__ = [
     "ENTITY_SECONDS",
     "FLUSH_CONTEXT_SECONDS",
     "FLUSH_SECONDS",
+    "JOIN_GAP_SECONDS",
     "LOOKAHEAD_SECONDS",
     "MAX_WINDOW_SECONDS",
     "PARTIAL_INTERVAL",
@@ -178,6 +183,14 @@ for it and nobody waits for EndOfUtterance (:class:`_Held`)."""
 ENTITY_SECONDS = 2.0
 """How much longer than ``max_delay`` a number may wait to be heard whole, when the session's
 ``max_delay_mode`` is "flexible" (:func:`numbers_heard_whole`)."""
+JOIN_GAP_SECONDS = 2.0
+"""Speech in which a decode heard no words is heard again with speech that begins within this
+long after it (:meth:`WhisperStream._joined`), as batch's voice activity filter joins speech
+across gaps of up to 2 s."""
+UNHEARD_SECONDS = 3.0
+"""The longest utterance without words that is heard again with the next
+(:data:`JOIN_GAP_SECONDS`): longer speech in which Whisper heard nothing is more likely noise,
+and would make the next utterance's decodes cost more."""
 HEARING_PIECE_SECONDS = 0.1
 """Fed audio is heard this much at a time (:meth:`WhisperStream.feed`). The server feeds what
 came while a decode ran in one go, and a second of it may hold two pauses, each closing an
@@ -490,6 +503,8 @@ class WhisperStream:
         self._utterances = 0
         """Counts utterances closed (or never opened), so a dropped decode's words that come
         after its utterance closed are not taken for the next one's."""
+        self._unheard_speech: tuple[float, float] | None = None
+        """Where the last utterance began and its speech ended, if it gave no words."""
 
     @property
     def buffered_seconds(self) -> float:
@@ -537,7 +552,7 @@ class WhisperStream:
             if self._held is not None:  # both in one window, not held again: see _Held
                 held, self._held = self._held, None
                 return await self._finish(held.start, until, last.end)
-            return await self._end_of_speech(ended[0].start, until, last.end)
+            return await self._end_of_speech(self._joined(ended[0].start), until, last.end)
         if self._held is not None:
             if self._hurried or not self._due(self._held, now):
                 return StreamUpdate(partial=self._partial)
@@ -547,6 +562,7 @@ class WhisperStream:
             self._forget_open()
             self._trim()
             return StreamUpdate()
+        start = self._joined(start)
         if self._audio_end - max(start, self._committed_end) >= MAX_UTTERANCE_SECONDS:
             self._detector.close()
             return await self._finish(start, self._audio_end, self._audio_end)
@@ -612,6 +628,7 @@ class WhisperStream:
         self._audio = np.concatenate((self._audio, unheard))  # all of it: it ends anyway
         ended = self._detector.push(unheard)
         start = ended[0].start if ended else self._detector.utterance_start
+        start = None if start is None else self._joined(start)
         utterance = self._detector.close() or (ended[-1] if ended else None)
         held, self._held = self._held, None
         if held is not None:
@@ -760,6 +777,7 @@ class WhisperStream:
         Where it decodes from: :meth:`_final_start`.
         """
         done = self._pause_decode
+        utterance_start = start
         settled: list[EngineWord] = []
         if done is not None and done.until >= speech_end:
             words: list[EngineWord] | None = done.words
@@ -773,7 +791,39 @@ class WhisperStream:
                 start, until, final=True, deadline=self._clock(), context=context, quick=hurry
             )
         assert words is not None
-        return self._close(words, settled)
+        return self._close(words, settled, span=(utterance_start, speech_end))
+
+    def _joined(self, start: float) -> float:
+        """Where the utterance begun at ``start`` is decoded from: with unheard speech before it.
+
+        Speech that gave no words (a short phrase tiny.en doubted, heard alone: see the
+        module's docstring) is decoded again with this utterance if it ended at most
+        :data:`JOIN_GAP_SECONDS` before it; batch would hear both in one window.
+        """
+        unheard = self._unheard_speech
+        if unheard is None:
+            return start
+        if start - unheard[1] > JOIN_GAP_SECONDS:
+            self._unheard_speech = None
+            return start
+        return min(start, unheard[0])
+
+    def _open_start(self) -> float | None:
+        """Where the audio of the open utterance begins (:meth:`_joined`).
+
+        With none open: where speech that gave no words begins, while the next may join it.
+        """
+        start = self._detector.utterance_start
+        if start is not None:
+            return self._joined(start)
+        unheard = self._unheard_speech
+        if unheard is not None and self._audio_end - unheard[1] <= JOIN_GAP_SECONDS + PAUSE_SECONDS:
+            return unheard[0]
+        return None
+
+    def _gave_no_words(self, start: float, speech_end: float) -> bool:
+        """Whether the utterance from ``start`` is a short phrase that gave no final word."""
+        return self._committed_end <= start and speech_end - start <= UNHEARD_SECONDS
 
     def _settle(self, cut: float) -> list[EngineWord]:
         """Make final, as the latest looks heard them, the open words that end before ``cut``."""
@@ -823,17 +873,24 @@ class WhisperStream:
         return await self._end_of_speech(start, self._audio_end, self._pause_decode.until)
 
     def _close(
-        self, words: Sequence[EngineWord], settled: Sequence[EngineWord] = ()
+        self,
+        words: Sequence[EngineWord],
+        settled: Sequence[EngineWord] = (),
+        *,
+        span: tuple[float, float] | None = None,
     ) -> StreamUpdate:
         """The open utterance ended with ``words``: the new ones become final.
 
         They follow the ``settled`` ones, which a forced end made final just before, and the
-        words an interim decode dropped for the pause found due (:meth:`_salvage`).
+        words an interim decode dropped for the pause found due (:meth:`_salvage`). If none
+        was heard, the utterance's ``span`` (start, end of speech) is kept to be heard again
+        with the next one (:meth:`_joined`).
         """
         salvaged = self._salvage()
         fresh = after_committed(words, self._committed)
         self._commit(fresh)
         finals = (*settled, *salvaged, *fresh)
+        self._unheard_speech = span if span and self._gave_no_words(*span) else None
         self._forget_open()
         self._trim()
         return StreamUpdate(finals, (), utterance_ended=True)
@@ -1106,7 +1163,7 @@ class WhisperStream:
 
     def _trim(self) -> None:
         """Forget audio, words and frames no later decode can reach."""
-        start = self._held.start if self._held else self._detector.utterance_start
+        start = self._held.start if self._held else self._open_start()
         horizon = self._window_start(self._audio_end if start is None else start, self._audio_end)
         samples = round((horizon - self._audio_start) * ENGINE_SAMPLE_RATE)
         if samples <= 0:

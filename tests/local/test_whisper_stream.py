@@ -24,6 +24,7 @@ from speechmatics_modes.local._whisper_stream import (
     ENTITY_SECONDS,
     FLUSH_CONTEXT_SECONDS,
     FLUSH_SECONDS,
+    JOIN_GAP_SECONDS,
     LOOKAHEAD_SECONDS,
     MIN_INTERIM_STEP,
     PARTIAL_INTERVAL,
@@ -1048,3 +1049,33 @@ async def test_decodes_reach_back_only_a_little_before_the_last_final(trigger: f
     *_, (start, end, final) = decoder.calls
     assert final
     assert reaches_back(start, end) if trigger else start < 0.5
+
+
+@dataclass
+class DoubtsShortWindows(ScriptedDecoder):
+    """As tiny.en with a phrase heard alone: a window under 1.25 s gives no words at all."""
+
+    async def __call__(
+        self, audio: npt.NDArray[np.float32], offset: float, **options: Any
+    ) -> list[EngineWord] | None:
+        heard = await super().__call__(audio, offset, **options)
+        return [] if len(audio) / RATE < 1.25 else heard
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("gap", [1.2, JOIN_GAP_SECONDS + 0.5])
+async def test_speech_that_gave_no_words_is_heard_again_with_the_speech_soon_after(
+    gap: float,
+) -> None:
+    first = [word("ask", 0.5, 0.7), word("not", 0.75, 0.9)]
+    later = 0.9 + gap
+    second = [word("what", later, later + 0.3), word("now", later + 0.4, later + 1.0)]
+    decoder = DoubtsShortWindows([*first, *second])
+    run = paced(decoder, max_delay=4.0, partials=False, lookahead=0)
+    await run.feed(speech_audio([(0.5, 0.9), (later, later + 1.0)], later + 2.0))
+    heard = [w.text for w, _ in run.finals]
+    if gap <= JOIN_GAP_SECONDS:
+        assert heard == ["ask", "not", "what", "now"]
+    else:  # too far apart: each alone, as before
+        assert heard == ["what", "now"]
+        assert decoder.calls[-1][0] > 0.9
