@@ -237,15 +237,25 @@ def under_babble(speech: list[Sound], below_db: float = 5.0, talkers: int = 4) -
     return sounds
 
 
+SNAP_SECONDS = 0.15
+"""How far from a given cut :func:`phrase_alone` looks for the quietest point: word times
+from a decoder are rough, and a pause cut into a word makes it two."""
+
+
 def phrase_alone(speech: list[Sound], cuts: list[float], pause_seconds: float = 0.8) -> list[Sound]:
-    """Each clip with ``pause_seconds`` of silence cut into it at its ``cuts`` (seconds; a
-    boundary between two words, a second or so in): its first words stand alone between two
-    pauses, as in "And so, my fellow Americans: ask not, what your country can do for you",
-    where a decoder hearing "ask not" alone may doubt it all."""
+    """Each clip with ``pause_seconds`` of silence cut into it near its ``cuts`` (seconds; a
+    boundary between two words, a second or so in), at the quietest 10 ms within
+    :data:`SNAP_SECONDS`: its first words stand alone between two pauses, as in "And so, my
+    fellow Americans: ask not, what your country can do for you", where a decoder hearing
+    "ask not" alone may doubt it all."""
     sounds = []
+    frame = RATE // 100
     for sound, cut in zip(speech, cuts, strict=True):
         voice = _speech_samples(sound.pcm)
-        at = round(cut * RATE)
+        first = max(0, round((cut - SNAP_SECONDS) * RATE))
+        near = voice[first : round((cut + SNAP_SECONDS) * RATE)]
+        energy = np.square(near[: len(near) // frame * frame]).reshape(-1, frame).sum(axis=1)
+        at = first + int(np.argmin(energy)) * frame + frame // 2
         paused = np.concatenate((voice[:at], np.zeros(round(pause_seconds * RATE)), voice[at:]))
         sounds.append(Sound(f"{sound.name}+pause", _pcm(paused), sound.reference))
     return sounds
