@@ -51,6 +51,12 @@ class Sound:
     def duration(self) -> float:
         return len(self.pcm) / (2 * RATE)
 
+    def write_raw(self, directory: Path) -> Path:
+        """The sound as a raw PCM file in ``directory``, for an engine's batch recognition."""
+        path = directory / f"{self.name}.raw"
+        path.write_bytes(self.pcm)
+        return path
+
 
 def _dbfs(signal: Samples) -> float:
     rms = float(np.sqrt(np.mean(np.square(signal))))

@@ -101,14 +101,8 @@ FORCE_TARGET_SECONDS = 0.3
 BYTES_PER_SECOND = 32_000
 
 
-def _raw(sound: Sound, workdir: Path) -> Path:
-    path = workdir / f"{sound.name}.raw"
-    path.write_bytes(sound.pcm)
-    return path
-
-
 async def batch(engine: Engine, sounds: list[Sound], workdir: Path) -> list[str]:
-    return [text(await engine.recognize_file(_raw(sound, workdir))) for sound in sounds]
+    return [text(await engine.recognize_file(sound.write_raw(workdir))) for sound in sounds]
 
 
 async def unpaced(engine: Engine, pcm: bytes) -> list[EngineWord]:
@@ -225,7 +219,7 @@ async def measure_whisper(workdir: Path, speech: list[Sound]) -> dict[str, Any]:
     streams["telephone"] = telephone(streams["one_stream"])
     audio = sum(sound.duration for sound in speech)
     async with WhisperEngine() as engine:
-        await engine.recognize_file(_raw(speech[0], workdir))  # warm up
+        await engine.recognize_file(speech[0].write_raw(workdir))  # warm up
         began = time.perf_counter()
         batch_text = await batch(engine, speech, workdir)
         batch_rtf = (time.perf_counter() - began) / audio

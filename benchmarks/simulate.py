@@ -324,11 +324,11 @@ the first word began, as batch heard them."""
 async def phrases_alone(engine: WhisperEngine, speech: list[Sound], workdir: Path) -> list[Sound]:
     """The clips with a pause between two words a second or so in (:func:`phrase_alone`).
 
-    Where the words are, batch's words say; the pause goes half way between two of them.
+    Where the words are, batch's words say: the pause goes near half way between two of them.
     """
     cuts = []
     for sound in speech:
-        words = await engine.recognize_file(_raw(sound, workdir))
+        words = await engine.recognize_file(sound.write_raw(workdir))
         pairs = list(itertools.pairwise(words))
         later = [(a, b) for a, b in pairs if a.end - words[0].start >= PHRASE_SECONDS]
         before, after = later[0] if later else pairs[len(pairs) // 2]
@@ -372,12 +372,6 @@ async def run(
     return result
 
 
-def _raw(sound: Sound, workdir: Path) -> Path:
-    path = workdir / f"{sound.name}.raw"
-    path.write_bytes(sound.pcm)
-    return path
-
-
 async def measure(
     workdir: Path, chosen: dict[str, list[Sound]], settings: list[Setting], loads: list[float]
 ) -> dict[str, Any]:
@@ -387,7 +381,7 @@ async def measure(
         if "phrases alone" in chosen:
             chosen["phrases alone"] = await phrases_alone(engine, chosen["phrases alone"], workdir)
         for name, sounds in chosen.items():
-            batch = [text(await engine.recognize_file(_raw(s, workdir))) for s in sounds]
+            batch = [text(await engine.recognize_file(s.write_raw(workdir))) for s in sounds]
             references = [sound.reference for sound in sounds]
             runs = [
                 await run(engine, sounds, setting, load) for setting in settings for load in loads
