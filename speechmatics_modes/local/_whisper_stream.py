@@ -387,6 +387,14 @@ class _PauseDecode:
 
 
 @dataclass(frozen=True)
+class _Span:
+    """Where an utterance began and where its speech ended."""
+
+    start: float
+    end: float
+
+
+@dataclass(frozen=True)
 class _Dropped:
     """An interim decode dropped for a pause heard ahead (:meth:`WhisperStream.arriving`).
 
@@ -503,8 +511,8 @@ class WhisperStream:
         self._utterances = 0
         """Counts utterances closed (or never opened), so a dropped decode's words that come
         after its utterance closed are not taken for the next one's."""
-        self._unheard_speech: tuple[float, float] | None = None
-        """Where the last utterance began and its speech ended, if it gave no words."""
+        self._unheard_speech: _Span | None = None
+        """The last utterance, if it gave no words (:meth:`_joined`)."""
 
     @property
     def buffered_seconds(self) -> float:
@@ -777,21 +785,20 @@ class WhisperStream:
         Where it decodes from: :meth:`_final_start`.
         """
         done = self._pause_decode
-        utterance_start = start
         settled: list[EngineWord] = []
         if done is not None and done.until >= speech_end:
             words: list[EngineWord] | None = done.words
         else:
-            start, context = self._final_start(start)
-            if hurry and start - context < until - FLUSH_SECONDS:
+            begin, context = self._final_start(start)
+            if hurry and begin - context < until - FLUSH_SECONDS:
                 settled = self._settle(until - FLUSH_SECONDS)
-                if self._committed_end > start:
-                    start, context = self._committed_end, FLUSH_CONTEXT_SECONDS
+                if self._committed_end > begin:
+                    begin, context = self._committed_end, FLUSH_CONTEXT_SECONDS
             words = await self._decode_window(
-                start, until, final=True, deadline=self._clock(), context=context, quick=hurry
+                begin, until, final=True, deadline=self._clock(), context=context, quick=hurry
             )
         assert words is not None
-        return self._close(words, settled, span=(utterance_start, speech_end))
+        return self._close(words, settled, span=_Span(start, speech_end))
 
     def _joined(self, start: float) -> float:
         """Where the utterance begun at ``start`` is decoded from: with unheard speech before it.
@@ -803,10 +810,10 @@ class WhisperStream:
         unheard = self._unheard_speech
         if unheard is None:
             return start
-        if start - unheard[1] > JOIN_GAP_SECONDS:
+        if start - unheard.end > JOIN_GAP_SECONDS:
             self._unheard_speech = None
             return start
-        return min(start, unheard[0])
+        return min(start, unheard.start)
 
     def _open_start(self) -> float | None:
         """Where the audio of the open utterance begins (:meth:`_joined`).
@@ -817,13 +824,17 @@ class WhisperStream:
         if start is not None:
             return self._joined(start)
         unheard = self._unheard_speech
-        if unheard is not None and self._audio_end - unheard[1] <= JOIN_GAP_SECONDS + PAUSE_SECONDS:
-            return unheard[0]
+        joinable = JOIN_GAP_SECONDS + PAUSE_SECONDS  # the next speech may begin that late
+        if unheard is not None and self._audio_end - unheard.end <= joinable:
+            return unheard.start
         return None
 
-    def _gave_no_words(self, start: float, speech_end: float) -> bool:
-        """Whether the utterance from ``start`` is a short phrase that gave no final word."""
-        return self._committed_end <= start and speech_end - start <= UNHEARD_SECONDS
+    def _gave_no_words(self, utterance: _Span) -> bool:
+        """Whether ``utterance`` is a short phrase that gave no final word."""
+        return (
+            self._committed_end <= utterance.start
+            and utterance.end - utterance.start <= UNHEARD_SECONDS
+        )
 
     def _settle(self, cut: float) -> list[EngineWord]:
         """Make final, as the latest looks heard them, the open words that end before ``cut``."""
@@ -877,20 +888,20 @@ class WhisperStream:
         words: Sequence[EngineWord],
         settled: Sequence[EngineWord] = (),
         *,
-        span: tuple[float, float] | None = None,
+        span: _Span | None = None,
     ) -> StreamUpdate:
         """The open utterance ended with ``words``: the new ones become final.
 
         They follow the ``settled`` ones, which a forced end made final just before, and the
         words an interim decode dropped for the pause found due (:meth:`_salvage`). If none
-        was heard, the utterance's ``span`` (start, end of speech) is kept to be heard again
-        with the next one (:meth:`_joined`).
+        was heard, the utterance's ``span`` is kept to be heard again with the next one
+        (:meth:`_joined`).
         """
         salvaged = self._salvage()
         fresh = after_committed(words, self._committed)
         self._commit(fresh)
         finals = (*settled, *salvaged, *fresh)
-        self._unheard_speech = span if span and self._gave_no_words(*span) else None
+        self._unheard_speech = span if span and self._gave_no_words(span) else None
         self._forget_open()
         self._trim()
         return StreamUpdate(finals, (), utterance_ended=True)
