@@ -304,16 +304,17 @@ async def session(
     return heard, decoder.decoded_seconds
 
 
-def categories(speech: list[Sound]) -> dict[str, list[Sound]]:
-    """The dev set's categories where real time and batch differ most, and those without words."""
-    return {
-        "speech clips": speech,
-        "noisy tails": noisy_tails(speech),
-        "telephone clips": [telephone(sound) for sound in speech],
-        "telephone stream": [telephone(joined(speech))],
-        "non-speech": non_speech(),
-        "speech-like": speech_like(speech),
-    }
+CATEGORIES: dict[str, Callable[[list[Sound]], list[Sound]]] = {
+    "speech clips": lambda speech: speech,
+    "noisy tails": noisy_tails,
+    "telephone clips": lambda speech: [telephone(sound) for sound in speech],
+    "telephone stream": lambda speech: [telephone(joined(speech))],
+    "non-speech": lambda speech: non_speech(),
+    "speech-like": speech_like,
+}
+"""The dev set's categories where real time and batch differ most, and those without words,
+each made from the speech clips; and :data:`PHRASES`, which needs batch's words first."""
+PHRASES = "phrases alone"
 
 
 PHRASE_SECONDS = 0.8
@@ -336,11 +337,15 @@ async def phrases_alone(engine: WhisperEngine, speech: list[Sound], workdir: Pat
     return phrase_alone(speech, cuts)
 
 
-def errors(references: list[str], texts: list[str]) -> float:
+def wordless(sounds: list[Sound]) -> bool:
+    return not any(sound.reference.split() for sound in sounds)
+
+
+def errors(sounds: list[Sound], texts: list[str]) -> float:
     """WER; in sounds without words, how many words were heard (each one made up)."""
-    if any(reference.split() for reference in references):
-        return word_error_rate(references, texts)
-    return float(sum(len(text.split()) for text in texts))
+    if wordless(sounds):
+        return float(sum(len(text.split()) for text in texts))
+    return word_error_rate([sound.reference for sound in sounds], texts)
 
 
 async def run(
@@ -353,7 +358,7 @@ async def run(
     result: dict[str, Any] = {
         "setting": setting.name,
         "load": load,
-        "wer": errors([sound.reference for sound in sounds], texts),
+        "wer": errors(sounds, texts),
         "heard": texts,
         "final_lag_p95_s": lags[int(0.95 * (len(lags) - 1))] if lags else 0.0,
         "final_lag_max_s": lags[-1] if lags else 0.0,
@@ -373,22 +378,28 @@ async def run(
 
 
 async def measure(
-    workdir: Path, chosen: dict[str, list[Sound]], settings: list[Setting], loads: list[float]
+    workdir: Path,
+    speech: list[Sound],
+    names: list[str],
+    settings: list[Setting],
+    loads: list[float],
 ) -> dict[str, Any]:
+    """Each category ``names`` says, made from the ``speech`` clips, in each setting and load."""
     results: dict[str, Any] = {}
     ctranslate2.set_random_seed(SEED)  # before the model's worker thread draws its first number
     async with WhisperEngine(workers=1) as engine:
-        if "phrases alone" in chosen:
-            chosen["phrases alone"] = await phrases_alone(engine, chosen["phrases alone"], workdir)
-        for name, sounds in chosen.items():
+        for name in names:
+            if name == PHRASES:
+                sounds = await phrases_alone(engine, speech, workdir)
+            else:
+                sounds = CATEGORIES[name](speech)
             batch = [text(await engine.recognize_file(s.write_raw(workdir))) for s in sounds]
-            references = [sound.reference for sound in sounds]
             runs = [
                 await run(engine, sounds, setting, load) for setting in settings for load in loads
             ]
             results[name] = {
-                "batch_wer": errors(references, batch),
-                "wordless": not any(reference.split() for reference in references),
+                "batch_wer": errors(sounds, batch),
+                "wordless": wordless(sounds),
                 "batch_heard": batch,
                 "runs": runs,
             }
@@ -445,13 +456,13 @@ def main() -> None:
             Sound(clip.name, clip.pcm_path.read_bytes(), clip.reference)
             for clip in load_clips(workdir)
         ]
-        everything = categories(speech)
-        everything["phrases alone"] = speech  # the pauses go in once batch has heard the words
+        everything = [*CATEGORIES, PHRASES]
         unknown = set(arguments.category or ()) - set(everything)
         if unknown:
             raise SystemExit(f"choose categories from: {', '.join(everything)}")
-        chosen = {k: v for k, v in everything.items() if k in (arguments.category or everything)}
-        results = asyncio.run(measure(workdir, chosen, settings, arguments.load or list(LOADS)))
+        names = [name for name in everything if name in (arguments.category or everything)]
+        loads = arguments.load or list(LOADS)
+        results = asyncio.run(measure(workdir, speech, names, settings, loads))
     publish(RESULTS, {"cpus": os.cpu_count(), "categories": results}, table(results))
 
 
